@@ -1,0 +1,742 @@
+//! Consensus: validation, difficulty, time, parents, the TxPoW tree with GHOST fork choice, and
+//! the cascade. A pure state machine — blocks in, decisions out; time is an input.
+
+pub mod cascade;
+mod error;
+pub mod pow;
+pub mod validate;
+
+use std::collections::{HashMap, HashSet};
+
+pub use cascade::{Cascade, CascadeEntry};
+pub use error::ChainError;
+
+use crate::codec::Encode;
+use crate::crypto::{Hash, TaggedHasher};
+use crate::mmr::{BlockWitness, Mmr, MmrDelta, MmrPeaks, MmrProof};
+use crate::params::Params;
+use crate::script::SigCache;
+use crate::types::{Coin, CoinRecord, Magic, Parents, Transaction, TxBody, TxHeader, TxPoW, Witness};
+use crate::U256;
+use pow::{median_time, next_target, super_level, work_of};
+use validate::{apply_transaction, check_txpow, run_scripts, TxPowInfo};
+
+/// A block of the tree with everything needed to build on it, refresh proofs and roll back.
+#[derive(Debug, Clone)]
+pub struct TreeBlock {
+    /// The block.
+    pub txpow: TxPoW,
+    /// Its MMR witness (kept so the block can be served).
+    pub witness: BlockWitness,
+    /// Its id.
+    pub id: Hash,
+    /// Work of its target.
+    pub work: u128,
+    /// Work of it and every descendant in the tree.
+    pub subtree_work: u128,
+    /// Children in the tree.
+    pub children: Vec<Hash>,
+    /// MMR peaks after the block.
+    pub peaks: MmrPeaks,
+    /// MMR nodes the block changed.
+    pub delta: MmrDelta,
+    /// Transactions it applied, in order.
+    pub txids: Vec<Hash>,
+    /// Every TxPoW id it applied (its own first if it is a transaction, then the listed ones).
+    pub applied: Vec<Hash>,
+}
+
+impl TreeBlock {
+    /// Block number.
+    pub fn number(&self) -> u64 {
+        self.txpow.header.block_number
+    }
+    /// Parent id.
+    pub fn parent(&self) -> Hash {
+        self.txpow.header.parents.0[0]
+    }
+}
+
+/// A change of the best chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reorg {
+    /// Blocks that left the best chain, newest first.
+    pub disconnected: Vec<Hash>,
+    /// Blocks that joined it, oldest first.
+    pub connected: Vec<Hash>,
+}
+
+/// What adding a block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Already in the tree.
+    Known,
+    /// Lists TxPoWs the node lacks: fetch them and add the block again.
+    Pending {
+        /// Missing TxPoW ids.
+        missing: Vec<Hash>,
+    },
+    /// Valid and stored in the tree.
+    Added {
+        /// Tip changed; what moved (empty `disconnected` = extension).
+        reorg: Option<Reorg>,
+        /// Headers that moved into the cascade (oldest first).
+        pruned: Vec<Hash>,
+    },
+}
+
+/// The consensus state: cascade + tree, with the best tip by GHOST.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    params: Params,
+    genesis_id: Hash,
+    tree: HashMap<Hash, TreeBlock>,
+    root: Hash,
+    tip: Hash,
+    cascade: Cascade,
+    invalid: HashSet<Hash>,
+}
+
+/// A transaction TxPoW looked up by id (the mempool, or blocks fetched for a pending block).
+pub trait TxPowSource {
+    /// The TxPoW with this id, if held.
+    fn get_txpow(&self, id: &Hash) -> Option<TxPoW>;
+}
+
+impl TxPowSource for HashMap<Hash, TxPoW> {
+    fn get_txpow(&self, id: &Hash) -> Option<TxPoW> {
+        self.get(id).cloned()
+    }
+}
+
+/// No TxPoWs at all.
+pub struct NoTxPows;
+impl TxPowSource for NoTxPows {
+    fn get_txpow(&self, _id: &Hash) -> Option<TxPoW> {
+        None
+    }
+}
+
+/// Genesis coin id: `H("minima/genesis/v1", chain_id, prng)`.
+pub fn genesis_coin_id(chain_id: u8, prng: &[u8; 32]) -> Hash {
+    TaggedHasher::new("minima/genesis/v1").bytes(&[chain_id]).bytes(prng).finish()
+}
+
+/// The genesis coin of a parameter set.
+pub fn genesis_coin(params: &Params) -> Result<CoinRecord, ChainError> {
+    let address = params.genesis.address.ok_or(ChainError::Params(
+        crate::params::ParamsError::GenesisUnset(params.name),
+    ))?;
+    Ok(CoinRecord {
+        coin: Coin {
+            coin_id: genesis_coin_id(params.chain_id, &params.genesis.prng),
+            address,
+            amount: params.genesis.amount,
+            token_id: Hash::ZERO,
+            state: vec![],
+        },
+        created: 0,
+    })
+}
+
+/// Block 0 of a parameter set and its MMR.
+pub fn genesis(params: &Params) -> Result<(TxPoW, Mmr), ChainError> {
+    let coin = genesis_coin(params)?;
+    let mut mmr = Mmr::new();
+    mmr.append_coin(&coin).map_err(ChainError::Mmr)?;
+    let min_target = params.magic.min_target();
+    let body = TxBody {
+        txn_target: min_target,
+        transaction: Transaction::empty(),
+        witness: Witness::default(),
+        txpow_ids: vec![],
+        prng: params.genesis.prng,
+    };
+    let header = TxHeader {
+        chain_id: params.chain_id,
+        version: 1,
+        block_number: 0,
+        time_ms: params.genesis.time_ms,
+        block_target: min_target,
+        parents: Parents::default(),
+        mmr_root: mmr.root().map_err(ChainError::Mmr)?,
+        mmr_total: mmr.total().map_err(ChainError::Mmr)?,
+        magic: params.magic,
+        body_hash: body.hash(),
+        nonce: [0; 32],
+    };
+    Ok((TxPoW { header, body }, mmr))
+}
+
+/// The header fields a block built on a parent must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextBlock {
+    /// Its number.
+    pub block_number: u64,
+    /// The target the difficulty rule sets.
+    pub block_target: U256,
+    /// Its parents array.
+    pub parents: Parents,
+    /// Median time past: `time_ms` must be above it.
+    pub median_time: u64,
+    /// Earliest valid `time_ms`.
+    pub min_time: u64,
+    /// Latest valid `time_ms` (consensus bound).
+    pub max_time: u64,
+    /// The magic.
+    pub magic: Magic,
+}
+
+/// Parents of a block built on `tip`.
+pub fn parents_after(tip: &TxHeader, tip_id: &Hash) -> Parents {
+    let sl = if tip.block_number == 0 {
+        31
+    } else {
+        super_level(tip_id, &tip.block_target).unwrap_or(0)
+    } as usize;
+    let mut p = tip.parents;
+    for slot in p.0.iter_mut().take(sl + 1) {
+        *slot = *tip_id;
+    }
+    p
+}
+
+impl Chain {
+    /// A chain holding only the genesis of `params` (which must pass [`Params::check`]).
+    pub fn new(params: Params) -> Result<Chain, ChainError> {
+        params.check()?;
+        let (g, mmr) = genesis(&params)?;
+        let id = g.id();
+        let peaks = mmr.peaks().map_err(ChainError::Mmr)?;
+        let work = work_of(&g.header.block_target);
+        let root = TreeBlock {
+            txpow: g,
+            witness: BlockWitness::default(),
+            id,
+            work,
+            subtree_work: work,
+            children: vec![],
+            peaks,
+            delta: MmrDelta { old_leaf_count: 0, new_leaf_count: 1, changes: vec![] },
+            txids: vec![],
+            applied: vec![],
+        };
+        let mut tree = HashMap::new();
+        tree.insert(id, root);
+        Ok(Chain {
+            params,
+            genesis_id: id,
+            tree,
+            root: id,
+            tip: id,
+            cascade: Cascade::new(),
+            invalid: HashSet::new(),
+        })
+    }
+
+    /// Resume from a verified cascade and a tree root block whose MMR peaks are `root_peaks`
+    /// (initial sync, or a restart from storage). The root's header must link to the cascade.
+    pub fn from_parts(
+        params: Params,
+        cascade: Cascade,
+        root: TxPoW,
+        root_witness: BlockWitness,
+        root_peaks: MmrPeaks,
+    ) -> Result<Chain, ChainError> {
+        params.check()?;
+        let (g, _) = genesis(&params)?;
+        let genesis_id = g.id();
+        let id = root.id();
+        if root_peaks.root() != root.header.mmr_root
+            || root_peaks.total().ok() != Some(root.header.mmr_total)
+        {
+            return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
+        }
+        if let Some(n) = cascade.newest() {
+            if root.header.parents.0[0] != n.id || root.header.block_number != n.header.block_number + 1
+            {
+                return Err(ChainError::Cascade("tree root does not follow the cascade"));
+            }
+        } else if id != genesis_id {
+            return Err(ChainError::BadGenesis);
+        }
+        let work = work_of(&root.header.block_target);
+        let tb = TreeBlock {
+            txpow: root,
+            witness: root_witness,
+            id,
+            work,
+            subtree_work: work,
+            children: vec![],
+            peaks: root_peaks,
+            delta: MmrDelta::default(),
+            txids: vec![],
+            applied: vec![],
+        };
+        let mut tree = HashMap::new();
+        tree.insert(id, tb);
+        Ok(Chain { params, genesis_id, tree, root: id, tip: id, cascade, invalid: HashSet::new() })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// Id of block 0.
+    pub fn genesis_id(&self) -> Hash {
+        self.genesis_id
+    }
+    /// The best tip.
+    pub fn tip(&self) -> &TreeBlock {
+        &self.tree[&self.tip]
+    }
+    /// Id of the best tip.
+    pub fn tip_id(&self) -> Hash {
+        self.tip
+    }
+    /// The tree root.
+    pub fn root(&self) -> &TreeBlock {
+        &self.tree[&self.root]
+    }
+    /// The cascade.
+    pub fn cascade(&self) -> &Cascade {
+        &self.cascade
+    }
+    /// A tree block.
+    pub fn block(&self, id: &Hash) -> Option<&TreeBlock> {
+        self.tree.get(id)
+    }
+    /// Blocks in the tree.
+    pub fn tree_len(&self) -> usize {
+        self.tree.len()
+    }
+    /// True when the tree or cascade holds `id`.
+    pub fn knows(&self, id: &Hash) -> bool {
+        self.tree.contains_key(id) || self.cascade.contains(id)
+    }
+
+    /// Chain weight: cascade weight + work on the root→tip path.
+    pub fn weight(&self) -> u128 {
+        let mut w = self.cascade.weight();
+        let mut cur = self.tip;
+        loop {
+            let b = &self.tree[&cur];
+            w = w.saturating_add(b.work);
+            if cur == self.root {
+                break;
+            }
+            cur = b.parent();
+        }
+        w
+    }
+
+    /// Ids from the root to the tip, oldest first.
+    pub fn best_path(&self) -> Vec<Hash> {
+        self.path_to(self.tip)
+    }
+
+    fn path_to(&self, id: Hash) -> Vec<Hash> {
+        let mut v = vec![];
+        let mut cur = id;
+        loop {
+            v.push(cur);
+            if cur == self.root {
+                break;
+            }
+            match self.tree.get(&cur) {
+                Some(b) => cur = b.parent(),
+                None => break,
+            }
+        }
+        v.reverse();
+        v
+    }
+
+    /// (target, time) of `id` and up to `n − 1` ancestors, oldest first, across the cascade.
+    fn history(&self, id: &Hash, n: usize) -> Vec<(U256, u64)> {
+        let mut v = Vec::with_capacity(n);
+        let mut cur = *id;
+        while v.len() < n {
+            match self.tree.get(&cur) {
+                Some(b) => {
+                    v.push((b.txpow.header.block_target, b.txpow.header.time_ms));
+                    if cur == self.root {
+                        // Continue into the cascade: its level-0 run is contiguous.
+                        for e in self.cascade.entries() {
+                            if v.len() >= n || e.level != 0 {
+                                break;
+                            }
+                            v.push((e.header.block_target, e.header.time_ms));
+                        }
+                        break;
+                    }
+                    cur = b.parent();
+                }
+                None => break,
+            }
+        }
+        v.reverse();
+        v
+    }
+
+    /// What a block built on `parent` must carry.
+    pub fn next_block(&self, parent: &Hash) -> Result<NextBlock, ChainError> {
+        let p = self.tree.get(parent).ok_or(ChainError::UnknownParent(*parent))?;
+        let h = p.number() + 1;
+        let want = self.params.diff_window.max(self.params.mtp_window) as usize;
+        let hist = self.history(parent, want.min(h as usize));
+        let target = next_target(&self.params, h, &hist);
+        let m = (self.params.mtp_window as usize).min(hist.len());
+        let times: Vec<u64> = hist[hist.len() - m..].iter().map(|x| x.1).collect();
+        let median = median_time(&times);
+        Ok(NextBlock {
+            block_number: h,
+            block_target: target,
+            parents: parents_after(&p.txpow.header, parent),
+            median_time: median,
+            min_time: median + 1,
+            max_time: median + self.params.max_time_ahead_of_median_ms,
+            magic: self.params.magic,
+        })
+    }
+
+    fn txid_on_branch(&self, from: &Hash, txid: &Hash) -> bool {
+        let mut cur = *from;
+        loop {
+            let Some(b) = self.tree.get(&cur) else { return false };
+            if b.txids.contains(txid) {
+                return true;
+            }
+            if cur == self.root {
+                return false;
+            }
+            cur = b.parent();
+        }
+    }
+
+    /// Validate a block against its parent and, if valid, add it to the tree, re-run fork
+    /// choice and prune into the cascade. Listed TxPoWs come from `txpows`.
+    pub fn add_block(
+        &mut self,
+        txpow: TxPoW,
+        witness: BlockWitness,
+        txpows: &dyn TxPowSource,
+    ) -> Result<AddOutcome, ChainError> {
+        let id = txpow.id();
+        if self.tree.contains_key(&id) || self.cascade.contains(&id) {
+            return Ok(AddOutcome::Known);
+        }
+        let info = check_txpow(&self.params, &txpow)?;
+        if !info.is_block {
+            return Err(ChainError::NotABlock);
+        }
+        let parent_id = txpow.header.parents.0[0];
+        if self.invalid.contains(&parent_id) {
+            self.invalid.insert(id);
+            return Err(ChainError::InvalidParent(parent_id));
+        }
+        let Some(parent) = self.tree.get(&parent_id) else {
+            if self.cascade.contains(&parent_id)
+                || txpow.header.block_number <= self.root().number()
+            {
+                return Err(ChainError::BelowRoot);
+            }
+            return Err(ChainError::UnknownParent(parent_id));
+        };
+        let parent_number = parent.number();
+        let parent_peaks = parent.peaks.clone();
+        let parent_root = parent.txpow.header.mmr_root;
+        if txpow.header.block_number != parent_number + 1 {
+            return Err(ChainError::WrongBlockNumber(txpow.header.block_number));
+        }
+        let next = self.next_block(&parent_id)?;
+        if txpow.header.block_target != next.block_target {
+            return Err(ChainError::WrongBlockTarget);
+        }
+        let t = txpow.header.time_ms;
+        if t <= next.median_time {
+            return Err(ChainError::TimeTooEarly { time: t, median: next.median_time });
+        }
+        if t > next.max_time {
+            return Err(ChainError::TimeTooFarAhead { time: t, median: next.median_time });
+        }
+        if txpow.header.parents != next.parents {
+            return Err(ChainError::WrongParents);
+        }
+        // Gather the block's transactions: its own first, then each listed one.
+        let mut missing = vec![];
+        let mut listed = Vec::with_capacity(txpow.body.txpow_ids.len());
+        for lid in &txpow.body.txpow_ids {
+            match txpows.get_txpow(lid) {
+                Some(t) if t.id() == *lid => listed.push(t),
+                _ => missing.push(*lid),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(AddOutcome::Pending { missing });
+        }
+        let mut txs: Vec<(&TxPoW, TxPowInfo)> = vec![];
+        if info.is_transaction {
+            txs.push((&txpow, info));
+        }
+        let mut block_bytes = info.size;
+        for t in &listed {
+            let li = check_txpow(&self.params, t)?;
+            if !li.is_transaction {
+                return Err(ChainError::ListedNotTransaction(li.id));
+            }
+            block_bytes += li.size;
+            txs.push((t, li));
+        }
+        let magic = &self.params.magic;
+        if block_bytes > magic.max_block_bytes as usize {
+            return Err(ChainError::BlockTooLarge(block_bytes));
+        }
+        let n_inputs: usize = txs.iter().map(|(t, _)| t.body.transaction.inputs.len()).sum();
+        if n_inputs > magic.max_block_inputs as usize {
+            return Err(ChainError::TooManyBlockInputs(n_inputs));
+        }
+        let mut seen_txids = HashSet::new();
+        let mut seen_coins = HashSet::new();
+        for (t, li) in &txs {
+            if !seen_txids.insert(li.txid) || self.txid_on_branch(&parent_id, &li.txid) {
+                return Err(ChainError::TxidAppliedTwice(li.txid));
+            }
+            for c in &t.body.transaction.inputs {
+                if !seen_coins.insert(c.coin_id) {
+                    return Err(ChainError::DuplicateInput(c.coin_id));
+                }
+            }
+        }
+        // The witness must be the parent's MMR and prove every input, in order.
+        if witness.parent_peaks != parent_peaks || witness.parent_peaks.root() != parent_root {
+            return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
+        }
+        let coins: Vec<&Coin> =
+            txs.iter().flat_map(|(t, _)| t.body.transaction.inputs.iter()).collect();
+        let mut mmr = Mmr::from_witness(&witness, &coins).map_err(ChainError::BadWitness)?;
+        let block_number = txpow.header.block_number;
+        let mut cache = SigCache::new();
+        let mut sigops_block = 0u32;
+        let mut pos = 0usize;
+        mmr.begin();
+        for (t, li) in &txs {
+            let n = t.body.transaction.inputs.len();
+            let w = &witness.inputs[pos..pos + n];
+            let leaves: Vec<u64> = w.iter().map(|x| x.leaf_index).collect();
+            let created: Vec<u64> = w.iter().map(|x| x.created).collect();
+            pos += n;
+            let ops = run_scripts(&self.params, t, &created, block_number, &mut cache)?;
+            let sigops = li.sig_count + ops;
+            if sigops > magic.max_sigops_txpow {
+                return Err(ChainError::TooManySigopsTxPow(sigops));
+            }
+            sigops_block += sigops;
+            if sigops_block > magic.max_sigops_block {
+                return Err(ChainError::TooManySigopsBlock(sigops_block));
+            }
+            apply_transaction(&mut mmr, &t.body.transaction, &leaves, &created, block_number)?;
+        }
+        let delta = mmr.finish();
+        let peaks = mmr.peaks().map_err(ChainError::Mmr)?;
+        if peaks.root() != txpow.header.mmr_root {
+            return Err(ChainError::WrongMmrRoot);
+        }
+        if peaks.total().map_err(ChainError::Mmr)? != txpow.header.mmr_total {
+            return Err(ChainError::WrongMmrTotal);
+        }
+        let txids: Vec<Hash> = txs.iter().map(|(_, li)| li.txid).collect();
+        let applied: Vec<Hash> = txs.iter().map(|(_, li)| li.id).collect();
+        drop(txs);
+        let work = work_of(&txpow.header.block_target);
+        let tb = TreeBlock {
+            txpow,
+            witness,
+            id,
+            work,
+            subtree_work: work,
+            children: vec![],
+            peaks,
+            delta,
+            txids,
+            applied,
+        };
+        self.insert(tb);
+        let old_tip = self.tip;
+        self.tip = self.ghost();
+        let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
+        let pruned = self.prune_tree();
+        Ok(AddOutcome::Added { reorg, pruned })
+    }
+
+    fn insert(&mut self, tb: TreeBlock) {
+        let id = tb.id;
+        let work = tb.work;
+        let mut cur = tb.parent();
+        self.tree.insert(id, tb);
+        if let Some(p) = self.tree.get_mut(&cur) {
+            p.children.push(id);
+        }
+        loop {
+            let Some(b) = self.tree.get_mut(&cur) else { break };
+            b.subtree_work = b.subtree_work.saturating_add(work);
+            if cur == self.root {
+                break;
+            }
+            cur = b.parent();
+        }
+    }
+
+    /// GHOST from the root: step into the child with the heaviest subtree; a tie keeps the
+    /// current branch, else the lower id.
+    fn ghost(&self) -> Hash {
+        let current: HashSet<Hash> = self.path_to(self.tip).into_iter().collect();
+        let mut cur = self.root;
+        loop {
+            let b = &self.tree[&cur];
+            let mut best: Option<&TreeBlock> = None;
+            for c in &b.children {
+                let cb = &self.tree[c];
+                best = match best {
+                    None => Some(cb),
+                    Some(x) => {
+                        let better = cb.subtree_work > x.subtree_work
+                            || (cb.subtree_work == x.subtree_work
+                                && !current.contains(&x.id)
+                                && (current.contains(&cb.id) || cb.id < x.id));
+                        Some(if better { cb } else { x })
+                    }
+                };
+            }
+            match best {
+                Some(n) => cur = n.id,
+                None => return cur,
+            }
+        }
+    }
+
+    fn reorg_between(&self, old: Hash, new: Hash) -> Reorg {
+        let old_path = self.path_to(old);
+        let new_path = self.path_to(new);
+        let common = old_path.iter().zip(new_path.iter()).take_while(|(a, b)| a == b).count();
+        Reorg {
+            disconnected: old_path[common..].iter().rev().copied().collect(),
+            connected: new_path[common..].to_vec(),
+        }
+    }
+
+    /// Move the oldest blocks of the best branch into the cascade once it is
+    /// `tree_depth + cascade_step` past the root.
+    fn prune_tree(&mut self) -> Vec<Hash> {
+        let tip_n = self.tip().number();
+        let root_n = self.root().number();
+        if tip_n < root_n + self.params.tree_depth + self.params.cascade_step {
+            return vec![];
+        }
+        let path = self.best_path();
+        let step = self.params.cascade_step as usize;
+        let new_root = path[step];
+        let moved: Vec<Hash> = path[..step].to_vec();
+        // Keep the new root and its descendants; everything else leaves the tree.
+        let mut keep = HashSet::new();
+        let mut stack = vec![new_root];
+        while let Some(x) = stack.pop() {
+            keep.insert(x);
+            if let Some(b) = self.tree.get(&x) {
+                stack.extend(b.children.iter().copied());
+            }
+        }
+        let headers: Vec<(TxHeader, Hash)> = moved
+            .iter()
+            .rev()
+            .filter_map(|id| self.tree.get(id).map(|b| (b.txpow.header.clone(), *id)))
+            .collect();
+        self.tree.retain(|k, _| keep.contains(k));
+        self.root = new_root;
+        self.cascade.push_newest(headers, &self.params);
+        moved
+    }
+
+    /// Check a relay coin proof for the mempool: its block is on the best branch at most
+    /// `proof_window` below the tip, the path leads to that block's root, and no later block
+    /// changed the leaf.
+    pub fn check_coin_proof(&self, rec: &CoinRecord, proof: &MmrProof) -> Result<(), ChainError> {
+        let path = self.best_path();
+        let pos = path
+            .iter()
+            .position(|x| *x == proof.block_id)
+            .ok_or(ChainError::CoinProofUnknownBlock(proof.block_id))?;
+        let b = &self.tree[&proof.block_id];
+        let age = self.tip().number() - b.number();
+        if age > self.params.proof_window {
+            return Err(ChainError::CoinProofTooOld(age));
+        }
+        let leaf = crate::mmr::leaf_node(rec, false);
+        let root = proof.root_for(&leaf, b.peaks.leaf_count).map_err(ChainError::BadCoinProof)?;
+        if root != b.txpow.header.mmr_root {
+            return Err(ChainError::BadCoinProof(crate::mmr::MmrError::BadProof));
+        }
+        for later in &path[pos + 1..] {
+            if self.tree[later].delta.touches_leaf(proof.leaf_index) {
+                return Err(ChainError::StaleProof);
+            }
+        }
+        Ok(())
+    }
+
+    /// Carry a valid coin proof forward to the tip.
+    pub fn refresh_proof(&self, rec: &CoinRecord, proof: &MmrProof) -> Result<MmrProof, ChainError> {
+        self.check_coin_proof(rec, proof)?;
+        let path = self.best_path();
+        let pos = path.iter().position(|x| *x == proof.block_id).unwrap_or(0);
+        let deltas: Vec<&MmrDelta> = path[pos + 1..].iter().map(|x| &self.tree[x].delta).collect();
+        let count = self.tree[&proof.block_id].peaks.leaf_count;
+        crate::mmr::refresh_proof(proof, rec, count, &deltas, self.tip).map_err(|e| match e {
+            crate::mmr::MmrError::Stale(_) => ChainError::StaleProof,
+            e => ChainError::BadCoinProof(e),
+        })
+    }
+
+    /// Check a transaction TxPoW for the mempool with one relay proof per input
+    /// (`created`, proof): stateless checks, proofs, then scripts with `@BLOCK` = tip + 1.
+    /// Returns the TxPoW's facts and its sig-ops.
+    pub fn check_mempool_txpow(
+        &self,
+        txpow: &TxPoW,
+        proofs: &[(u64, MmrProof)],
+    ) -> Result<(TxPowInfo, u32), ChainError> {
+        let info = check_txpow(&self.params, txpow)?;
+        if !info.is_transaction {
+            return Err(ChainError::InsufficientWork);
+        }
+        let tx = &txpow.body.transaction;
+        if proofs.len() != tx.inputs.len() {
+            return Err(ChainError::ProofCount { expected: tx.inputs.len(), found: proofs.len() });
+        }
+        if self.txid_on_branch(&self.tip, &info.txid) {
+            return Err(ChainError::TxidAppliedTwice(info.txid));
+        }
+        let mut created = Vec::with_capacity(proofs.len());
+        for (coin, (c, p)) in tx.inputs.iter().zip(proofs) {
+            self.check_coin_proof(&CoinRecord { coin: coin.clone(), created: *c }, p)?;
+            created.push(*c);
+        }
+        let mut cache = SigCache::new();
+        let ops = run_scripts(&self.params, txpow, &created, self.tip().number() + 1, &mut cache)?;
+        let sigops = info.sig_count + ops;
+        if sigops > self.params.magic.max_sigops_txpow {
+            return Err(ChainError::TooManySigopsTxPow(sigops));
+        }
+        Ok((info, sigops))
+    }
+
+    /// Mark a block id invalid so its descendants are refused at once.
+    pub fn mark_invalid(&mut self, id: Hash) {
+        self.invalid.insert(id);
+    }
+
+    /// Encoded bytes of a block and its listed transactions (for limits and accounting).
+    pub fn encoded_size(txpow: &TxPoW) -> usize {
+        txpow.encode().len()
+    }
+}

@@ -1,0 +1,268 @@
+//! Stateless checks of a TxPoW and the contextual application of transactions to an MMR.
+
+use std::collections::HashSet;
+
+use crate::chain::pow::{meets, target_for_work};
+use crate::chain::ChainError;
+use crate::codec::Encode;
+use crate::crypto::{self, sha3, Hash, PublicKey};
+use crate::mmr::{leaf_node, Mmr, MmrError};
+use crate::params::Params;
+use crate::script::{self, Limits, SigCache};
+use crate::types::{CoinRecord, Transaction, TxPoW};
+use crate::U256;
+
+/// What a TxPoW is, once its stateless checks passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxPowInfo {
+    /// The TxPoW id.
+    pub id: Hash,
+    /// Its transaction's id.
+    pub txid: Hash,
+    /// Encoded size.
+    pub size: usize,
+    /// `id < block_target`.
+    pub is_block: bool,
+    /// A non-empty transaction with `id < txn_target`.
+    pub is_transaction: bool,
+    /// Witness signatures (sig-ops before any `CHECKSIG`).
+    pub sig_count: u32,
+}
+
+/// Largest `txn_target` a TxPoW of `size` bytes may carry:
+/// `floor(min_target · 1,024 / max(1,024, size))`.
+pub fn max_txn_target(params: &Params, size: usize) -> U256 {
+    let min = params.magic.min_target();
+    let b = size.max(1024) as u128;
+    // min_target · 1024 / b = min_target / (b / 1024) computed without overflow in 512 bits.
+    let v = crate::U512::from_be_slice(&min.to_be_bytes::<32>()) * crate::U512::from(1024u32)
+        / crate::U512::from(b);
+    U256::from_be_slice(&v.to_be_bytes::<64>()[32..])
+}
+
+/// The `txn_target` a sender mines to for a TxPoW of `size` bytes with `work` hashes of
+/// effort (at least the size-scaled minimum).
+pub fn txn_target_for(params: &Params, size: usize, work: u128) -> U256 {
+    let cap = max_txn_target(params, size);
+    let t = target_for_work(work);
+    if t < cap {
+        t
+    } else {
+        cap
+    }
+}
+
+/// Checks that need only the TxPoW's own bytes and the Params: chain id, versions, magic, body
+/// hash, size, proof of work, the size-scaled work rule, transaction form and signatures.
+pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainError> {
+    let h = &txpow.header;
+    let b = &txpow.body;
+    if h.chain_id != params.chain_id {
+        return Err(ChainError::WrongChainId(h.chain_id));
+    }
+    if h.version != 1 {
+        return Err(ChainError::WrongVersion(h.version));
+    }
+    if b.transaction.version != 1 {
+        return Err(ChainError::WrongVersion(b.transaction.version));
+    }
+    if h.magic != params.magic {
+        return Err(ChainError::MagicMismatch);
+    }
+    let body_bytes = b.encode();
+    if sha3(&body_bytes) != h.body_hash {
+        return Err(ChainError::WrongBodyHash);
+    }
+    let size = h.encoded_len() + body_bytes.len();
+    if size > params.magic.max_txpow_bytes as usize {
+        return Err(ChainError::TxPowTooLarge { size, max: params.magic.max_txpow_bytes as usize });
+    }
+    if b.txpow_ids.len() > params.magic.max_txns as usize {
+        return Err(ChainError::TooManyTxns(b.txpow_ids.len()));
+    }
+    let mut seen = HashSet::with_capacity(b.txpow_ids.len());
+    for id in &b.txpow_ids {
+        if !seen.insert(*id) {
+            return Err(ChainError::DuplicateListed(*id));
+        }
+    }
+    let id = h.id();
+    let is_block = meets(&id, &h.block_target);
+    let has_tx = !b.transaction.is_empty();
+    let is_transaction = has_tx && meets(&id, &b.txn_target);
+    if !is_block && !is_transaction {
+        return Err(ChainError::InsufficientWork);
+    }
+    let min_target = params.magic.min_target();
+    if h.block_target > min_target && is_block {
+        return Err(ChainError::WrongBlockTarget);
+    }
+    let txid = b.transaction.txid();
+    if has_tx {
+        if b.txn_target > min_target {
+            return Err(ChainError::TxnTargetTooEasy);
+        }
+        if b.txn_target > max_txn_target(params, size) {
+            return Err(ChainError::InsufficientTxWork { size });
+        }
+        if is_block && b.txn_target < h.block_target {
+            return Err(ChainError::TxnTargetHarderThanBlock);
+        }
+        check_transaction_form(&b.transaction)?;
+        check_witness_form(&b.transaction, &b.witness)?;
+        if b.witness.signatures.len() as u32 > params.magic.max_sigops_txpow {
+            return Err(ChainError::TooManySigopsTxPow(b.witness.signatures.len() as u32));
+        }
+        for (i, (pk, sig)) in b.witness.signatures.iter().enumerate() {
+            if !crypto::verify_tx(pk, params.chain_id, &txid, sig) {
+                return Err(ChainError::BadSignature(i));
+            }
+        }
+    } else if !b.witness.signatures.is_empty() || !b.witness.scripts.is_empty() {
+        return Err(ChainError::UnexpectedWitness);
+    }
+    Ok(TxPowInfo {
+        id,
+        txid,
+        size,
+        is_block,
+        is_transaction,
+        sig_count: b.witness.signatures.len() as u32,
+    })
+}
+
+/// Form of a non-empty transaction: inputs present and distinct, native token, amounts ≥ 1,
+/// sums within `u64`, no overspend.
+pub fn check_transaction_form(tx: &Transaction) -> Result<(), ChainError> {
+    if tx.inputs.is_empty() {
+        return Err(ChainError::NoInputs);
+    }
+    let mut ids = HashSet::with_capacity(tx.inputs.len());
+    let mut sum_in: u128 = 0;
+    for c in &tx.inputs {
+        if !ids.insert(c.coin_id) {
+            return Err(ChainError::DuplicateInput(c.coin_id));
+        }
+        if c.token_id != Hash::ZERO {
+            return Err(ChainError::NonNativeToken);
+        }
+        sum_in += c.amount as u128;
+    }
+    if sum_in > u64::MAX as u128 {
+        return Err(ChainError::InputSumOverflow);
+    }
+    let mut sum_out: u128 = 0;
+    for (i, o) in tx.outputs.iter().enumerate() {
+        if o.amount == 0 {
+            return Err(ChainError::ZeroAmountOutput(i));
+        }
+        if o.token_id != Hash::ZERO {
+            return Err(ChainError::NonNativeToken);
+        }
+        sum_out += o.amount as u128;
+    }
+    if sum_out > u64::MAX as u128 {
+        return Err(ChainError::OutputSumOverflow);
+    }
+    if sum_out > sum_in {
+        return Err(ChainError::Overspend);
+    }
+    Ok(())
+}
+
+/// Every input address has a witness script hashing to it, and every script is used.
+pub fn check_witness_form(
+    tx: &Transaction,
+    w: &crate::types::Witness,
+) -> Result<(), ChainError> {
+    let addrs: Vec<Hash> = w.scripts.iter().map(|s| sha3(s.as_bytes())).collect();
+    let mut used = vec![false; addrs.len()];
+    for (i, c) in tx.inputs.iter().enumerate() {
+        match addrs.binary_search(&c.address) {
+            Ok(j) => used[j] = true,
+            Err(_) => return Err(ChainError::ScriptHashMismatch(i)),
+        }
+    }
+    if let Some(j) = used.iter().position(|u| !u) {
+        return Err(ChainError::UnusedScript(j));
+    }
+    Ok(())
+}
+
+/// Burn of a transaction: Σ inputs − Σ outputs (form already checked).
+pub fn burn(tx: &Transaction) -> u64 {
+    let i: u64 = tx.inputs.iter().map(|c| c.amount).sum();
+    let o: u64 = tx.outputs.iter().map(|c| c.amount).sum();
+    i - o
+}
+
+/// Run every input's script; returns the `CHECKSIG` sig-ops executed.
+pub fn run_scripts(
+    params: &Params,
+    txpow: &TxPoW,
+    created: &[u64],
+    block_number: u64,
+    cache: &mut SigCache,
+) -> Result<u32, ChainError> {
+    let tx = &txpow.body.transaction;
+    let w = &txpow.body.witness;
+    let limits = Limits::from_params(params);
+    let signers: Vec<PublicKey> = w.signatures.iter().map(|s| s.0).collect();
+    let mut sigops = 0u32;
+    for (i, coin) in tx.inputs.iter().enumerate() {
+        let src = w
+            .scripts
+            .iter()
+            .find(|s| sha3(s.as_bytes()) == coin.address)
+            .ok_or(ChainError::ScriptHashMismatch(i))?;
+        let ctx = script::Context {
+            block: block_number,
+            input_index: i,
+            coin,
+            created: created.get(i).copied().unwrap_or(0),
+            tx,
+            signers: &signers,
+        };
+        let stats = script::run_script(src, ctx, &limits, cache)
+            .map_err(|error| ChainError::Script { input: i, error })?;
+        sigops += stats.sigops;
+    }
+    Ok(sigops)
+}
+
+/// Spend a transaction's inputs and append its outputs in `mmr`, in order. `leaves[i]` and
+/// `created[i]` locate input i.
+pub fn apply_transaction(
+    mmr: &mut Mmr,
+    tx: &Transaction,
+    leaves: &[u64],
+    created: &[u64],
+    block_number: u64,
+) -> Result<(), ChainError> {
+    for (i, coin) in tx.inputs.iter().enumerate() {
+        let rec = CoinRecord { coin: coin.clone(), created: created[i] };
+        match mmr.spend(leaves[i], &rec) {
+            Ok(()) => {}
+            Err(MmrError::NotUnspent(_)) | Err(MmrError::LeafOutOfRange { .. }) => {
+                return Err(ChainError::CoinNotUnspent(i))
+            }
+            Err(MmrError::MissingNode(_)) => return Err(ChainError::CoinNotUnspent(i)),
+            Err(e) => return Err(ChainError::Mmr(e)),
+        }
+    }
+    for (i, o) in tx.outputs.iter().enumerate() {
+        let coin_id = tx.output_coin_id(i as u32).ok_or(ChainError::NoInputs)?;
+        let rec = CoinRecord {
+            coin: crate::types::Coin {
+                coin_id,
+                address: o.address,
+                amount: o.amount,
+                token_id: o.token_id,
+                state: o.state.clone(),
+            },
+            created: block_number,
+        };
+        mmr.append(leaf_node(&rec, false)).map_err(ChainError::Mmr)?;
+    }
+    Ok(())
+}

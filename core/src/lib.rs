@@ -1,0 +1,59 @@
+//! # minima-core
+//!
+//! A Complete node after the Minima design, as a library. This crate holds the protocol core —
+//! pure code that decides everything from bytes alone, with no I/O and no clock.
+//!
+//! ## Map
+//! | module | concern |
+//! |---|---|
+//! | [`codec`] | canonical, bounded binary encoding; the only place bytes become objects |
+//! | [`crypto`] | SHA3 hashes, SPHINCS+ keys/sign/verify, seed derivation, bech32m addresses, BIP39 |
+//! | [`types`] | Coin, Transaction, Witness, TxHeader, TxBody, TxPoW, Magic |
+//! | [`params`] | Params (main, test, devnet) and their invariants |
+//! | [`script`] | the v1 KISSVM subset with hard limits |
+//! | [`mmr`] | the MMR sum tree: append, spend, proofs, peaks, per-block deltas, block witnesses |
+//! | [`chain`] | validation, difficulty, time, parents, the TxPoW tree with GHOST, the cascade |
+//! | `fixture` | (feature `fixture`) a chain builder that mines valid test chains in seconds |
+//!
+//! ## Decisions where SPEC is silent
+//! Each is pinned by a test.
+//! - **Leaf count of a proof.** An MMR root commits to its leaf count (`H(0x02, count, P)`), but
+//!   a header carries only the root. A relay [`mmr::MmrProof`]'s path is the siblings to its
+//!   peak followed by the *other* peaks left to right; the verifier takes the leaf count from
+//!   its record of the proof's block. A block MMR witness carries the parent's peaks *with* the
+//!   leaf count ([`mmr::MmrPeaks`]); the root check covers both, and the peak sums must add up
+//!   to the parent's `mmr_total`.
+//! - **`created` of an input.** Inputs omit `created`; the block witness entry and the relay
+//!   proof's companion carry it, and the leaf hash proves it.
+//! - **Inputs come from the parent's MMR.** A block may not spend a coin created in the same
+//!   block (the witness proves inputs against the parent's MMR).
+//! - **Work.** `work(target) = floor(2^256 / (target + 1))`, saturated to `u128::MAX`.
+//! - **Sig-ops.** A TxPoW's sig-ops are its witness signatures plus the `CHECKSIG` calls its
+//!   scripts execute; a block's are the sum over its own and listed TxPoWs.
+//! - **Block bytes** count the block's own encoded TxPoW plus every listed TxPoW once.
+//! - **A txid applied twice** is checked against every block of the tree on this branch; older
+//!   history is covered by the spent inputs.
+//! - **Transaction TxPoWs are judged with @BLOCK = the including block's number**, and are
+//!   contextually valid only inside a block (a mempool check uses tip + 1).
+//! - **Cascade order.** A cascade is listed newest first; the walk of SPEC §6 is run over the
+//!   whole list each time new headers arrive, which keeps exactly what one walk over the full
+//!   history would keep (tested against a reference).
+//! - Script semantics: see [`script`].
+
+pub mod chain;
+pub mod codec;
+pub mod crypto;
+#[cfg(feature = "fixture")]
+pub mod fixture;
+pub mod mmr;
+pub mod params;
+pub mod script;
+pub mod types;
+
+/// 256-bit unsigned integer (targets).
+pub type U256 = ruint::aliases::U256;
+/// 512-bit unsigned integer (intermediate products).
+pub type U512 = ruint::aliases::U512;
+
+pub use crypto::Hash;
+pub use params::Params;
