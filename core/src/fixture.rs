@@ -37,6 +37,7 @@ pub struct ChainBuilder {
     head: Hash,
     coins: VecDeque<Owned>,
     leaves: HashMap<Hash, (u64, u64)>,
+    records: HashMap<Hash, CoinRecord>,
     keys: Vec<Keypair>,
     blocks: Vec<(TxPoW, BlockWitness)>,
     txpows: HashMap<Hash, TxPoW>,
@@ -60,8 +61,10 @@ impl ChainBuilder {
         let g = crate::chain::genesis_coin(&params).expect("genesis coin");
         let mut coins = VecDeque::new();
         let mut leaves = HashMap::new();
+        let mut records = HashMap::new();
         if g.coin.address == script_address(OPEN_SCRIPT) {
             leaves.insert(g.coin.coin_id, (0, 0));
+            records.insert(g.coin.coin_id, g.clone());
             coins.push_back(Owned { rec: g, key: None });
         }
         let head = chain.tip_id();
@@ -72,6 +75,7 @@ impl ChainBuilder {
             head,
             coins,
             leaves,
+            records,
             keys: vec![],
             blocks: vec![],
             txpows: HashMap::new(),
@@ -310,6 +314,7 @@ impl ChainBuilder {
         for t in &txs {
             for c in &t.inputs {
                 let (leaf, created) = self.leaves.remove(&c.coin_id).expect("known coin");
+                self.records.remove(&c.coin_id);
                 self.mmr
                     .spend(leaf, &CoinRecord { coin: c.clone(), created })
                     .expect("fixture spends unspent coins");
@@ -327,6 +332,7 @@ impl ChainBuilder {
                 };
                 let leaf = self.mmr.append_coin(&rec).expect("append");
                 self.leaves.insert(rec.coin.coin_id, (leaf, n));
+                self.records.insert(rec.coin.coin_id, rec.clone());
                 let key = self.keys.iter().position(|k| k.public.default_address() == o.address);
                 if o.address == script_address(OPEN_SCRIPT) || key.is_some() {
                     new_coins.push(Owned { rec, key });
@@ -358,5 +364,64 @@ impl ChainBuilder {
             let t = self.tx_per_block;
             self.mine_block(t, vec![]);
         }
+    }
+
+    /// An unspent coin the builder knows (any address), with its leaf and `created`.
+    pub fn coin(&self, coin_id: &Hash) -> Option<(CoinRecord, u64)> {
+        let (leaf, _) = self.leaves.get(coin_id)?;
+        Some((self.records.get(coin_id)?.clone(), *leaf))
+    }
+
+    /// Ids of every unspent coin at `address`.
+    pub fn coins_at(&self, address: &Hash) -> Vec<Hash> {
+        let mut v: Vec<Hash> =
+            self.records.values().filter(|r| r.coin.address == *address).map(|r| r.coin.coin_id).collect();
+        v.sort();
+        v
+    }
+
+    /// Take a free unsigned coin out of the pool (for hand-built transactions).
+    pub fn take_free_coin(&mut self) -> Option<CoinRecord> {
+        self.take_coin(None).map(|o| o.rec)
+    }
+
+    /// Pay `amount` from a free unsigned coin to any address (change back to `RETURN TRUE`).
+    pub fn pay_to_address(&mut self, address: Hash, amount: u64) -> Option<TxPoW> {
+        let c = self.take_coin(None)?;
+        let tx = Self::split_tx(&c, Some((address, amount)));
+        Some(self.finish_tx(tx, vec![c]))
+    }
+
+    /// Make a transaction TxPoW from a hand-built transaction and witness, mined to the
+    /// size-scaled transaction target.
+    pub fn make_custom_tx(&mut self, tx: Transaction, witness: Witness) -> TxPoW {
+        let (mut t, _) = self.build_txpow(tx, witness, vec![], false);
+        t.header.block_target = U256::ZERO;
+        let target = t.body.txn_target;
+        Self::mine_nonce(&mut t.header, &target, self.salt);
+        self.txpows.insert(t.id(), t.clone());
+        t
+    }
+
+    /// The block `mine_block` would make, without changing this builder.
+    pub fn candidate(&self, own_tx: bool, listed: Vec<TxPoW>) -> (TxPoW, BlockWitness) {
+        let mut c = self.clone();
+        c.keep_blocks = true;
+        c.mine_block(own_tx, listed);
+        c.blocks.pop().expect("one block mined")
+    }
+
+    /// After a test mutated a TxPoW: recompute the body hash (if `fix_body`) and mine a nonce
+    /// meeting its block target (or its transaction target when it is no block).
+    pub fn reseal(txpow: &mut TxPoW, fix_body: bool) {
+        if fix_body {
+            txpow.header.body_hash = txpow.body.hash();
+        }
+        let target = if txpow.header.block_target.is_zero() {
+            txpow.body.txn_target
+        } else {
+            txpow.header.block_target
+        };
+        Self::mine_nonce(&mut txpow.header, &target, 0xfeed);
     }
 }

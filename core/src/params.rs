@@ -89,7 +89,7 @@ pub const TEST_FAUCET_SEED: [u8; 32] = *b"minima/test/faucet/v1...........";
 /// Address of the test-network faucet: default script of key 0 of [`TEST_FAUCET_SEED`]
 /// (pinned by a test that derives it).
 pub const TEST_FAUCET_ADDRESS: &str =
-    "b6d4bbbdc57cd2e0cf1ea19c4c71b73473e03bf16fa8fdf71e57d4d6ba84a0c5";
+    "5bfbba49426fb563fd09a22fafbc19350f2326b26b4d44147e3f27d3b0cbac61";
 
 /// Why a parameter set cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
