@@ -1,0 +1,292 @@
+//! Difficulty golden vectors, GHOST fork choice and its tie-break, reorgs, the cascade at
+//! 100,000 blocks against a reference walk, receiver-side cascade verification, forks below
+//! the root, and Params invariants.
+
+use std::collections::HashMap;
+
+use minima_core::chain::cascade::{header_super_level, Cascade};
+use minima_core::chain::pow::{median_time, next_target, work_of};
+use minima_core::chain::{AddOutcome, Chain, ChainError, NoTxPows};
+use minima_core::crypto::Hash;
+use minima_core::fixture::ChainBuilder;
+use minima_core::types::{TxHeader, TxPoW};
+use minima_core::{Params, U256};
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn window(targets: &[u64], spacing: u64) -> Vec<(U256, u64)> {
+    targets.iter().enumerate().map(|(i, t)| (U256::from(*t), i as u64 * spacing)).collect()
+}
+
+#[test]
+fn difficulty_golden_vectors() {
+    let p = Params::devnet(); // window 32, median 8, 2,000 ms blocks
+    let min = p.magic.min_target();
+    // Blocks 1..7 always get the minimum-work target.
+    assert_eq!(next_target(&p, 7, &window(&[5; 7], 1)), min);
+    // Window start (h < diff_window): n = h = 20, k = 8, on-time blocks keep the target.
+    assert_eq!(next_target(&p, 20, &window(&[1_000_000; 20], 2_000)), U256::from(1_000_000u64));
+    // Full window, 1.5 s blocks: t_old = 4,500, t_new = 40,500, Δh = 24:
+    // 32e6 · 36,000 / (32 · 24 · 2,000) = 750,000.
+    assert_eq!(next_target(&p, 100, &window(&[1_000_000; 32], 1_500)), U256::from(750_000u64));
+    // Truncation: Σ = 31,999,984 → 749,999.625 → 749,999.
+    let mixed: Vec<u64> = (0..32).map(|i| if i % 2 == 0 { 1_000_001 } else { 999_998 }).collect();
+    assert_eq!(next_target(&p, 100, &window(&mixed, 1_500)), U256::from(749_999u64));
+    // Only the last diff_window ancestors count.
+    let mut long = window(&[7; 10], 1_500);
+    long.extend(window(&[1_000_000; 32], 1_500).into_iter().map(|(t, s)| (t, s + 15_000)));
+    assert_eq!(next_target(&p, 100, &long), U256::from(750_000u64));
+    // Clamp down: 20× too fast → raw 50,000 → mean / 2.
+    assert_eq!(next_target(&p, 100, &window(&[1_000_000; 32], 100)), U256::from(500_000u64));
+    // Clamp up: 10× too slow → raw 10,000,000 → 2 · mean.
+    assert_eq!(next_target(&p, 100, &window(&[1_000_000; 32], 20_000)), U256::from(2_000_000u64));
+    // Time going backwards: Δt = max(1, …) → clamped to mean / 2.
+    let back: Vec<(U256, u64)> = (0..32u64).map(|i| (U256::from(1_000_000u64), 1_000_000 - i * 100)).collect();
+    assert_eq!(next_target(&p, 100, &back), U256::from(500_000u64));
+    // Minimum floor: never easier than the minimum-work target.
+    let easy: Vec<(U256, u64)> = (0..32u64).map(|i| (min, i * 20_000)).collect();
+    assert_eq!(next_target(&p, 100, &easy), min);
+    // Median time past: element (m−1)/2 of the sorted list.
+    assert_eq!(median_time(&[5, 1, 4, 2, 3]), 3);
+    assert_eq!(median_time(&[4, 1, 3, 2]), 2);
+    // Work of a target.
+    assert_eq!(work_of(&min), 256);
+}
+
+#[test]
+fn ghost_follows_the_heavier_branch_and_reports_the_reorg() {
+    let mut a = ChainBuilder::new(Params::devnet(), NOW, 100);
+    a.mine(20);
+    let fork = a.head();
+    let mut b = a.clone().with_salt(7);
+    a.mine(3);
+    b.mine(5);
+    let a_tip = a.head();
+    let before = a.chain.weight();
+    let mut last = None;
+    for (t, w) in &b.blocks()[20..] {
+        last = Some(a.chain.add_block(t.clone(), w.clone(), b.txpows()).unwrap());
+    }
+    assert_eq!(a.chain.tip_id(), b.head());
+    assert!(a.chain.weight() > before);
+    // The reorg was reported when the B branch overtook: 3 A blocks out, B blocks in.
+    match last.unwrap() {
+        AddOutcome::Added { reorg: Some(r), .. } => {
+            assert_eq!(r.connected.last(), Some(&b.head()));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Replay to see the switch itself.
+    let mut c = ChainBuilder::new(Params::devnet(), NOW, 100);
+    c.mine(20);
+    assert_eq!(c.head(), fork);
+    for (t, w) in &a.blocks()[20..] {
+        c.chain.add_block(t.clone(), w.clone(), a.txpows()).unwrap();
+    }
+    assert_eq!(c.chain.tip_id(), a_tip);
+    let mut switched = None;
+    for (t, w) in &b.blocks()[20..] {
+        if let AddOutcome::Added { reorg: Some(r), .. } = c.chain.add_block(t.clone(), w.clone(), b.txpows()).unwrap() {
+            if !r.disconnected.is_empty() {
+                switched = Some(r);
+            }
+        }
+    }
+    let r = switched.expect("a reorg");
+    assert_eq!(r.disconnected.len(), 3);
+    assert_eq!(r.disconnected[0], a_tip);
+    assert_eq!(r.connected.len(), 4, "B overtakes with its 4th block");
+    // The MMR state follows the tip: the header's root is the tip block's peaks root.
+    assert_eq!(c.chain.tip().peaks.root(), c.chain.tip().txpow.header.mmr_root);
+}
+
+#[test]
+fn ghost_tie_keeps_the_current_branch_else_the_lower_id() {
+    let mut base = ChainBuilder::new(Params::devnet(), NOW, 100);
+    base.tx_per_block = false;
+    base.mine(12);
+    let mut x = base.clone().with_salt(1);
+    let mut y = base.clone().with_salt(2);
+    let mut z = base.clone().with_salt(3);
+    x.mine(2);
+    y.mine(2);
+    z.mine(3);
+    let mut chain = base.chain.clone();
+    let add = |chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]| {
+        for (t, w) in blocks {
+            chain.add_block(t.clone(), w.clone(), &NoTxPows).unwrap();
+        }
+    };
+    add(&mut chain, &x.blocks()[12..]);
+    assert_eq!(chain.tip_id(), x.head());
+    // Y ties X (same work): the current branch stays.
+    add(&mut chain, &y.blocks()[12..]);
+    assert_eq!(chain.tip_id(), x.head());
+    // Z has more work: it wins.
+    add(&mut chain, &z.blocks()[12..14]);
+    assert_eq!(chain.tip_id(), x.head(), "two Z blocks only tie");
+    add(&mut chain, &z.blocks()[14..]);
+    assert_eq!(chain.tip_id(), z.head());
+    // A tie where neither side is the current branch goes to the lower id: P (current, 2
+    // blocks) vs Q with two children Q1, Q2. When Q2 arrives, Q's subtree (3) beats P (2), and
+    // inside Q the children Q1 and Q2 tie at one block each.
+    let mut chain = base.chain.clone();
+    let mut pb = base.clone().with_salt(21);
+    pb.mine(2);
+    let mut q = base.clone().with_salt(22);
+    q.mine(1);
+    let mut q1 = q.clone().with_salt(23);
+    q1.mine(1);
+    let mut q2 = q.clone().with_salt(24);
+    q2.mine(1);
+    add(&mut chain, &pb.blocks()[12..]);
+    add(&mut chain, &q.blocks()[12..]);
+    assert_eq!(chain.tip_id(), pb.head());
+    add(&mut chain, &q1.blocks()[13..]);
+    assert_eq!(chain.tip_id(), pb.head(), "Q ties P: the current branch stays");
+    add(&mut chain, &q2.blocks()[13..]);
+    let lower = q1.head().min(q2.head());
+    assert_eq!(chain.tip_id(), lower, "tie between two non-current children: lower id");
+}
+
+/// The SPEC §6 walk, written out plainly for the reference: headers newest first.
+fn reference_walk(sls: &[u32], per_level: usize, levels: u32) -> Vec<(usize, u32)> {
+    let mut kept = vec![];
+    let mut level = 0;
+    let mut count = 0;
+    let mut i = 0;
+    while i < sls.len() {
+        if count == per_level {
+            if level == levels - 1 {
+                break;
+            }
+            level += 1;
+            count = 0;
+            continue;
+        }
+        if sls[i] >= level {
+            kept.push((i, level));
+            count += 1;
+        }
+        i += 1;
+    }
+    kept
+}
+
+#[test]
+fn cascade_of_a_hundred_thousand_blocks() {
+    let p = Params::devnet();
+    let n: u64 = 100_000;
+    let mut b = ChainBuilder::new(p.clone(), NOW, n);
+    b.keep_blocks = false;
+    b.tx_per_block = false;
+    // Super level of every block, by number.
+    let g = b.chain.tip();
+    let mut sl: Vec<u32> = vec![header_super_level(&g.txpow.header, &g.id)];
+    let mut side_headers: Vec<TxHeader> = vec![];
+    let mut old_builder = None;
+    while b.chain.tip().number() < n {
+        let number = b.chain.tip().number() + 1;
+        if number == n - 150 {
+            b.keep_blocks = true;
+        }
+        if number == 1_000 {
+            old_builder = Some(b.clone().with_salt(99));
+        }
+        b.mine_block(false, vec![]);
+        let t = b.chain.tip();
+        assert_eq!(t.number(), number);
+        let s = header_super_level(&t.txpow.header, &t.id);
+        sl.push(s);
+        if s == 0 && number > n - 3_000 && side_headers.len() < 50 {
+            side_headers.push(t.txpow.header.clone());
+        }
+        if number % 10_000 == 0 {
+            assert!(b.chain.cascade().links_ok(), "links at {number}");
+            assert!(b.chain.cascade().len() <= p.cascade_per_level * p.cascade_levels as usize);
+        }
+    }
+    let chain = &b.chain;
+    let root_n = chain.root().number();
+    assert_eq!(chain.tip().number() - root_n, p.tree_depth + (n - p.tree_depth) % p.cascade_step);
+    // Reference: the walk over every header older than the root, newest first.
+    let newest_first: Vec<u32> = (0..root_n).rev().map(|i| sl[i as usize]).collect();
+    let want: Vec<(u64, u32)> = reference_walk(&newest_first, p.cascade_per_level, p.cascade_levels)
+        .into_iter()
+        .map(|(i, level)| (root_n - 1 - i as u64, level))
+        .collect();
+    let got: Vec<(u64, u32)> = chain.cascade().entries().iter().map(|e| (e.header.block_number, e.level)).collect();
+    assert_eq!(got, want);
+    assert!(got.len() <= p.cascade_per_level * p.cascade_levels as usize);
+    assert_eq!(got.last(), Some(&(0, want.last().unwrap().1)), "genesis stays");
+    eprintln!("cascade after {n} blocks: {} headers, top level {}", got.len(), got.last().unwrap().1);
+    // Links and weight.
+    assert!(chain.cascade().links_ok());
+    let weight: u128 = chain.cascade().entries().iter().map(|e| work_of(&e.header.block_target) << e.level).sum();
+    assert_eq!(chain.cascade().weight(), weight);
+
+    // The receiver recomputes every level: the honest cascade verifies to the same levels…
+    let headers = chain.cascade().headers();
+    let verified = Cascade::verify(headers.clone(), &p, &chain.genesis_id()).unwrap();
+    assert_eq!(verified.entries(), chain.cascade().entries());
+    // …an inflated one (a level-0 header where level ≥ 2 is needed) is refused…
+    let deep = chain.cascade().entries().iter().position(|e| e.level >= 2).unwrap();
+    let mut inflated = headers.clone();
+    let filler = side_headers.iter().find(|h| h.block_number < inflated[deep - 1].block_number && h.block_number > inflated[deep + 1].block_number);
+    if let Some(f) = filler {
+        inflated[deep] = f.clone();
+    } else {
+        // No unkept header in range: a level-0 header from the tree end works too.
+        inflated[deep] = side_headers[0].clone();
+    }
+    assert!(matches!(Cascade::verify(inflated, &p, &chain.genesis_id()), Err(ChainError::Cascade(_))));
+    // …a missing header breaks a link…
+    let mut missing = headers.clone();
+    let lvl1 = chain.cascade().entries().iter().position(|e| e.level == 1).unwrap();
+    missing.remove(lvl1 + 3);
+    assert_eq!(Cascade::verify(missing, &p, &chain.genesis_id()), Err(ChainError::Cascade("broken link")));
+    // …a forged link with valid proof of work is refused…
+    let mut forged = headers.clone();
+    forged[0].parents.0[0] = Hash([7; 32]);
+    let mut t = TxPoW { header: forged[0].clone(), body: b.blocks()[0].0.body.clone() };
+    t.header.block_target = forged[0].block_target;
+    ChainBuilder::reseal(&mut t, false);
+    forged[0] = t.header;
+    assert_eq!(Cascade::verify(forged, &p, &chain.genesis_id()), Err(ChainError::Cascade("broken link")));
+    // …and so is one that ends elsewhere than genesis.
+    let mut short = headers.clone();
+    short.pop();
+    assert!(Cascade::verify(short, &p, &chain.genesis_id()).is_err());
+
+    // A node starting from the verified cascade and the tree root checks every tree block and
+    // reaches the same tip and weight.
+    let root = chain.root();
+    let mut synced = Chain::from_parts(p.clone(), verified, root.txpow.clone(), root.witness.clone(), root.peaks.clone()).unwrap();
+    let by_id: HashMap<Hash, &(TxPoW, minima_core::mmr::BlockWitness)> = b.blocks().iter().map(|x| (x.0.id(), x)).collect();
+    for id in chain.best_path().into_iter().skip(1) {
+        let (t, w) = by_id[&id];
+        assert!(matches!(synced.add_block(t.clone(), w.clone(), &NoTxPows), Ok(AddOutcome::Added { .. })));
+    }
+    assert_eq!(synced.tip_id(), chain.tip_id());
+    assert_eq!(synced.weight(), chain.weight());
+
+    // A fork below the tree root is refused.
+    let mut old = old_builder.unwrap();
+    old.keep_blocks = true;
+    old.mine_block(false, vec![]);
+    let (ft, fw) = old.blocks().last().unwrap().clone();
+    let mut c2 = chain.clone();
+    assert_eq!(c2.add_block(ft, fw, &NoTxPows), Err(ChainError::BelowRoot));
+}
+
+#[test]
+fn params_invariants_are_enforced_at_start() {
+    let mut p = Params::devnet();
+    p.proof_window = 60;
+    assert!(matches!(Chain::new(p), Err(ChainError::Params(_))));
+    let mut p = Params::devnet();
+    p.mtp_window = 64;
+    assert!(matches!(Chain::new(p), Err(ChainError::Params(_))));
+    assert!(matches!(Chain::new(Params::main()), Err(ChainError::Params(_))));
+    assert!(Chain::new(Params::test()).is_ok());
+}
