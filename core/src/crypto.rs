@@ -302,10 +302,9 @@ pub fn message_digest(data: &[u8]) -> Hash {
 
 /// Verify a detached signature over raw bytes.
 pub fn verify_raw(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
-    let (Ok(pk), Ok(sig)) = (
-        sphincs::PublicKey::from_bytes(&pk.0),
-        sphincs::DetachedSignature::from_bytes(&sig.0),
-    ) else {
+    let (Ok(pk), Ok(sig)) =
+        (sphincs::PublicKey::from_bytes(&pk.0), sphincs::DetachedSignature::from_bytes(&sig.0))
+    else {
         return false;
     };
     sphincs::verify_detached_signature(&sig, msg, &pk).is_ok()

@@ -156,7 +156,12 @@ impl ChainBuilder {
             }
             None => {
                 outputs.push(Output { address: open, amount: a / 2, token_id: Hash::ZERO, state: vec![] });
-                outputs.push(Output { address: open, amount: a - a / 2, token_id: Hash::ZERO, state: vec![] });
+                outputs.push(Output {
+                    address: open,
+                    amount: a - a / 2,
+                    token_id: Hash::ZERO,
+                    state: vec![],
+                });
             }
         }
         Transaction { version: 1, inputs: vec![input.rec.coin.clone()], outputs, state: vec![] }
@@ -193,9 +198,13 @@ impl ChainBuilder {
         }
     }
 
-    fn build_txpow(&mut self, tx: Transaction, witness: Witness, listed: Vec<Hash>, as_block: bool)
-        -> (TxPoW, NextBlock)
-    {
+    fn build_txpow(
+        &mut self,
+        tx: Transaction,
+        witness: Witness,
+        listed: Vec<Hash>,
+        as_block: bool,
+    ) -> (TxPoW, NextBlock) {
         let next = self.chain.next_block(&self.head).expect("head is in the tree");
         let salt = self.next_salt();
         let mut prng = [0u8; 32];

@@ -168,10 +168,7 @@ impl MmrPeaks {
     }
     /// Σ peak sums (the unspent total).
     pub fn total(&self) -> Result<u64, MmrError> {
-        self.peaks
-            .iter()
-            .try_fold(0u64, |a, p| a.checked_add(p.sum))
-            .ok_or(MmrError::SumOverflow)
+        self.peaks.iter().try_fold(0u64, |a, p| a.checked_add(p.sum)).ok_or(MmrError::SumOverflow)
     }
 }
 
@@ -396,10 +393,7 @@ impl Mmr {
     /// A partial MMR at a block from its peaks and a block witness, every proof checked against
     /// those peaks. Returns the MMR and the coin record each witness entry proves, given the
     /// inputs' coins.
-    pub fn from_witness(
-        witness: &BlockWitness,
-        coins: &[&crate::types::Coin],
-    ) -> Result<Mmr, MmrError> {
+    pub fn from_witness(witness: &BlockWitness, coins: &[&crate::types::Coin]) -> Result<Mmr, MmrError> {
         let mut m = Mmr::from_peaks(&witness.parent_peaks)?;
         if coins.len() != witness.inputs.len() {
             return Err(MmrError::PathLength { expected: coins.len(), found: witness.inputs.len() });
@@ -495,7 +489,7 @@ impl Mmr {
             .filter_map(|(k, old)| self.nodes.get(&k).map(|n| (k, old, *n)))
             .filter(|(_, old, new)| *old != Some(*new))
             .collect();
-        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        changes.sort_by_key(|a| a.0);
         MmrDelta { old_leaf_count, new_leaf_count: self.leaf_count, changes }
     }
 

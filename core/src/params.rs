@@ -88,8 +88,7 @@ pub const TEST_FAUCET_SEED: [u8; 32] = *b"minima/test/faucet/v1...........";
 
 /// Address of the test-network faucet: default script of key 0 of [`TEST_FAUCET_SEED`]
 /// (pinned by a test that derives it).
-pub const TEST_FAUCET_ADDRESS: &str =
-    "5bfbba49426fb563fd09a22fafbc19350f2326b26b4d44147e3f27d3b0cbac61";
+pub const TEST_FAUCET_ADDRESS: &str = "5bfbba49426fb563fd09a22fafbc19350f2326b26b4d44147e3f27d3b0cbac61";
 
 /// Why a parameter set cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -165,8 +164,7 @@ impl Params {
         p.chain_id = 1;
         p.genesis.prng = *b"minima/test/genesis/v1..........";
         p.genesis.address = Some(
-            Hash::from_hex(TEST_FAUCET_ADDRESS)
-                .unwrap_or_else(|_| unreachable!("constant is valid hex")),
+            Hash::from_hex(TEST_FAUCET_ADDRESS).unwrap_or_else(|_| unreachable!("constant is valid hex")),
         );
         p
     }
@@ -217,8 +215,7 @@ impl Params {
         {
             return Err(ParamsError::Zero);
         }
-        if !(self.cascade_per_level as u64 >= self.diff_window && self.diff_window >= self.mtp_window)
-        {
+        if !(self.cascade_per_level as u64 >= self.diff_window && self.diff_window >= self.mtp_window) {
             return Err(ParamsError::WindowOrder);
         }
         if self.proof_window + self.cascade_step > self.tree_depth {

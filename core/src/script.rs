@@ -222,8 +222,7 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, ScriptError> {
                 out.push(Tok::Word(s[start..i].to_string()));
             }
             b'a'..=b'z' => {
-                while i < b.len() && (b[i].is_ascii_lowercase() || b[i].is_ascii_digit() || b[i] == b'_')
-                {
+                while i < b.len() && (b[i].is_ascii_lowercase() || b[i].is_ascii_digit() || b[i] == b'_') {
                     i += 1;
                 }
                 out.push(Tok::Var(s[start..i].to_string()));
@@ -691,7 +690,8 @@ impl Vm<'_, '_> {
     }
     fn key(&mut self, e: &Expr) -> Result<PublicKey, ScriptError> {
         let h = self.hex(e)?;
-        let a: [u8; 32] = h.try_into().map_err(|_| ScriptError::BadArgument("public key must be 32 bytes"))?;
+        let a: [u8; 32] =
+            h.try_into().map_err(|_| ScriptError::BadArgument("public key must be 32 bytes"))?;
         Ok(PublicKey(a))
     }
     fn port(&mut self, e: &Expr) -> Result<u8, ScriptError> {

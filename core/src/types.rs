@@ -236,10 +236,10 @@ pub struct Witness {
 impl Witness {
     /// Build a witness, sorting its parts into canonical order and dropping duplicates.
     pub fn new(mut signatures: Vec<(PublicKey, Signature)>, scripts: Vec<String>) -> Witness {
-        signatures.sort_by(|a, b| a.0.cmp(&b.0));
+        signatures.sort_by_key(|a| a.0);
         signatures.dedup_by(|a, b| a.0 == b.0);
         let mut s: Vec<(Hash, String)> = scripts.into_iter().map(|s| (sha3(s.as_bytes()), s)).collect();
-        s.sort_by(|a, b| a.0.cmp(&b.0));
+        s.sort_by_key(|a| a.0);
         s.dedup_by(|a, b| a.0 == b.0);
         Witness { signatures, scripts: s.into_iter().map(|x| x.1).collect() }
     }
@@ -278,10 +278,8 @@ impl Decode for Witness {
                     reason: "not printable ASCII",
                 });
             }
-            String::from_utf8(b).map_err(|_| CodecError::InvalidValue {
-                field: "witness.script",
-                reason: "not ASCII",
-            })
+            String::from_utf8(b)
+                .map_err(|_| CodecError::InvalidValue { field: "witness.script", reason: "not ASCII" })
         })?;
         let addrs: Vec<Hash> = scripts.iter().map(|s| sha3(s.as_bytes())).collect();
         if addrs.windows(2).any(|w| w[0] >= w[1]) {

@@ -41,7 +41,8 @@ fn difficulty_golden_vectors() {
     // Clamp up: 10× too slow → raw 10,000,000 → 2 · mean.
     assert_eq!(next_target(&p, 100, &window(&[1_000_000; 32], 20_000)), U256::from(2_000_000u64));
     // Time going backwards: Δt = max(1, …) → clamped to mean / 2.
-    let back: Vec<(U256, u64)> = (0..32u64).map(|i| (U256::from(1_000_000u64), 1_000_000 - i * 100)).collect();
+    let back: Vec<(U256, u64)> =
+        (0..32u64).map(|i| (U256::from(1_000_000u64), 1_000_000 - i * 100)).collect();
     assert_eq!(next_target(&p, 100, &back), U256::from(500_000u64));
     // Minimum floor: never easier than the minimum-work target.
     let easy: Vec<(U256, u64)> = (0..32u64).map(|i| (min, i * 20_000)).collect();
@@ -86,7 +87,9 @@ fn ghost_follows_the_heavier_branch_and_reports_the_reorg() {
     assert_eq!(c.chain.tip_id(), a_tip);
     let mut switched = None;
     for (t, w) in &b.blocks()[20..] {
-        if let AddOutcome::Added { reorg: Some(r), .. } = c.chain.add_block(t.clone(), w.clone(), b.txpows()).unwrap() {
+        if let AddOutcome::Added { reorg: Some(r), .. } =
+            c.chain.add_block(t.clone(), w.clone(), b.txpows()).unwrap()
+        {
             if !r.disconnected.is_empty() {
                 switched = Some(r);
             }
@@ -215,14 +218,16 @@ fn cascade_of_a_hundred_thousand_blocks() {
         .into_iter()
         .map(|(i, level)| (root_n - 1 - i as u64, level))
         .collect();
-    let got: Vec<(u64, u32)> = chain.cascade().entries().iter().map(|e| (e.header.block_number, e.level)).collect();
+    let got: Vec<(u64, u32)> =
+        chain.cascade().entries().iter().map(|e| (e.header.block_number, e.level)).collect();
     assert_eq!(got, want);
     assert!(got.len() <= p.cascade_per_level * p.cascade_levels as usize);
     assert_eq!(got.last(), Some(&(0, want.last().unwrap().1)), "genesis stays");
     eprintln!("cascade after {n} blocks: {} headers, top level {}", got.len(), got.last().unwrap().1);
     // Links and weight.
     assert!(chain.cascade().links_ok());
-    let weight: u128 = chain.cascade().entries().iter().map(|e| work_of(&e.header.block_target) << e.level).sum();
+    let weight: u128 =
+        chain.cascade().entries().iter().map(|e| work_of(&e.header.block_target) << e.level).sum();
     assert_eq!(chain.cascade().weight(), weight);
 
     // The receiver recomputes every level: the honest cascade verifies to the same levels…
@@ -232,7 +237,9 @@ fn cascade_of_a_hundred_thousand_blocks() {
     // …an inflated one (a level-0 header where level ≥ 2 is needed) is refused…
     let deep = chain.cascade().entries().iter().position(|e| e.level >= 2).unwrap();
     let mut inflated = headers.clone();
-    let filler = side_headers.iter().find(|h| h.block_number < inflated[deep - 1].block_number && h.block_number > inflated[deep + 1].block_number);
+    let filler = side_headers.iter().find(|h| {
+        h.block_number < inflated[deep - 1].block_number && h.block_number > inflated[deep + 1].block_number
+    });
     if let Some(f) = filler {
         inflated[deep] = f.clone();
     } else {
@@ -261,8 +268,11 @@ fn cascade_of_a_hundred_thousand_blocks() {
     // A node starting from the verified cascade and the tree root checks every tree block and
     // reaches the same tip and weight.
     let root = chain.root();
-    let mut synced = Chain::from_parts(p.clone(), verified, root.txpow.clone(), root.witness.clone(), root.peaks.clone()).unwrap();
-    let by_id: HashMap<Hash, &(TxPoW, minima_core::mmr::BlockWitness)> = b.blocks().iter().map(|x| (x.0.id(), x)).collect();
+    let mut synced =
+        Chain::from_parts(p.clone(), verified, root.txpow.clone(), root.witness.clone(), root.peaks.clone())
+            .unwrap();
+    let by_id: HashMap<Hash, &(TxPoW, minima_core::mmr::BlockWitness)> =
+        b.blocks().iter().map(|x| (x.0.id(), x)).collect();
     for id in chain.best_path().into_iter().skip(1) {
         let (t, w) = by_id[&id];
         assert!(matches!(synced.add_block(t.clone(), w.clone(), &NoTxPows), Ok(AddOutcome::Added { .. })));

@@ -22,13 +22,9 @@ fn state(max_bytes: usize) -> impl Strategy<Value = Vec<StateVar>> {
 }
 
 fn coin() -> impl Strategy<Value = Coin> {
-    (hash(), hash(), any::<u64>(), hash(), state(40)).prop_map(|(coin_id, address, amount, token_id, state)| Coin {
-        coin_id,
-        address,
-        amount,
-        token_id,
-        state,
-    })
+    (hash(), hash(), any::<u64>(), hash(), state(40)).prop_map(
+        |(coin_id, address, amount, token_id, state)| Coin { coin_id, address, amount, token_id, state },
+    )
 }
 
 fn coin_record() -> impl Strategy<Value = CoinRecord> {
@@ -101,14 +97,37 @@ fn header() -> impl Strategy<Value = TxHeader> {
         (any::<u8>(), any::<u8>(), any::<u64>(), any::<u64>(), u256(), parents()),
         (hash(), any::<u64>(), magic(), hash(), any::<[u8; 32]>()),
     )
-        .prop_map(|((chain_id, version, block_number, time_ms, block_target, parents), (mmr_root, mmr_total, magic, body_hash, nonce))| {
-            TxHeader { chain_id, version, block_number, time_ms, block_target, parents, mmr_root, mmr_total, magic, body_hash, nonce }
-        })
+        .prop_map(
+            |(
+                (chain_id, version, block_number, time_ms, block_target, parents),
+                (mmr_root, mmr_total, magic, body_hash, nonce),
+            )| {
+                TxHeader {
+                    chain_id,
+                    version,
+                    block_number,
+                    time_ms,
+                    block_target,
+                    parents,
+                    mmr_root,
+                    mmr_total,
+                    magic,
+                    body_hash,
+                    nonce,
+                }
+            },
+        )
 }
 
 fn body() -> impl Strategy<Value = TxBody> {
     (u256(), transaction(), witness(), prop::collection::vec(hash(), 0..5), any::<[u8; 32]>()).prop_map(
-        |(txn_target, transaction, witness, txpow_ids, prng)| TxBody { txn_target, transaction, witness, txpow_ids, prng },
+        |(txn_target, transaction, witness, txpow_ids, prng)| TxBody {
+            txn_target,
+            transaction,
+            witness,
+            txpow_ids,
+            prng,
+        },
     )
 }
 
@@ -128,11 +147,8 @@ fn peaks() -> impl Strategy<Value = MmrPeaks> {
 }
 
 fn proof() -> impl Strategy<Value = MmrProof> {
-    (hash(), any::<u64>(), prop::collection::vec(node(), 0..20)).prop_map(|(block_id, leaf_index, path)| MmrProof {
-        block_id,
-        leaf_index,
-        path,
-    })
+    (hash(), any::<u64>(), prop::collection::vec(node(), 0..20))
+        .prop_map(|(block_id, leaf_index, path)| MmrProof { block_id, leaf_index, path })
 }
 
 fn block_witness() -> impl Strategy<Value = BlockWitness> {
@@ -156,7 +172,10 @@ fn delta() -> impl Strategy<Value = MmrDelta> {
         .prop_map(|(o, n, m)| MmrDelta {
             old_leaf_count: o,
             new_leaf_count: n,
-            changes: m.into_iter().map(|((height, index), (old, new))| (NodeKey { height, index }, old, new)).collect(),
+            changes: m
+                .into_iter()
+                .map(|((height, index), (old, new))| (NodeKey { height, index }, old, new))
+                .collect(),
         })
 }
 

@@ -27,8 +27,14 @@ fn variant(e: &ChainError) -> String {
     let d = format!("{e:?}");
     let name: String = d.chars().take_while(|c| c.is_alphanumeric()).collect();
     match e {
-        ChainError::Script { error, .. } => format!("Script::{}", format!("{error:?}").chars().take_while(|c| c.is_alphanumeric()).collect::<String>()),
-        ChainError::Codec(c) => format!("Codec::{}", format!("{c:?}").chars().take_while(|c| c.is_alphanumeric()).collect::<String>()),
+        ChainError::Script { error, .. } => format!(
+            "Script::{}",
+            format!("{error:?}").chars().take_while(|c| c.is_alphanumeric()).collect::<String>()
+        ),
+        ChainError::Codec(c) => format!(
+            "Codec::{}",
+            format!("{c:?}").chars().take_while(|c| c.is_alphanumeric()).collect::<String>()
+        ),
         _ => name,
     }
 }
@@ -89,7 +95,12 @@ fn spend_script(b: &mut ChainBuilder, address: Hash, script: &str, state: Vec<St
     let tx = Transaction {
         version: 1,
         inputs: vec![rec.coin.clone()],
-        outputs: vec![Output { address: script_address("RETURN TRUE"), amount: rec.coin.amount, token_id: Hash::ZERO, state: vec![] }],
+        outputs: vec![Output {
+            address: script_address("RETURN TRUE"),
+            amount: rec.coin.amount,
+            token_id: Hash::ZERO,
+            state: vec![],
+        }],
         state,
     };
     b.make_custom_tx(tx, Witness::new(vec![], vec![script.to_string()]))
@@ -114,73 +125,219 @@ fn invalid_blocks_each_have_their_own_error_and_a_valid_twin() {
     let head = b.head();
 
     // --- header and body rules on a block carrying its own transaction ---
-    t.case("chain id", &b, own(&b), |c| { c.0.header.chain_id = 7; reseal(&mut c.0) }, |e| matches!(e, ChainError::WrongChainId(7)));
-    t.case("header version", &b, own(&b), |c| { c.0.header.version = 2; reseal(&mut c.0) }, |e| matches!(e, ChainError::WrongVersion(2)));
-    t.case("magic differs from params", &b, own(&b), |c| { c.0.header.magic.max_txns = 255; reseal(&mut c.0) }, |e| *e == ChainError::MagicMismatch);
-    t.case("wrong body hash", &b, own(&b), |c| { c.0.body.prng[0] ^= 1; ChainBuilder::reseal(&mut c.0, false) }, |e| *e == ChainError::WrongBodyHash);
-    t.case("oversize TxPoW", &b, own(&b), |c| {
-        c.0.body.transaction.state = (0..9).map(|p| StateVar { port: p, data: vec![7; 8000] }).collect();
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::TxPowTooLarge { .. }));
-    t.case("too many txns", &b, pulse(&b, vec![]), |c| {
-        c.0.body.txpow_ids = (0..257u32).map(|i| minima_core::crypto::sha3(&i.to_be_bytes())).collect();
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::TooManyTxns(257));
-    t.case("txpow listed twice", &b, pulse(&b, vec![]), |c| {
-        c.0.body.txpow_ids = vec![Hash([5; 32]), Hash([5; 32])];
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::DuplicateListed(_)));
-    t.case("bad PoW", &b, own(&b), |c| {
-        let h = &mut c.0.header;
-        let mut n = 0u64;
-        loop {
-            h.nonce[..8].copy_from_slice(&n.to_be_bytes());
-            let id = h.id();
-            if !meets(&id, &h.block_target) && !meets(&id, &c.0.body.txn_target) { break; }
-            n += 1;
-        }
-    }, |e| *e == ChainError::InsufficientWork);
-    t.case("txn_target easier than min_work", &b, own(&b), |c| {
-        c.0.body.txn_target = c.0.header.magic.min_target() + U256::from(1u8);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::TxnTargetTooEasy);
-    t.case("under the size-scaled work", &b, own(&b), |c| {
-        c.0.body.transaction.state = vec![StateVar { port: 0, data: vec![1; 3000] }];
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::InsufficientTxWork { .. }));
-    t.case("txn_target harder than block_target", &b, own(&b), |c| {
-        c.0.body.txn_target = c.0.header.block_target / U256::from(4u8);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::TxnTargetHarderThanBlock);
-    t.case("no inputs", &b, own(&b), |c| { c.0.body.transaction.inputs.clear(); reseal(&mut c.0) }, |e| *e == ChainError::NoInputs);
-    t.case("duplicate input in a transaction", &b, own(&b), |c| {
-        let i = c.0.body.transaction.inputs[0].clone();
-        c.0.body.transaction.inputs.push(i);
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::DuplicateInput(_)));
-    t.case("non-native token", &b, own(&b), |c| { c.0.body.transaction.outputs[0].token_id = Hash([1; 32]); reseal(&mut c.0) }, |e| *e == ChainError::NonNativeToken);
-    t.case("zero-amount output", &b, own(&b), |c| { c.0.body.transaction.outputs[0].amount = 0; reseal(&mut c.0) }, |e| *e == ChainError::ZeroAmountOutput(0));
-    t.case("output sum overflow", &b, own(&b), |c| {
-        c.0.body.transaction.outputs[0].amount = u64::MAX;
-        c.0.body.transaction.outputs[1].amount = 2;
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::OutputSumOverflow);
-    t.case("input sum overflow", &b, own(&b), |c| {
-        let mut extra: Coin = c.0.body.transaction.inputs[0].clone();
-        extra.coin_id = Hash([9; 32]);
-        extra.amount = u64::MAX;
-        c.0.body.transaction.inputs.push(extra);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::InputSumOverflow);
-    t.case("overspend", &b, own(&b), |c| { c.0.body.transaction.outputs[0].amount += 1; reseal(&mut c.0) }, |e| *e == ChainError::Overspend);
-    t.case("script hash mismatch", &b, own(&b), |c| {
-        c.0.body.witness = Witness::new(vec![], vec!["RETURN  TRUE".into()]);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::ScriptHashMismatch(0));
-    t.case("unused witness script", &b, own(&b), |c| {
-        c.0.body.witness = Witness::new(vec![], vec!["RETURN TRUE".into(), "RETURN FALSE".into()]);
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::UnusedScript(_)));
+    t.case(
+        "chain id",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.chain_id = 7;
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::WrongChainId(7)),
+    );
+    t.case(
+        "header version",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.version = 2;
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::WrongVersion(2)),
+    );
+    t.case(
+        "magic differs from params",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.magic.max_txns = 255;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::MagicMismatch,
+    );
+    t.case(
+        "wrong body hash",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.prng[0] ^= 1;
+            ChainBuilder::reseal(&mut c.0, false)
+        },
+        |e| *e == ChainError::WrongBodyHash,
+    );
+    t.case(
+        "oversize TxPoW",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.state = (0..9).map(|p| StateVar { port: p, data: vec![7; 8000] }).collect();
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::TxPowTooLarge { .. }),
+    );
+    t.case(
+        "too many txns",
+        &b,
+        pulse(&b, vec![]),
+        |c| {
+            c.0.body.txpow_ids = (0..257u32).map(|i| minima_core::crypto::sha3(&i.to_be_bytes())).collect();
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::TooManyTxns(257),
+    );
+    t.case(
+        "txpow listed twice",
+        &b,
+        pulse(&b, vec![]),
+        |c| {
+            c.0.body.txpow_ids = vec![Hash([5; 32]), Hash([5; 32])];
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::DuplicateListed(_)),
+    );
+    t.case(
+        "bad PoW",
+        &b,
+        own(&b),
+        |c| {
+            let h = &mut c.0.header;
+            let mut n = 0u64;
+            loop {
+                h.nonce[..8].copy_from_slice(&n.to_be_bytes());
+                let id = h.id();
+                if !meets(&id, &h.block_target) && !meets(&id, &c.0.body.txn_target) {
+                    break;
+                }
+                n += 1;
+            }
+        },
+        |e| *e == ChainError::InsufficientWork,
+    );
+    t.case(
+        "txn_target easier than min_work",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.txn_target = c.0.header.magic.min_target() + U256::from(1u8);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::TxnTargetTooEasy,
+    );
+    t.case(
+        "under the size-scaled work",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.state = vec![StateVar { port: 0, data: vec![1; 3000] }];
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::InsufficientTxWork { .. }),
+    );
+    t.case(
+        "txn_target harder than block_target",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.txn_target = c.0.header.block_target / U256::from(4u8);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::TxnTargetHarderThanBlock,
+    );
+    t.case(
+        "no inputs",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.inputs.clear();
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::NoInputs,
+    );
+    t.case(
+        "duplicate input in a transaction",
+        &b,
+        own(&b),
+        |c| {
+            let i = c.0.body.transaction.inputs[0].clone();
+            c.0.body.transaction.inputs.push(i);
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::DuplicateInput(_)),
+    );
+    t.case(
+        "non-native token",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.outputs[0].token_id = Hash([1; 32]);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::NonNativeToken,
+    );
+    t.case(
+        "zero-amount output",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.outputs[0].amount = 0;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::ZeroAmountOutput(0),
+    );
+    t.case(
+        "output sum overflow",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.outputs[0].amount = u64::MAX;
+            c.0.body.transaction.outputs[1].amount = 2;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::OutputSumOverflow,
+    );
+    t.case(
+        "input sum overflow",
+        &b,
+        own(&b),
+        |c| {
+            let mut extra: Coin = c.0.body.transaction.inputs[0].clone();
+            extra.coin_id = Hash([9; 32]);
+            extra.amount = u64::MAX;
+            c.0.body.transaction.inputs.push(extra);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::InputSumOverflow,
+    );
+    t.case(
+        "overspend",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.transaction.outputs[0].amount += 1;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::Overspend,
+    );
+    t.case(
+        "script hash mismatch",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.witness = Witness::new(vec![], vec!["RETURN  TRUE".into()]);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::ScriptHashMismatch(0),
+    );
+    t.case(
+        "unused witness script",
+        &b,
+        own(&b),
+        |c| {
+            c.0.body.witness = Witness::new(vec![], vec!["RETURN TRUE".into(), "RETURN FALSE".into()]);
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::UnusedScript(_)),
+    );
     let t4 = b.make_tx().unwrap();
     let mut t4_bad = t4.clone();
     {
@@ -192,92 +349,221 @@ fn invalid_blocks_each_have_their_own_error_and_a_valid_twin() {
         t4_bad.body.txn_target = minima_core::chain::validate::max_txn_target(&b.params, size + 64);
         ChainBuilder::reseal(&mut t4_bad, true);
     }
-    t.case("a CHECKSIG-style message signature over the txid is no spend signature", &b, pulse(&b, vec![t4.clone()]), |c| {
-        c.0.body.txpow_ids = vec![t4_bad.id()];
-        c.2 = vec![t4_bad.clone()];
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::BadSignature(0));
-    t.case("empty transaction with a witness", &b, pulse(&b, vec![]), |c| {
-        c.0.body.witness = Witness::new(vec![], vec!["RETURN TRUE".into()]);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::UnexpectedWitness);
+    t.case(
+        "a CHECKSIG-style message signature over the txid is no spend signature",
+        &b,
+        pulse(&b, vec![t4.clone()]),
+        |c| {
+            c.0.body.txpow_ids = vec![t4_bad.id()];
+            c.2 = vec![t4_bad.clone()];
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::BadSignature(0),
+    );
+    t.case(
+        "empty transaction with a witness",
+        &b,
+        pulse(&b, vec![]),
+        |c| {
+            c.0.body.witness = Witness::new(vec![], vec!["RETURN TRUE".into()]);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::UnexpectedWitness,
+    );
     let lone_tx = b.make_tx().unwrap();
-    t.case("a transaction TxPoW offered as a block", &b, own(&b), |c| {
-        c.0 = lone_tx.clone();
-    }, |e| *e == ChainError::NotABlock);
+    t.case(
+        "a transaction TxPoW offered as a block",
+        &b,
+        own(&b),
+        |c| {
+            c.0 = lone_tx.clone();
+        },
+        |e| *e == ChainError::NotABlock,
+    );
 
     // --- contextual header rules ---
-    t.case("unknown parent", &b, own(&b), |c| { c.0.header.parents.0[0] = Hash([8; 32]); reseal(&mut c.0) }, |e| matches!(e, ChainError::UnknownParent(_)));
-    t.case("wrong block number", &b, own(&b), |c| { c.0.header.block_number += 1; reseal(&mut c.0) }, |e| matches!(e, ChainError::WrongBlockNumber(_)));
-    t.case("wrong block target", &b, own(&b), |c| {
-        c.0.header.block_target = c.0.header.block_target / U256::from(2u8);
-        reseal(&mut c.0)
-    }, |e| *e == ChainError::WrongBlockTarget);
-    t.case("wrong parents", &b, own(&b), |c| { c.0.header.parents.0[20] = Hash([9; 32]); reseal(&mut c.0) }, |e| *e == ChainError::WrongParents);
+    t.case(
+        "unknown parent",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.parents.0[0] = Hash([8; 32]);
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::UnknownParent(_)),
+    );
+    t.case(
+        "wrong block number",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.block_number += 1;
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::WrongBlockNumber(_)),
+    );
+    t.case(
+        "wrong block target",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.block_target /= U256::from(2u8);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::WrongBlockTarget,
+    );
+    t.case(
+        "wrong parents",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.parents.0[20] = Hash([9; 32]);
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::WrongParents,
+    );
     let next = b.chain.next_block(&head).unwrap();
-    t.case("timestamp too early", &b, own(&b), |c| { c.0.header.time_ms = next.median_time; reseal(&mut c.0) }, |e| matches!(e, ChainError::TimeTooEarly { .. }));
-    t.case("timestamp too far ahead", &b, own(&b), |c| {
-        c.0.header.time_ms = next.median_time + 24 * 3_600_000 + 1;
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::TimeTooFarAhead { .. }));
-    t.case("wrong mmr root", &b, own(&b), |c| { c.0.header.mmr_root.0[0] ^= 1; reseal(&mut c.0) }, |e| *e == ChainError::WrongMmrRoot);
-    t.case("wrong mmr total", &b, own(&b), |c| { c.0.header.mmr_total += 1; reseal(&mut c.0) }, |e| *e == ChainError::WrongMmrTotal);
-    t.case("tampered block MMR witness", &b, own(&b), |c| { c.1.inputs[0].siblings[0].hash.0[0] ^= 1 }, |e| matches!(e, ChainError::BadWitness(_)));
-    t.case("witness of another MMR state", &b, own(&b), |c| { c.1.parent_peaks.peaks[0].sum += 1 }, |e| matches!(e, ChainError::BadWitness(MmrError::BadProof)));
+    t.case(
+        "timestamp too early",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.time_ms = next.median_time;
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::TimeTooEarly { .. }),
+    );
+    t.case(
+        "timestamp too far ahead",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.time_ms = next.median_time + 24 * 3_600_000 + 1;
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::TimeTooFarAhead { .. }),
+    );
+    t.case(
+        "wrong mmr root",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.mmr_root.0[0] ^= 1;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::WrongMmrRoot,
+    );
+    t.case(
+        "wrong mmr total",
+        &b,
+        own(&b),
+        |c| {
+            c.0.header.mmr_total += 1;
+            reseal(&mut c.0)
+        },
+        |e| *e == ChainError::WrongMmrTotal,
+    );
+    t.case(
+        "tampered block MMR witness",
+        &b,
+        own(&b),
+        |c| c.1.inputs[0].siblings[0].hash.0[0] ^= 1,
+        |e| matches!(e, ChainError::BadWitness(_)),
+    );
+    t.case(
+        "witness of another MMR state",
+        &b,
+        own(&b),
+        |c| c.1.parent_peaks.peaks[0].sum += 1,
+        |e| matches!(e, ChainError::BadWitness(MmrError::BadProof)),
+    );
 
     // --- listed transactions ---
     let other_pulse = b.candidate(false, vec![]).0;
-    t.case("listed TxPoW is not a transaction", &b, pulse(&b, vec![]), |c| {
-        c.0.body.txpow_ids = vec![other_pulse.id()];
-        c.2 = vec![other_pulse.clone()];
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::ListedNotTransaction(_)));
-    t.case("a txid applied twice on a branch", &b, pulse(&b, vec![]), |c| {
-        c.0.body.txpow_ids = vec![applied.id()];
-        c.2 = vec![applied.clone()];
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::TxidAppliedTwice(_)));
+    t.case(
+        "listed TxPoW is not a transaction",
+        &b,
+        pulse(&b, vec![]),
+        |c| {
+            c.0.body.txpow_ids = vec![other_pulse.id()];
+            c.2 = vec![other_pulse.clone()];
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::ListedNotTransaction(_)),
+    );
+    t.case(
+        "a txid applied twice on a branch",
+        &b,
+        pulse(&b, vec![]),
+        |c| {
+            c.0.body.txpow_ids = vec![applied.id()];
+            c.2 = vec![applied.clone()];
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::TxidAppliedTwice(_)),
+    );
     let t2 = b.make_tx().unwrap();
     let mut t2b = t2.clone();
     t2b.body.transaction.state = vec![StateVar { port: 1, data: vec![1] }];
     ChainBuilder::reseal(&mut t2b, true);
-    t.case("duplicate input in a block", &b, pulse(&b, vec![t2.clone()]), |c| {
-        c.0.body.txpow_ids.push(t2b.id());
-        c.2.push(t2b.clone());
-        // The witness must name an input per spend to get as far as the duplicate check.
-        let extra = c.1.inputs[0].clone();
-        c.1.inputs.push(extra);
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::DuplicateInput(_)));
+    t.case(
+        "duplicate input in a block",
+        &b,
+        pulse(&b, vec![t2.clone()]),
+        |c| {
+            c.0.body.txpow_ids.push(t2b.id());
+            c.2.push(t2b.clone());
+            // The witness must name an input per spend to get as far as the duplicate check.
+            let extra = c.1.inputs[0].clone();
+            c.1.inputs.push(extra);
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::DuplicateInput(_)),
+    );
 
     // --- scripts ---
     let ok = spend_script(&mut b, script_address(cond), cond, vec![StateVar { port: 1, data: vec![1] }]);
     let mut b2 = b.clone();
     let bad = spend_script(&mut b2, script_address(cond), cond, vec![StateVar { port: 1, data: vec![2] }]);
-    t.case("script returns false", &b, pulse(&b, vec![ok.clone()]), |c| {
-        c.0.body.txpow_ids = vec![bad.id()];
-        c.2 = vec![bad.clone()];
-        reseal(&mut c.0)
-    }, |e| matches!(e, ChainError::Script { error: ScriptError::ReturnedFalse, .. }));
+    t.case(
+        "script returns false",
+        &b,
+        pulse(&b, vec![ok.clone()]),
+        |c| {
+            c.0.body.txpow_ids = vec![bad.id()];
+            c.2 = vec![bad.clone()];
+            reseal(&mut c.0)
+        },
+        |e| matches!(e, ChainError::Script { error: ScriptError::ReturnedFalse, .. }),
+    );
     let ok = spend_script(&mut b, script_address(&long_ok), &long_ok, vec![]);
     let bad = spend_script(&mut b, script_address(&long_bad), &long_bad, vec![]);
     let (bt, bw) = b.candidate(false, vec![ok.clone()]);
     let bad_block = {
-        let mut b3 = b.clone();
+        let b3 = b.clone();
         b3.candidate(false, vec![bad.clone()])
     };
     let _ = &mut t;
-    t.case("op-limit exhausted", &b, (bt, bw, vec![ok]), |c| {
-        c.0 = bad_block.0.clone();
-        c.1 = bad_block.1.clone();
-        c.2 = vec![bad.clone()];
-    }, |e| matches!(e, ChainError::Script { error: ScriptError::InstructionLimit, .. }));
+    t.case(
+        "op-limit exhausted",
+        &b,
+        (bt, bw, vec![ok]),
+        |c| {
+            c.0 = bad_block.0.clone();
+            c.1 = bad_block.1.clone();
+            c.2 = vec![bad.clone()];
+        },
+        |e| matches!(e, ChainError::Script { error: ScriptError::InstructionLimit, .. }),
+    );
 
     // --- pending: a listed TxPoW the node lacks ---
     let t3 = b.make_tx().unwrap();
     let (pt, pw) = b.candidate(false, vec![t3.clone()]);
     let mut chain = b.chain.clone();
-    assert_eq!(chain.add_block(pt.clone(), pw.clone(), &minima_core::chain::NoTxPows), Ok(AddOutcome::Pending { missing: vec![t3.id()] }));
+    assert_eq!(
+        chain.add_block(pt.clone(), pw.clone(), &minima_core::chain::NoTxPows),
+        Ok(AddOutcome::Pending { missing: vec![t3.id()] })
+    );
     let src: HashMap<Hash, TxPoW> = [(t3.id(), t3.clone())].into();
     assert!(matches!(chain.add_block(pt, pw, &src), Ok(AddOutcome::Added { .. })));
 
@@ -374,7 +660,13 @@ fn block_limits(t: &mut Table) {
     let txs: Vec<TxPoW> = (0..6).map(|_| b.make_tx().unwrap()).collect();
     let valid = pulse(&b, txs[..2].to_vec());
     let big = pulse(&b, txs.clone());
-    t.case("block over max_block_bytes", &b, valid, |c| *c = big, |e| matches!(e, ChainError::BlockTooLarge(_)));
+    t.case(
+        "block over max_block_bytes",
+        &b,
+        valid,
+        |c| *c = big,
+        |e| matches!(e, ChainError::BlockTooLarge(_)),
+    );
 
     // max_block_inputs
     let mut p = Params::devnet();
@@ -384,7 +676,13 @@ fn block_limits(t: &mut Table) {
     let txs: Vec<TxPoW> = (0..4).map(|_| b.make_tx().unwrap()).collect();
     let valid = pulse(&b, txs[..3].to_vec());
     let big = pulse(&b, txs.clone());
-    t.case("block over max_block_inputs", &b, valid, |c| *c = big, |e| matches!(e, ChainError::TooManyBlockInputs(4)));
+    t.case(
+        "block over max_block_inputs",
+        &b,
+        valid,
+        |c| *c = big,
+        |e| matches!(e, ChainError::TooManyBlockInputs(4)),
+    );
 
     // max_sigops per block, and per TxPoW
     let mut p = Params::devnet();
@@ -399,7 +697,13 @@ fn block_limits(t: &mut Table) {
     let s2 = b.make_signed_tx(k).unwrap();
     let valid = pulse(&b, vec![s1.clone()]);
     let big = pulse(&b, vec![s1.clone(), s2.clone()]);
-    t.case("block over max_sigops", &b, valid, |c| *c = big, |e| matches!(e, ChainError::TooManySigopsBlock(2)));
+    t.case(
+        "block over max_sigops",
+        &b,
+        valid,
+        |c| *c = big,
+        |e| matches!(e, ChainError::TooManySigopsBlock(2)),
+    );
 
     let mut strict = b.params.clone();
     strict.magic.max_sigops_txpow = 0;

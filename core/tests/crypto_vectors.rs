@@ -3,7 +3,10 @@
 
 use minima_core::crypto::*;
 
-const VECTORS: &[(&str, [u8; 32], u32, &str, &str, &str)] = &[
+/// (name, wallet seed, key index, public key, address, devnet bech32m address)
+type Vector = (&'static str, [u8; 32], u32, &'static str, &'static str, &'static str);
+
+const VECTORS: &[Vector] = &[
     (
         "zero",
         [0u8; 32],
@@ -56,10 +59,7 @@ fn raw_seed_keypair_layout() {
     // pk = PK.seed ‖ root, and PK.seed is the last 16 bytes of the 48-byte seed.
     let seed: [u8; 48] = core::array::from_fn(|i| i as u8);
     let kp = Keypair::from_seed(&seed).unwrap();
-    assert_eq!(
-        hex::encode(kp.public.0),
-        "202122232425262728292a2b2c2d2e2f89fd81fdbb5b94129b14761bdc6bf682"
-    );
+    assert_eq!(hex::encode(kp.public.0), "202122232425262728292a2b2c2d2e2f89fd81fdbb5b94129b14761bdc6bf682");
 }
 
 #[test]
@@ -70,7 +70,8 @@ fn bip39_vector() {
     // A wrong checksum word is refused.
     assert!(phrase_to_seed(&("abandon ".repeat(23) + "abandon")).is_err());
     // 12 words are not a wallet seed here.
-    let twelve = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+    let twelve =
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
     assert!(phrase_to_seed(twelve).is_err());
 }
 

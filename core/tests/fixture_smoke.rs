@@ -10,7 +10,7 @@ fn devnet_fixture_chain_with_transactions_and_cascade() {
     eprintln!("300 blocks in {:?}", t0.elapsed());
     assert_eq!(b.chain.tip().number(), 300);
     assert_eq!(b.chain.tip().txpow.header.time_ms, now);
-    assert!(b.chain.cascade().len() > 0);
+    assert!(!b.chain.cascade().is_empty());
     assert!(b.chain.tree_len() <= 64 + 8 + 1);
     assert_eq!(b.chain.tip().txpow.header.mmr_total, Params::devnet().genesis.amount);
 }

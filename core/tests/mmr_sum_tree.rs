@@ -40,7 +40,8 @@ fn hundred_thousand_appends_thirty_thousand_spends() {
         assert_eq!(mmr.append_coin(&r).unwrap(), i);
         coins.push((r, false));
     }
-    let unspent_sum = |c: &Vec<(CoinRecord, bool)>| -> u64 { c.iter().filter(|x| !x.1).map(|x| x.0.coin.amount).sum() };
+    let unspent_sum =
+        |c: &Vec<(CoinRecord, bool)>| -> u64 { c.iter().filter(|x| !x.1).map(|x| x.0.coin.amount).sum() };
     assert_eq!(mmr.total().unwrap(), unspent_sum(&coins));
     let root_before = mmr.root().unwrap();
     let nodes_before = mmr.node_count();
@@ -76,7 +77,12 @@ fn hundred_thousand_appends_thirty_thousand_spends() {
                 })
                 .collect(),
         };
-        let new: Vec<CoinRecord> = (0..50).map(|_| { next_id += 1; rec(next_id, 1 + rng.next() % 1000) }).collect();
+        let new: Vec<CoinRecord> = (0..50)
+            .map(|_| {
+                next_id += 1;
+                rec(next_id, 1 + rng.next() % 1000)
+            })
+            .collect();
         mmr.begin();
         for &i in &picks {
             mmr.spend(i, &coins[i as usize].0).unwrap();
@@ -187,6 +193,9 @@ fn proofs_of_wrong_shape_or_value_fail_cleanly() {
     assert!(matches!(short.root_for(&leaf_node(&rec(77, 5), false), 1000), Err(MmrError::PathLength { .. })));
     let mut far = p.clone();
     far.leaf_index = 5000;
-    assert!(matches!(far.root_for(&leaf_node(&rec(77, 5), false), 1000), Err(MmrError::LeafOutOfRange { .. })));
+    assert!(matches!(
+        far.root_for(&leaf_node(&rec(77, 5), false), 1000),
+        Err(MmrError::LeafOutOfRange { .. })
+    ));
     assert_eq!(mmr.spend(5000, &rec(1, 5)), Err(MmrError::LeafOutOfRange { index: 5000, count: 1000 }));
 }

@@ -68,7 +68,10 @@ fn statements() {
     pass("LET x = 5 RETURN x EQ 5");
     fail("RETURN y EQ 5", ScriptError::UndefinedVariable);
     pass("IF FALSE THEN RETURN FALSE ELSEIF TRUE THEN RETURN TRUE ELSE RETURN FALSE ENDIF");
-    fail("IF FALSE THEN RETURN TRUE ELSEIF FALSE THEN RETURN TRUE ELSE RETURN FALSE ENDIF", ScriptError::ReturnedFalse);
+    fail(
+        "IF FALSE THEN RETURN TRUE ELSEIF FALSE THEN RETURN TRUE ELSE RETURN FALSE ENDIF",
+        ScriptError::ReturnedFalse,
+    );
     fail("IF TRUE THEN RETURN TRUE", ScriptError::Parse("IF without ENDIF"));
     fail("IF 1 THEN RETURN TRUE ENDIF", ScriptError::Type("expected BOOL"));
     pass("ASSERT TRUE RETURN TRUE");
@@ -126,7 +129,8 @@ fn signatures_in_scripts() {
     fail("RETURN SIGNEDBY(0x01)", ScriptError::BadArgument("public key must be 32 bytes"));
     pass(&format!("RETURN MULTISIG(1, {}, {})", hexpk(k0), hexpk(k1)));
     fail(&format!("RETURN MULTISIG(2, {}, {})", hexpk(k0), hexpk(k1)), ScriptError::ReturnedFalse);
-    assert!(run_with(&format!("RETURN MULTISIG(2, {}, {})", hexpk(k0), hexpk(k1)), &[k0.public, k1.public]).is_ok());
+    assert!(run_with(&format!("RETURN MULTISIG(2, {}, {})", hexpk(k0), hexpk(k1)), &[k0.public, k1.public])
+        .is_ok());
     // The same key listed twice counts once.
     fail(&format!("RETURN MULTISIG(2, {}, {})", hexpk(k0), hexpk(k0)), ScriptError::ReturnedFalse);
     // A signature (7,856 bytes) does not fit an 8 KiB script as hex: it travels in the
@@ -153,11 +157,23 @@ fn signatures_in_scripts() {
     let stats = run_t(&format!("RETURN {good}")).unwrap();
     assert_eq!(stats.sigops, 1);
     assert!(stats.instructions >= 64);
-    assert_eq!(run_t(&format!("RETURN CHECKSIG({}, 0x{}, STATE(6))", hexpk(k1), hex::encode(data))).map(|_| ()), Err(ScriptError::ReturnedFalse));
-    assert_eq!(run_t(&format!("RETURN CHECKSIG({}, 0x{}, STATE(5))", hexpk(k0), hex::encode(data))).map(|_| ()), Err(ScriptError::ReturnedFalse));
-    assert_eq!(run_t(&format!("RETURN CHECKSIG({}, 0x{}, 0x00)", hexpk(k1), hex::encode(data))).map(|_| ()), Err(ScriptError::ReturnedFalse));
+    assert_eq!(
+        run_t(&format!("RETURN CHECKSIG({}, 0x{}, STATE(6))", hexpk(k1), hex::encode(data))).map(|_| ()),
+        Err(ScriptError::ReturnedFalse)
+    );
+    assert_eq!(
+        run_t(&format!("RETURN CHECKSIG({}, 0x{}, STATE(5))", hexpk(k0), hex::encode(data))).map(|_| ()),
+        Err(ScriptError::ReturnedFalse)
+    );
+    assert_eq!(
+        run_t(&format!("RETURN CHECKSIG({}, 0x{}, 0x00)", hexpk(k1), hex::encode(data))).map(|_| ()),
+        Err(ScriptError::ReturnedFalse)
+    );
     // A transaction signature over a txid equal to the data is not a message signature.
-    assert_eq!(run_t(&format!("RETURN CHECKSIG({}, STATE(8), STATE(7))", hexpk(k1))).map(|_| ()), Err(ScriptError::ReturnedFalse));
+    assert_eq!(
+        run_t(&format!("RETURN CHECKSIG({}, STATE(8), STATE(7))", hexpk(k1))).map(|_| ()),
+        Err(ScriptError::ReturnedFalse)
+    );
     // CHECKSIG costs 64 instructions and a sig-op (cached results cost the same);
     // `ASSERT CHECKSIG(pk, data, STATE(5))` costs 69: 14 fit in 1,024 instructions, 15 do not.
     let many = |n: usize| format!("{}RETURN TRUE", format!("ASSERT {good}\n").repeat(n));
@@ -244,10 +260,53 @@ fn golden_vectors() {
 }
 
 const VOCAB: &[&str] = &[
-    "RETURN", "LET", "IF", "THEN", "ELSEIF", "ELSE", "ENDIF", "ASSERT", "AND", "OR", "NOT", "EQ", "NEQ", "LT",
-    "GT", "LTE", "GTE", "TRUE", "FALSE", "+", "-", "*", "/", "%", "(", ")", ",", "=", "a", "b", "1", "0",
-    "170141183460469231731687303715884105727", "0x00", "0xFFFF", "@BLOCK", "@COINAGE", "@AMOUNT",
-    "@ADDRESS", "@TOKENID", "@INPUT", "SHA3", "STATE", "PREVSTATE", "VERIFYOUT", "SIGNEDBY", "MULTISIG",
+    "RETURN",
+    "LET",
+    "IF",
+    "THEN",
+    "ELSEIF",
+    "ELSE",
+    "ENDIF",
+    "ASSERT",
+    "AND",
+    "OR",
+    "NOT",
+    "EQ",
+    "NEQ",
+    "LT",
+    "GT",
+    "LTE",
+    "GTE",
+    "TRUE",
+    "FALSE",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "(",
+    ")",
+    ",",
+    "=",
+    "a",
+    "b",
+    "1",
+    "0",
+    "170141183460469231731687303715884105727",
+    "0x00",
+    "0xFFFF",
+    "@BLOCK",
+    "@COINAGE",
+    "@AMOUNT",
+    "@ADDRESS",
+    "@TOKENID",
+    "@INPUT",
+    "SHA3",
+    "STATE",
+    "PREVSTATE",
+    "VERIFYOUT",
+    "SIGNEDBY",
+    "MULTISIG",
     "CHECKSIG",
 ];
 
@@ -256,7 +315,13 @@ fn generated_script() -> impl Strategy<Value = String> {
         prop::collection::vec(prop::sample::select(VOCAB), 0..200).prop_map(|v| v.join(" ")),
         // Mostly-valid shapes: repeated statements with nesting.
         (1usize..40, 0usize..80, prop::sample::select(VOCAB)).prop_map(|(n, d, x)| {
-            format!("{}{}RETURN {}1 EQ 1{} {x}", "LET a = a + 1 ".repeat(n), "IF TRUE THEN ".repeat(d % 5), "(".repeat(d), ")".repeat(d))
+            format!(
+                "{}{}RETURN {}1 EQ 1{} {x}",
+                "LET a = a + 1 ".repeat(n),
+                "IF TRUE THEN ".repeat(d % 5),
+                "(".repeat(d),
+                ")".repeat(d)
+            )
         }),
         "[ -~]{0,300}",
     ]

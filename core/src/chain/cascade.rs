@@ -133,11 +133,7 @@ impl Cascade {
     /// Check a cascade received from a peer, recomputing every level from the headers' own ids
     /// and targets: PoW of every header, the walk keeps every one of them (no inflated level,
     /// nothing beyond the quota), links, decreasing block numbers, and genesis at the end.
-    pub fn verify(
-        headers: Vec<TxHeader>,
-        params: &Params,
-        genesis_id: &Hash,
-    ) -> Result<Cascade, ChainError> {
+    pub fn verify(headers: Vec<TxHeader>, params: &Params, genesis_id: &Hash) -> Result<Cascade, ChainError> {
         if headers.is_empty() {
             return Err(ChainError::Cascade("empty"));
         }

@@ -124,9 +124,10 @@ pub fn genesis_coin_id(chain_id: u8, prng: &[u8; 32]) -> Hash {
 
 /// The genesis coin of a parameter set.
 pub fn genesis_coin(params: &Params) -> Result<CoinRecord, ChainError> {
-    let address = params.genesis.address.ok_or(ChainError::Params(
-        crate::params::ParamsError::GenesisUnset(params.name),
-    ))?;
+    let address = params
+        .genesis
+        .address
+        .ok_or(ChainError::Params(crate::params::ParamsError::GenesisUnset(params.name)))?;
     Ok(CoinRecord {
         coin: Coin {
             coin_id: genesis_coin_id(params.chain_id, &params.genesis.prng),
@@ -189,11 +190,8 @@ pub struct NextBlock {
 
 /// Parents of a block built on `tip`.
 pub fn parents_after(tip: &TxHeader, tip_id: &Hash) -> Parents {
-    let sl = if tip.block_number == 0 {
-        31
-    } else {
-        super_level(tip_id, &tip.block_target).unwrap_or(0)
-    } as usize;
+    let sl =
+        if tip.block_number == 0 { 31 } else { super_level(tip_id, &tip.block_target).unwrap_or(0) } as usize;
     let mut p = tip.parents;
     for slot in p.0.iter_mut().take(sl + 1) {
         *slot = *tip_id;
@@ -247,14 +245,12 @@ impl Chain {
         let (g, _) = genesis(&params)?;
         let genesis_id = g.id();
         let id = root.id();
-        if root_peaks.root() != root.header.mmr_root
-            || root_peaks.total().ok() != Some(root.header.mmr_total)
+        if root_peaks.root() != root.header.mmr_root || root_peaks.total().ok() != Some(root.header.mmr_total)
         {
             return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
         }
         if let Some(n) = cascade.newest() {
-            if root.header.parents.0[0] != n.id || root.header.block_number != n.header.block_number + 1
-            {
+            if root.header.parents.0[0] != n.id || root.header.block_number != n.header.block_number + 1 {
                 return Err(ChainError::Cascade("tree root does not follow the cascade"));
             }
         } else if id != genesis_id {
@@ -436,9 +432,7 @@ impl Chain {
             return Err(ChainError::InvalidParent(parent_id));
         }
         let Some(parent) = self.tree.get(&parent_id) else {
-            if self.cascade.contains(&parent_id)
-                || txpow.header.block_number <= self.root().number()
-            {
+            if self.cascade.contains(&parent_id) || txpow.header.block_number <= self.root().number() {
                 return Err(ChainError::BelowRoot);
             }
             return Err(ChainError::UnknownParent(parent_id));
@@ -512,8 +506,7 @@ impl Chain {
         if witness.parent_peaks != parent_peaks || witness.parent_peaks.root() != parent_root {
             return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
         }
-        let coins: Vec<&Coin> =
-            txs.iter().flat_map(|(t, _)| t.body.transaction.inputs.iter()).collect();
+        let coins: Vec<&Coin> = txs.iter().flat_map(|(t, _)| t.body.transaction.inputs.iter()).collect();
         let mut mmr = Mmr::from_witness(&witness, &coins).map_err(ChainError::BadWitness)?;
         let block_number = txpow.header.block_number;
         let mut cache = SigCache::new();
@@ -577,8 +570,7 @@ impl Chain {
         if let Some(p) = self.tree.get_mut(&cur) {
             p.children.push(id);
         }
-        loop {
-            let Some(b) = self.tree.get_mut(&cur) else { break };
+        while let Some(b) = self.tree.get_mut(&cur) {
             b.subtree_work = b.subtree_work.saturating_add(work);
             if cur == self.root {
                 break;

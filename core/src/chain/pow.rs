@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn work_and_target() {
         assert_eq!(work_of(&U256::MAX), 1);
-        assert_eq!(work_of(&target_for_work(10_000)), 10_000);
+        // floor((2^256−1)/w) rounds the target down, floor(2^256/(t+1)) rounds work down:
+        // exact for powers of two, one less otherwise.
+        assert_eq!(work_of(&target_for_work(256)), 256);
+        assert_eq!(work_of(&target_for_work(10_000)), 9_999);
         assert_eq!(work_of(&U256::ZERO), u128::MAX);
         assert_eq!(target_for_work(1), U256::MAX);
     }

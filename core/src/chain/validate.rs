@@ -121,14 +121,7 @@ pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainErr
     } else if !b.witness.signatures.is_empty() || !b.witness.scripts.is_empty() {
         return Err(ChainError::UnexpectedWitness);
     }
-    Ok(TxPowInfo {
-        id,
-        txid,
-        size,
-        is_block,
-        is_transaction,
-        sig_count: b.witness.signatures.len() as u32,
-    })
+    Ok(TxPowInfo { id, txid, size, is_block, is_transaction, sig_count: b.witness.signatures.len() as u32 })
 }
 
 /// Form of a non-empty transaction: inputs present and distinct, native token, amounts ≥ 1,
@@ -171,10 +164,7 @@ pub fn check_transaction_form(tx: &Transaction) -> Result<(), ChainError> {
 }
 
 /// Every input address has a witness script hashing to it, and every script is used.
-pub fn check_witness_form(
-    tx: &Transaction,
-    w: &crate::types::Witness,
-) -> Result<(), ChainError> {
+pub fn check_witness_form(tx: &Transaction, w: &crate::types::Witness) -> Result<(), ChainError> {
     let addrs: Vec<Hash> = w.scripts.iter().map(|s| sha3(s.as_bytes())).collect();
     let mut used = vec![false; addrs.len()];
     for (i, c) in tx.inputs.iter().enumerate() {
