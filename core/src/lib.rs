@@ -13,6 +13,10 @@
 //! | [`script`] | the v1 KISSVM subset with hard limits |
 //! | [`mmr`] | the MMR sum tree: append, spend, proofs, peaks, per-block deltas, block witnesses |
 //! | [`chain`] | validation, difficulty, time, parents, the TxPoW tree with GHOST, the cascade |
+//! | [`store`] | SQLite: schema, one transaction per block, single writer |
+//! | [`mempool`] | pending transactions, bounded, ranked by burn per byte |
+//! | [`miner`] | the low-priority hash loop, cancellable |
+//! | [`node`] | the orchestrator: start/stop, the chain actor, events, status |
 //! | `fixture` | (feature `fixture`) a chain builder that mines valid test chains in seconds |
 //!
 //! ## Decisions where SPEC is silent
@@ -45,9 +49,13 @@ pub mod codec;
 pub mod crypto;
 #[cfg(feature = "fixture")]
 pub mod fixture;
+pub mod mempool;
+pub mod miner;
 pub mod mmr;
+pub mod node;
 pub mod params;
 pub mod script;
+pub mod store;
 pub mod types;
 
 /// 256-bit unsigned integer (targets).

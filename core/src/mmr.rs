@@ -405,6 +405,16 @@ impl Mmr {
         Ok(m)
     }
 
+    /// Put a node as stored (reloading a full MMR).
+    pub fn insert_node(&mut self, key: NodeKey, node: MmrNode) {
+        self.nodes.insert(key, node);
+    }
+
+    /// Set the leaf count (reloading a full MMR).
+    pub fn set_leaf_count(&mut self, n: u64) {
+        self.leaf_count = n;
+    }
+
     /// Number of leaves.
     pub fn leaf_count(&self) -> u64 {
         self.leaf_count

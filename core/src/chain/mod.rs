@@ -82,6 +82,8 @@ pub enum AddOutcome {
         reorg: Option<Reorg>,
         /// Headers that moved into the cascade (oldest first).
         pruned: Vec<Hash>,
+        /// Side-branch blocks discarded with them (they fork below the new root).
+        dropped: Vec<Hash>,
     },
 }
 
@@ -302,6 +304,11 @@ impl Chain {
     pub fn block(&self, id: &Hash) -> Option<&TreeBlock> {
         self.tree.get(id)
     }
+    /// Every block of the tree (any order).
+    pub fn tree_blocks(&self) -> impl Iterator<Item = &TreeBlock> {
+        self.tree.values()
+    }
+
     /// Blocks in the tree.
     pub fn tree_len(&self) -> usize {
         self.tree.len()
@@ -558,8 +565,8 @@ impl Chain {
         let old_tip = self.tip;
         self.tip = self.ghost();
         let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
-        let pruned = self.prune_tree();
-        Ok(AddOutcome::Added { reorg, pruned })
+        let (pruned, dropped) = self.prune_tree();
+        Ok(AddOutcome::Added { reorg, pruned, dropped })
     }
 
     fn insert(&mut self, tb: TreeBlock) {
@@ -619,11 +626,11 @@ impl Chain {
 
     /// Move the oldest blocks of the best branch into the cascade once it is
     /// `tree_depth + cascade_step` past the root.
-    fn prune_tree(&mut self) -> Vec<Hash> {
+    fn prune_tree(&mut self) -> (Vec<Hash>, Vec<Hash>) {
         let tip_n = self.tip().number();
         let root_n = self.root().number();
         if tip_n < root_n + self.params.tree_depth + self.params.cascade_step {
-            return vec![];
+            return (vec![], vec![]);
         }
         let path = self.best_path();
         let step = self.params.cascade_step as usize;
@@ -643,10 +650,63 @@ impl Chain {
             .rev()
             .filter_map(|id| self.tree.get(id).map(|b| (b.txpow.header.clone(), *id)))
             .collect();
+        let dropped: Vec<Hash> =
+            self.tree.keys().filter(|k| !keep.contains(*k) && !moved.contains(*k)).copied().collect();
         self.tree.retain(|k, _| keep.contains(k));
         self.root = new_root;
         self.cascade.push_newest(headers, &self.params);
-        moved
+        (moved, dropped)
+    }
+
+    /// Prefer `id` as the tip if fork choice allows it (a tie keeps the current branch): used
+    /// when reloading a stored tree so a tie resolves as it did before the restart.
+    pub fn prefer_tip(&mut self, id: &Hash) {
+        if self.tree.contains_key(id) {
+            self.tip = *id;
+            self.tip = self.ghost();
+        }
+    }
+
+    /// A relay proof, valid at the tip, for input `input` of tree block `block` — a block that
+    /// may have left the best chain in a reorg. The proof in the block's witness (against its
+    /// parent) is rewound through the deltas of its old branch to the fork point, then carried
+    /// forward to the tip. `None` if the coin does not exist unspent on the best chain.
+    pub fn reproof_input(&self, block: &Hash, input: usize, rec: &CoinRecord) -> Option<MmrProof> {
+        let b = self.tree.get(block)?;
+        let w = b.witness.inputs.get(input)?;
+        let parent = b.parent();
+        let best: HashSet<Hash> = self.best_path().into_iter().collect();
+        // Old-branch blocks from the parent down to (excluding) the fork point.
+        let mut old = vec![];
+        let mut cur = parent;
+        while !best.contains(&cur) {
+            let x = self.tree.get(&cur)?;
+            old.push(cur);
+            cur = x.parent();
+        }
+        let fork = cur;
+        let fork_peaks = &self.tree.get(&fork)?.peaks;
+        if w.leaf_index >= fork_peaks.leaf_count {
+            return None;
+        }
+        let leaf = crate::mmr::leaf_node(rec, false);
+        let mut m = Mmr::from_witness(
+            &BlockWitness { parent_peaks: b.witness.parent_peaks.clone(), inputs: vec![w.clone()] },
+            &[&rec.coin],
+        )
+        .ok()?;
+        for id in &old {
+            m.rollback(&self.tree.get(id)?.delta);
+        }
+        // Now at the fork point: add its peaks (kept per block) and read the path back.
+        let mut at_fork = Mmr::from_peaks(fork_peaks).ok()?;
+        let sibs = m.siblings(w.leaf_index).ok()?;
+        at_fork.add_path(w.leaf_index, &leaf, &sibs).ok()?;
+        let proof = at_fork.proof(w.leaf_index, fork).ok()?;
+        if fork == self.tip {
+            return Some(proof);
+        }
+        self.refresh_proof(rec, &proof).ok()
     }
 
     /// Check a relay coin proof for the mempool: its block is on the best branch at most

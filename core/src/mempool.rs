@@ -1,0 +1,164 @@
+//! Pending transaction TxPoWs: keyed by txid, bounded by bytes, ranked by burn per byte then
+//! work per byte; a conflicting spend replaces another only with burn ≥ old + max(1, 12.5 %).
+
+use std::collections::HashMap;
+
+use thiserror::Error;
+
+use crate::chain::pow::work_of;
+use crate::crypto::Hash;
+use crate::mmr::MmrProof;
+use crate::types::TxPoW;
+
+/// Why the mempool refused a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MempoolError {
+    /// The same transaction is already pending (re-wrapping gains nothing).
+    #[error("transaction already pending")]
+    Duplicate,
+    /// It spends a coin a pending transaction spends, without enough extra burn.
+    #[error("conflicts with a pending spend and does not burn enough more to replace it")]
+    Conflict,
+    /// The pool is full of better-paying transactions.
+    #[error("mempool full")]
+    Full,
+}
+
+/// A pending transaction.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The TxPoW.
+    pub txpow: TxPoW,
+    /// Its id.
+    pub id: Hash,
+    /// Its transaction's id.
+    pub txid: Hash,
+    /// One proof per input (created, proof), refreshed as blocks arrive.
+    pub proofs: Vec<(u64, MmrProof)>,
+    /// Σ in − Σ out.
+    pub burn: u64,
+    /// Encoded bytes.
+    pub size: usize,
+}
+
+impl Entry {
+    fn rank(&self) -> (u128, u128) {
+        let size = self.size.max(1) as u128;
+        ((self.burn as u128) * 1_000_000 / size, work_of(&self.txpow.body.txn_target) * 1_000 / size)
+    }
+}
+
+/// The pool.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    by_txid: HashMap<Hash, Entry>,
+    by_coin: HashMap<Hash, Hash>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Mempool {
+    /// An empty pool holding at most `max_bytes`.
+    pub fn new(max_bytes: usize) -> Mempool {
+        Mempool { max_bytes, ..Default::default() }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.by_txid.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_txid.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A pending entry by TxPoW id.
+    pub fn get_by_id(&self, id: &Hash) -> Option<&Entry> {
+        self.by_txid.values().find(|e| e.id == *id)
+    }
+
+    /// True when the transaction is pending.
+    pub fn contains_txid(&self, txid: &Hash) -> bool {
+        self.by_txid.contains_key(txid)
+    }
+
+    /// Add a checked transaction. Returns the TxPoW ids it pushed out.
+    pub fn insert(&mut self, e: Entry) -> Result<Vec<Hash>, MempoolError> {
+        if self.by_txid.contains_key(&e.txid) {
+            return Err(MempoolError::Duplicate);
+        }
+        let mut conflicts: Vec<Hash> = vec![];
+        for c in &e.txpow.body.transaction.inputs {
+            if let Some(t) = self.by_coin.get(&c.coin_id) {
+                if !conflicts.contains(t) {
+                    conflicts.push(*t);
+                }
+            }
+        }
+        let old_burn: u64 = conflicts.iter().filter_map(|t| self.by_txid.get(t)).map(|x| x.burn).sum();
+        if !conflicts.is_empty() && e.burn < old_burn.saturating_add((old_burn / 8).max(1)) {
+            return Err(MempoolError::Conflict);
+        }
+        let mut removed = vec![];
+        for t in conflicts {
+            if let Some(x) = self.remove_txid(&t) {
+                removed.push(x.id);
+            }
+        }
+        let (rank, size) = (e.rank(), e.size);
+        while self.bytes + size > self.max_bytes {
+            let worst = self.by_txid.values().min_by_key(|x| x.rank()).map(|x| (x.txid, x.rank()));
+            match worst {
+                Some((t, r)) if r < rank => {
+                    if let Some(x) = self.remove_txid(&t) {
+                        removed.push(x.id);
+                    }
+                }
+                _ => return Err(MempoolError::Full),
+            }
+        }
+        for c in &e.txpow.body.transaction.inputs {
+            self.by_coin.insert(c.coin_id, e.txid);
+        }
+        self.bytes += size;
+        self.by_txid.insert(e.txid, e);
+        Ok(removed)
+    }
+
+    /// Remove by txid.
+    pub fn remove_txid(&mut self, txid: &Hash) -> Option<Entry> {
+        let e = self.by_txid.remove(txid)?;
+        for c in &e.txpow.body.transaction.inputs {
+            if self.by_coin.get(&c.coin_id) == Some(txid) {
+                self.by_coin.remove(&c.coin_id);
+            }
+        }
+        self.bytes -= e.size;
+        Some(e)
+    }
+
+    /// Entries, best first.
+    pub fn ranked(&self) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self.by_txid.values().collect();
+        v.sort_by(|a, b| b.rank().cmp(&a.rank()).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Every entry (any order).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.by_txid.values()
+    }
+
+    /// Replace an entry's proofs (after refreshing them to the tip).
+    pub fn set_proofs(&mut self, txid: &Hash, proofs: Vec<(u64, MmrProof)>) {
+        if let Some(e) = self.by_txid.get_mut(txid) {
+            e.proofs = proofs;
+        }
+    }
+}

@@ -1,0 +1,841 @@
+//! The orchestrator: the single API the CLI and the FFI use.
+//!
+//! [`Node::start`] opens the data dir (locked: one node per dir), reloads and re-validates the
+//! stored tree, and starts the chain actor — a task that owns the chain state, the mempool and
+//! the SQLite writer, fed by a channel, so consensus code needs no locks — and, if mining is on,
+//! the miner thread. Blocks the local miner finds take the same path as blocks from peers.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::chain::validate::apply_transaction;
+use crate::chain::{AddOutcome, Cascade, Chain, ChainError, TxPowSource};
+use crate::codec::Encode;
+use crate::crypto::{sha3, Hash};
+use crate::mempool::{Entry, Mempool, MempoolError};
+use crate::miner::{Found, Job, Miner};
+use crate::mmr::{BlockWitness, Mmr, MmrProof, NodeKey, WitnessInput};
+use crate::params::Params;
+use crate::store::{BlockCommit, Store, StoreError};
+use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witness};
+
+/// How the node mines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mining {
+    /// No mining (stamps only, later).
+    Off,
+    /// Mine blocks continuously at this duty cycle (devnet).
+    Continuous {
+        /// Fraction of one core, (0, 1].
+        duty: f64,
+    },
+}
+
+/// Node configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Network parameters, genesis included.
+    pub params: Params,
+    /// Keep the whole coin set (servers).
+    pub full_mmr: bool,
+    /// Mining mode.
+    pub mining: Mining,
+    /// Mempool byte limit (8 MiB phones, 64 MiB servers).
+    pub mempool_bytes: usize,
+}
+
+impl Config {
+    /// Defaults for `params` in `data_dir`: no full MMR, mining continuous on devnet and off
+    /// elsewhere, a 64 MiB mempool.
+    pub fn new(data_dir: impl Into<PathBuf>, params: Params) -> Config {
+        let mining = if params.continuous_mining { Mining::Continuous { duty: 0.5 } } else { Mining::Off };
+        Config { data_dir: data_dir.into(), params, full_mmr: false, mining, mempool_bytes: 64 << 20 }
+    }
+}
+
+/// Errors of the node API.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A block or transaction was invalid.
+    #[error("invalid: {0}")]
+    Invalid(#[from] ChainError),
+    /// The mempool refused a transaction.
+    #[error("mempool: {0}")]
+    Mempool(#[from] MempoolError),
+    /// Another node holds the data dir.
+    #[error("another node is already running on data dir {0}")]
+    Locked(PathBuf),
+    /// The data dir holds files that are not a node's.
+    #[error("{0} is not a minima data dir (it holds other files)")]
+    NotADataDir(PathBuf),
+    /// File system trouble.
+    #[error("data dir {path}: {error}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// What failed.
+        error: String,
+    },
+    /// Parameters unusable.
+    #[error("parameters: {0}")]
+    Params(#[from] crate::params::ParamsError),
+    /// The stored chain failed re-validation.
+    #[error("stored chain does not re-validate: {0}")]
+    Corrupt(String),
+    /// The node has stopped.
+    #[error("the node is stopped")]
+    Stopped,
+    /// The runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+/// Things that happened, for the host and the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A new best tip.
+    NewTip {
+        /// Its height.
+        height: u64,
+        /// Its id (hex).
+        tip: String,
+    },
+    /// The best chain switched branches.
+    Reorg {
+        /// Blocks that left.
+        disconnected: usize,
+        /// Blocks that joined.
+        connected: usize,
+    },
+    /// A TxPoW was accepted (block or transaction).
+    TxPowAccepted {
+        /// Its id (hex).
+        id: String,
+    },
+    /// A TxPoW was refused.
+    TxPowRejected {
+        /// Its id (hex).
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A snapshot of the node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// Network name.
+    pub network: String,
+    /// Tip height.
+    pub height: u64,
+    /// Tip id (hex).
+    pub tip: String,
+    /// Chain weight (decimal; u128).
+    pub weight: String,
+    /// Work the next block needs (hashes).
+    pub difficulty: String,
+    /// Pending transactions.
+    pub mempool: usize,
+    /// Cascade headers.
+    pub cascade: usize,
+    /// Tree blocks.
+    pub tree: usize,
+    /// Bytes of the data dir.
+    pub storage_bytes: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Miner nonces per second (recent).
+    pub hash_rate: f64,
+    /// Nonces tried since start.
+    pub hashes: u64,
+    /// Total unspent supply at the tip (base units).
+    pub mmr_total: u64,
+    /// Whether this node keeps the full coin set.
+    pub full_mmr: bool,
+}
+
+enum Cmd {
+    Block {
+        txpow: TxPoW,
+        witness: BlockWitness,
+        listed: Vec<TxPoW>,
+        reply: Option<oneshot::Sender<Result<AddOutcome, NodeError>>>,
+    },
+    Mined(Found),
+    TxPow {
+        txpow: TxPoW,
+        proofs: Vec<(u64, MmrProof)>,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Status(oneshot::Sender<Status>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A running node.
+pub struct Node {
+    rt: Option<tokio::runtime::Runtime>,
+    tx: mpsc::Sender<Cmd>,
+    events: broadcast::Sender<Event>,
+    data_dir: PathBuf,
+    _lock: File,
+}
+
+/// Name of the lock file in the data dir.
+pub const LOCK_FILE: &str = "LOCK";
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> NodeError {
+    NodeError::Io { path: path.to_path_buf(), error: e.to_string() }
+}
+
+/// Files a data dir of ours may hold.
+fn is_our_file(name: &str) -> bool {
+    name.starts_with("minima.sqlite")
+        || name == LOCK_FILE
+        || name.starts_with("minima.sock")
+        || name.starts_with('.')
+}
+
+fn lock_data_dir(dir: &Path) -> Result<File, NodeError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let has_db = dir.join(crate::store::DB_FILE).exists();
+    if !has_db {
+        let foreign = std::fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .filter_map(|e| e.ok())
+            .any(|e| !is_our_file(&e.file_name().to_string_lossy()));
+        if foreign {
+            return Err(NodeError::NotADataDir(dir.to_path_buf()));
+        }
+    }
+    let path = dir.join(LOCK_FILE);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; released when the File closes.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(NodeError::Locked(dir.to_path_buf()));
+    }
+    Ok(f)
+}
+
+/// Read the genesis a data dir was created with (devnet genesis is made at `--genesis` time).
+pub fn stored_genesis(dir: &Path) -> Option<(String, u64, [u8; 32])> {
+    let s = std::fs::read_to_string(dir.join(".genesis")).ok()?;
+    let mut it = s.split_whitespace();
+    let net = it.next()?.to_string();
+    let time = it.next()?.parse().ok()?;
+    let prng: [u8; 32] = hex::decode(it.next()?).ok()?.try_into().ok()?;
+    Some((net, time, prng))
+}
+
+fn write_genesis(dir: &Path, p: &Params) -> Result<(), NodeError> {
+    let path = dir.join(".genesis");
+    let tmp = dir.join(".genesis.tmp");
+    std::fs::write(&tmp, format!("{} {} {}\n", p.name, p.genesis.time_ms, hex::encode(p.genesis.prng)))
+        .map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
+}
+
+impl Node {
+    /// Start a node: lock and open the data dir, reload and re-validate the stored chain, start
+    /// the actor and (if configured) the miner.
+    pub fn start(cfg: Config) -> Result<Node, NodeError> {
+        cfg.params.check()?;
+        let lock = lock_data_dir(&cfg.data_dir)?;
+        let (genesis, _) = crate::chain::genesis(&cfg.params)?;
+        let genesis_id = genesis.id();
+        let store = Store::open(&cfg.data_dir, cfg.params.name, &genesis_id)?;
+        write_genesis(&cfg.data_dir, &cfg.params)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("minima-node")
+            .enable_all()
+            .build()
+            .map_err(|e| NodeError::Runtime(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(256);
+        let (events, _) = broadcast::channel(1024);
+        let mut actor = Actor::load(&cfg, store, events.clone())?;
+        if let Mining::Continuous { duty } = cfg.mining {
+            let mtx = tx.clone();
+            actor.miner = Some(Arc::new(Miner::start(move |f| {
+                let _ = mtx.blocking_send(Cmd::Mined(f));
+            })));
+            actor.duty = duty;
+            actor.refresh_template();
+        }
+        rt.spawn(actor.run(rx));
+        Ok(Node { rt: Some(rt), tx, events, data_dir: cfg.data_dir, _lock: lock })
+    }
+
+    fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, NodeError> {
+        let (s, r) = oneshot::channel();
+        self.tx.blocking_send(f(s)).map_err(|_| NodeError::Stopped)?;
+        r.blocking_recv().map_err(|_| NodeError::Stopped)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A snapshot of the node.
+    pub fn status(&self) -> Result<Status, NodeError> {
+        self.call(Cmd::Status)
+    }
+
+    /// Subscribe to events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Offer a block (with its MMR witness and any listed TxPoWs the node may lack) — the path
+    /// every block takes, from peers and from the local miner alike.
+    pub fn submit_block(
+        &self,
+        txpow: TxPoW,
+        witness: BlockWitness,
+        listed: Vec<TxPoW>,
+    ) -> Result<AddOutcome, NodeError> {
+        self.call(|reply| Cmd::Block { txpow, witness, listed, reply: Some(reply) })?
+    }
+
+    /// Offer a transaction TxPoW with one relay proof per input.
+    pub fn submit_txpow(&self, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Result<(), NodeError> {
+        self.call(|reply| Cmd::TxPow { txpow, proofs, reply })?
+    }
+
+    /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`.
+    pub fn stop(mut self, deadline: Duration) -> Result<(), NodeError> {
+        let (s, r) = oneshot::channel();
+        let sent = self.tx.blocking_send(Cmd::Stop(s)).is_ok();
+        if let Some(rt) = self.rt.take() {
+            if sent {
+                rt.block_on(async { tokio::time::timeout(deadline, r).await.ok() });
+            }
+            rt.shutdown_timeout(deadline);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            let (s, r) = oneshot::channel();
+            if self.tx.try_send(Cmd::Stop(s)).is_ok() {
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), r).await.ok() });
+            }
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+struct Template {
+    tag: u64,
+    body: TxBody,
+    witness: BlockWitness,
+    listed: Vec<TxPoW>,
+}
+
+struct Actor {
+    params: Params,
+    chain: Chain,
+    store: Store,
+    mempool: Mempool,
+    txpows: HashMap<Hash, TxPoW>,
+    full: Option<Mmr>,
+    miner: Option<Arc<Miner>>,
+    duty: f64,
+    template: Option<Template>,
+    tag: u64,
+    events: broadcast::Sender<Event>,
+    rate: (Instant, u64, f64),
+    full_mmr: bool,
+}
+
+struct Src<'a> {
+    a: &'a HashMap<Hash, TxPoW>,
+    b: &'a HashMap<Hash, TxPoW>,
+    m: &'a Mempool,
+}
+
+impl TxPowSource for Src<'_> {
+    fn get_txpow(&self, id: &Hash) -> Option<TxPoW> {
+        self.a
+            .get(id)
+            .or_else(|| self.b.get(id))
+            .cloned()
+            .or_else(|| self.m.get_by_id(id).map(|e| e.txpow.clone()))
+    }
+}
+
+fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Entry {
+    let txid = txpow.txid();
+    let burn = crate::chain::validate::burn(&txpow.body.transaction);
+    Entry { id: txpow.id(), txid, size: txpow.encode().len(), txpow, proofs, burn }
+}
+
+impl Actor {
+    fn load(cfg: &Config, mut store: Store, events: broadcast::Sender<Event>) -> Result<Actor, NodeError> {
+        let params = cfg.params.clone();
+        let loaded = store.load()?;
+        let txpows: HashMap<Hash, TxPoW> = loaded.txpows.iter().map(|t| (t.id(), t.clone())).collect();
+        let mut full = None;
+        let chain = if loaded.blocks.is_empty() {
+            let chain = Chain::new(params.clone())?;
+            let root = chain.root();
+            let (_, gmmr) = crate::chain::genesis(&params)?;
+            let mut commit = BlockCommit { block: Some(root), tip: chain.tip_id(), ..Default::default() };
+            if cfg.full_mmr {
+                commit.mmr_changes =
+                    (0..1).map(|i| (NodeKey::leaf(i), gmmr.node(NodeKey::leaf(i)))).collect();
+                commit.mmr_leaf_count = Some(1);
+                full = Some(gmmr);
+            }
+            store.commit(&commit)?;
+            chain
+        } else {
+            let cascade = Cascade::from_entries(loaded.cascade);
+            if !cascade.links_ok() {
+                return Err(NodeError::Corrupt("stored cascade links are broken".into()));
+            }
+            let mut it = loaded.blocks.into_iter();
+            let (root, rw, rp) = it.next().ok_or_else(|| NodeError::Corrupt("no root".into()))?;
+            let mut chain = Chain::from_parts(params.clone(), cascade, root, rw, rp)?;
+            for (t, w, _) in it {
+                let id = t.id();
+                match chain.add_block(t, w, &txpows) {
+                    Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => {}
+                    Ok(AddOutcome::Pending { .. }) => {
+                        return Err(NodeError::Corrupt(format!("block {id} lists a TxPoW the store lacks")))
+                    }
+                    Err(e) => return Err(NodeError::Corrupt(format!("block {id}: {e}"))),
+                }
+            }
+            if let Some(tip) = loaded.tip {
+                chain.prefer_tip(&tip);
+            }
+            if cfg.full_mmr {
+                let mut m = Mmr::new();
+                for (k, n) in &loaded.mmr_nodes {
+                    m.insert_node(*k, *n);
+                }
+                m.set_leaf_count(loaded.mmr_leaf_count);
+                if m.root().ok() != Some(chain.tip().txpow.header.mmr_root) {
+                    return Err(NodeError::Corrupt("stored full MMR does not match the tip".into()));
+                }
+                full = Some(m);
+            }
+            chain
+        };
+        let mut mempool = Mempool::new(cfg.mempool_bytes);
+        for (t, proofs) in loaded.mempool {
+            if chain.check_mempool_txpow(&t, &proofs).is_ok() {
+                let _ = mempool.insert(entry(t, proofs));
+            }
+        }
+        Ok(Actor {
+            params,
+            chain,
+            store,
+            mempool,
+            txpows,
+            full,
+            miner: None,
+            duty: 1.0,
+            template: None,
+            tag: 0,
+            events,
+            rate: (Instant::now(), 0, 0.0),
+            full_mmr: cfg.full_mmr,
+        })
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                Cmd::Block { txpow, witness, listed, reply } => {
+                    let r = self.on_block(txpow, witness, listed);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(r);
+                    }
+                }
+                Cmd::Mined(f) => self.on_mined(f),
+                Cmd::TxPow { txpow, proofs, reply } => {
+                    let _ = reply.send(self.on_txpow(txpow, proofs));
+                }
+                Cmd::Status(reply) => {
+                    let _ = reply.send(self.status());
+                }
+                Cmd::Stop(reply) => {
+                    if let Some(m) = &self.miner {
+                        m.set_job(None);
+                    }
+                    if let Err(e) = self.store.checkpoint() {
+                        tracing::warn!("checkpoint on stop: {e}");
+                    }
+                    let _ = reply.send(());
+                    break;
+                }
+            }
+        }
+        // Dropping the last Arc joins the miner thread.
+        if let Some(m) = self.miner.take() {
+            if let Ok(mut m) = Arc::try_unwrap(m) {
+                m.shutdown();
+            }
+        }
+    }
+
+    fn status(&mut self) -> Status {
+        let tip = self.chain.tip();
+        let next = self.chain.next_block(&self.chain.tip_id()).ok();
+        let hashes = self.miner.as_ref().map(|m| m.hashes()).unwrap_or(0);
+        let el = self.rate.0.elapsed().as_secs_f64();
+        if el >= 1.0 {
+            self.rate = (Instant::now(), hashes, (hashes - self.rate.1) as f64 / el);
+        }
+        Status {
+            network: self.params.name.to_string(),
+            height: tip.number(),
+            tip: tip.id.to_hex(),
+            weight: self.chain.weight().to_string(),
+            difficulty: next.map(|n| crate::chain::pow::work_of(&n.block_target)).unwrap_or(0).to_string(),
+            mempool: self.mempool.len(),
+            cascade: self.chain.cascade().len(),
+            tree: self.chain.tree_len(),
+            storage_bytes: self.store.size_bytes(),
+            peers: 0,
+            hash_rate: self.rate.2,
+            hashes,
+            mmr_total: tip.txpow.header.mmr_total,
+            full_mmr: self.full_mmr,
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn on_mined(&mut self, f: Found) {
+        let Some(t) = self.template.take() else { return };
+        if t.tag != f.tag {
+            self.template = Some(t);
+            return;
+        }
+        let txpow = TxPoW { header: f.header, body: t.body };
+        if let Err(e) = self.on_block(txpow, t.witness, t.listed) {
+            tracing::warn!("own block refused: {e}");
+            self.refresh_template();
+        }
+    }
+
+    fn on_txpow(&mut self, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Result<(), NodeError> {
+        let id = txpow.id();
+        match self.chain.check_mempool_txpow(&txpow, &proofs) {
+            Ok(_) => {}
+            Err(e) => {
+                self.emit(Event::TxPowRejected { id: id.to_hex(), reason: e.to_string() });
+                return Err(e.into());
+            }
+        }
+        let e = entry(txpow, proofs);
+        let removed = self.mempool.insert(e.clone())?;
+        self.store.commit(&BlockCommit {
+            tip: self.chain.tip_id(),
+            mempool_removed: removed,
+            mempool_added: vec![(&e.txpow, &e.proofs)],
+            ..Default::default()
+        })?;
+        self.emit(Event::TxPowAccepted { id: id.to_hex() });
+        self.refresh_template();
+        Ok(())
+    }
+
+    fn on_block(
+        &mut self,
+        txpow: TxPoW,
+        witness: BlockWitness,
+        listed: Vec<TxPoW>,
+    ) -> Result<AddOutcome, NodeError> {
+        let id = txpow.id();
+        let given: HashMap<Hash, TxPoW> = listed.into_iter().map(|t| (t.id(), t)).collect();
+        let out = {
+            let src = Src { a: &self.txpows, b: &given, m: &self.mempool };
+            self.chain.add_block(txpow, witness, &src)
+        };
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.emit(Event::TxPowRejected { id: id.to_hex(), reason: e.to_string() });
+                return Err(e.into());
+            }
+        };
+        let AddOutcome::Added { reorg, pruned, dropped } = &out else { return Ok(out) };
+        // Listed TxPoWs become part of the stored tree.
+        let block =
+            self.chain.block(&id).cloned().ok_or_else(|| NodeError::Corrupt("added block missing".into()))?;
+        let mut listed_now = vec![];
+        for lid in &block.txpow.body.txpow_ids {
+            let t = given
+                .get(lid)
+                .cloned()
+                .or_else(|| self.txpows.get(lid).cloned())
+                .or_else(|| self.mempool.get_by_id(lid).map(|e| e.txpow.clone()));
+            if let Some(t) = t {
+                self.txpows.insert(*lid, t.clone());
+                listed_now.push(t);
+            }
+        }
+        // Mempool and full MMR follow the best chain.
+        let mut mempool_removed = vec![];
+        let mut mempool_added: Vec<(TxPoW, Vec<(u64, MmrProof)>)> = vec![];
+        let mut mmr_changes: Vec<(NodeKey, Option<crate::mmr::MmrNode>)> = vec![];
+        if let Some(r) = reorg {
+            // Transactions of blocks that left the best chain return to the mempool.
+            for bid in &r.disconnected {
+                let Some(b) = self.chain.block(bid).cloned() else { continue };
+                let mut txs: Vec<TxPoW> = vec![];
+                if !b.txpow.body.transaction.is_empty() {
+                    txs.push(b.txpow.clone());
+                }
+                for l in &b.txpow.body.txpow_ids {
+                    if let Some(t) = self.txpows.get(l) {
+                        txs.push(t.clone());
+                    }
+                }
+                let mut pos = 0;
+                for t in txs {
+                    let n = t.body.transaction.inputs.len();
+                    let mut proofs = vec![];
+                    for (k, c) in t.body.transaction.inputs.iter().enumerate() {
+                        let created = b.witness.inputs.get(pos + k).map(|w| w.created).unwrap_or(0);
+                        let rec = CoinRecord { coin: c.clone(), created };
+                        if let Some(p) = self.chain.reproof_input(bid, pos + k, &rec) {
+                            proofs.push((created, p));
+                        }
+                    }
+                    pos += n;
+                    if proofs.len() == n && self.chain.check_mempool_txpow(&t, &proofs).is_ok() {
+                        let e = entry(t.clone(), proofs.clone());
+                        if self.mempool.insert(e).is_ok() {
+                            mempool_added.push((t, proofs));
+                        }
+                    }
+                }
+                if let Some(m) = self.full.as_mut() {
+                    for (k, old, _) in &b.delta.changes {
+                        mmr_changes.push((*k, *old));
+                    }
+                    m.rollback(&b.delta);
+                }
+            }
+            for bid in &r.connected {
+                let Some(b) = self.chain.block(bid) else { continue };
+                for txid in &b.txids {
+                    if let Some(e) = self.mempool.remove_txid(txid) {
+                        mempool_removed.push(e.id);
+                    }
+                }
+                if let Some(m) = self.full.as_mut() {
+                    for (k, _, new) in &b.delta.changes {
+                        mmr_changes.push((*k, Some(*new)));
+                    }
+                    m.apply_forward(&b.delta);
+                }
+            }
+            // Drop mempool entries whose coins are gone on the new branch.
+            let stale: Vec<Hash> = self
+                .mempool
+                .entries()
+                .filter(|e| {
+                    self.chain.check_mempool_txpow(&e.txpow, &e.proofs).is_err()
+                        && self.refreshed(e).is_none()
+                })
+                .map(|e| e.txid)
+                .collect();
+            for t in stale {
+                if let Some(e) = self.mempool.remove_txid(&t) {
+                    mempool_removed.push(e.id);
+                }
+            }
+        }
+        let cascade_changed = !pruned.is_empty();
+        let mut removed: Vec<Hash> = pruned.clone();
+        removed.extend(dropped.iter().copied());
+        if cascade_changed {
+            // Keep only the listed TxPoWs that blocks still in the tree refer to.
+            let listed: std::collections::HashSet<Hash> =
+                self.chain.tree_blocks().flat_map(|b| b.txpow.body.txpow_ids.iter().copied()).collect();
+            self.txpows.retain(|id, _| listed.contains(id));
+        }
+        let added_refs: Vec<(&TxPoW, &[(u64, MmrProof)])> =
+            mempool_added.iter().map(|(t, p)| (t, p.as_slice())).collect();
+        self.store.commit(&BlockCommit {
+            block: Some(&block),
+            listed: listed_now.iter().collect(),
+            removed,
+            cascade: cascade_changed.then(|| self.chain.cascade()),
+            tip: self.chain.tip_id(),
+            mempool_removed,
+            mempool_added: added_refs,
+            mmr_leaf_count: self.full.as_ref().map(|m| m.leaf_count()),
+            mmr_changes,
+        })?;
+        self.emit(Event::TxPowAccepted { id: id.to_hex() });
+        if let Some(r) = reorg {
+            if !r.disconnected.is_empty() {
+                self.emit(Event::Reorg { disconnected: r.disconnected.len(), connected: r.connected.len() });
+            }
+            let t = self.chain.tip();
+            self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
+            self.refresh_template();
+        }
+        Ok(out)
+    }
+
+    fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {
+        let mut v = vec![];
+        for (c, (created, p)) in e.txpow.body.transaction.inputs.iter().zip(&e.proofs) {
+            let rec = CoinRecord { coin: c.clone(), created: *created };
+            v.push((*created, self.chain.refresh_proof(&rec, p).ok()?));
+        }
+        Some(v)
+    }
+
+    /// Build a pulse on the tip listing the best mempool transactions and hand it to the miner.
+    fn refresh_template(&mut self) {
+        let Some(miner) = self.miner.clone() else { return };
+        match self.build_template() {
+            Ok((header, t)) => {
+                let target = header.block_target;
+                self.tag += 1;
+                let tag = self.tag;
+                self.template = Some(Template { tag, ..t });
+                miner.set_job(Some(Job { header, target, duty: self.duty, max_hashes: None, tag }));
+            }
+            Err(e) => {
+                tracing::warn!("cannot build a block template: {e}");
+                miner.set_job(None);
+            }
+        }
+    }
+
+    fn build_template(&mut self) -> Result<(TxHeader, Template), NodeError> {
+        let tip_id = self.chain.tip_id();
+        let next = self.chain.next_block(&tip_id)?;
+        let magic = self.params.magic;
+        // Refresh proofs and pick transactions within the block limits.
+        let ranked: Vec<Entry> = self.mempool.ranked().into_iter().cloned().collect();
+        let mut chosen: Vec<(Entry, Vec<(u64, MmrProof)>)> = vec![];
+        let (mut bytes, mut inputs, mut sigops) = (1024usize, 0usize, 0u32);
+        for e in ranked {
+            if chosen.len() >= magic.max_txns as usize {
+                break;
+            }
+            let n_in = e.txpow.body.transaction.inputs.len();
+            let s = e.txpow.body.witness.signatures.len() as u32;
+            if bytes + e.size > magic.max_block_bytes as usize
+                || inputs + n_in > magic.max_block_inputs as usize
+                || sigops + s > magic.max_sigops_block
+            {
+                continue;
+            }
+            match self.refreshed(&e) {
+                Some(p) => {
+                    self.mempool.set_proofs(&e.txid, p.clone());
+                    bytes += e.size;
+                    inputs += n_in;
+                    sigops += s;
+                    chosen.push((e, p));
+                }
+                None => {
+                    self.mempool.remove_txid(&e.txid);
+                }
+            }
+        }
+        let tip = self.chain.tip();
+        let peaks = tip.peaks.clone();
+        let n_peaks = peaks.leaf_count.count_ones() as usize;
+        let mut winputs = vec![];
+        let mut coins: Vec<Coin> = vec![];
+        for (e, proofs) in &chosen {
+            for (c, (created, p)) in e.txpow.body.transaction.inputs.iter().zip(proofs) {
+                let h = p.path.len().saturating_sub(n_peaks.saturating_sub(1));
+                winputs.push(WitnessInput {
+                    leaf_index: p.leaf_index,
+                    created: *created,
+                    siblings: p.path[..h].to_vec(),
+                });
+                coins.push(c.clone());
+            }
+        }
+        let witness = BlockWitness { parent_peaks: peaks, inputs: winputs };
+        let refs: Vec<&Coin> = coins.iter().collect();
+        let mut mmr = Mmr::from_witness(&witness, &refs).map_err(ChainError::BadWitness)?;
+        let mut pos = 0;
+        for (e, _) in &chosen {
+            let tx: &Transaction = &e.txpow.body.transaction;
+            let w = &witness.inputs[pos..pos + tx.inputs.len()];
+            pos += tx.inputs.len();
+            let leaves: Vec<u64> = w.iter().map(|x| x.leaf_index).collect();
+            let created: Vec<u64> = w.iter().map(|x| x.created).collect();
+            apply_transaction(&mut mmr, tx, &leaves, &created, next.block_number)?;
+        }
+        let root = mmr.root().map_err(ChainError::Mmr)?;
+        let total = mmr.total().map_err(ChainError::Mmr)?;
+        let mut prng = [0u8; 32];
+        prng.copy_from_slice(
+            &sha3(
+                &[&now_ms().to_be_bytes()[..], &self.tag.to_be_bytes(), &std::process::id().to_be_bytes()]
+                    .concat(),
+            )
+            .0,
+        );
+        let body = TxBody {
+            txn_target: magic.min_target(),
+            transaction: Transaction::empty(),
+            witness: Witness::default(),
+            txpow_ids: chosen.iter().map(|(e, _)| e.id).collect(),
+            prng,
+        };
+        let time = now_ms().max(next.min_time).min(next.max_time);
+        let header = TxHeader {
+            chain_id: self.params.chain_id,
+            version: 1,
+            block_number: next.block_number,
+            time_ms: time,
+            block_target: next.block_target,
+            parents: next.parents,
+            mmr_root: root,
+            mmr_total: total,
+            magic,
+            body_hash: body.hash(),
+            nonce: [0; 32],
+        };
+        let listed = chosen.into_iter().map(|(e, _)| e.txpow).collect();
+        Ok((header, Template { tag: 0, body, witness, listed }))
+    }
+}

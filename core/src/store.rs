@@ -1,0 +1,398 @@
+//! SQLite storage: one file in the data dir, WAL with `synchronous=FULL`, one SQL transaction per
+//! accepted block, a single writer (owned by the chain actor).
+//!
+//! Tables: `meta` (schema version, network, genesis, tip, root), `blocks` (tree blocks with their
+//! witness, MMR peaks and delta), `txpows` (transactions listed by tree blocks), `cascade`
+//! (kept headers and levels), `mempool`, and `mmr_nodes` (only with `full_mmr`).
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use thiserror::Error;
+
+use crate::chain::{Cascade, CascadeEntry, TreeBlock};
+use crate::codec::{CodecError, Decode, Encode};
+use crate::crypto::Hash;
+use crate::mmr::{BlockWitness, MmrDelta, MmrNode, MmrPeaks, MmrProof, NodeKey};
+use crate::types::{TxHeader, TxPoW};
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "minima.sqlite";
+/// Current schema version.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Storage failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The disk (or the file size limit) is full.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    /// Stored bytes do not decode.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data dir belongs to another network or program.
+    #[error("data dir holds {found}, not {expected}")]
+    NotOurs {
+        /// What this node runs.
+        expected: String,
+        /// What the data dir holds.
+        found: String,
+    },
+    /// A schema newer than this program knows.
+    #[error("database schema {0} is newer than this program ({SCHEMA_VERSION})")]
+    NewerSchema(i64),
+    /// `PRAGMA integrity_check` failed.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+}
+
+impl From<CodecError> for StoreError {
+    fn from(e: CodecError) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+fn map_full(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, ref msg) = e {
+        if f.code == rusqlite::ErrorCode::DiskFull {
+            return StoreError::DiskFull(msg.clone().unwrap_or_else(|| "SQLITE_FULL".into()));
+        }
+    }
+    StoreError::Sqlite(e)
+}
+
+/// Everything a node reloads at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Cascade entries, newest first.
+    pub cascade: Vec<CascadeEntry>,
+    /// Tree blocks (TxPoW, witness, peaks), lowest number first; the first is the root.
+    pub blocks: Vec<(TxPoW, BlockWitness, MmrPeaks)>,
+    /// TxPoWs listed by tree blocks.
+    pub txpows: Vec<TxPoW>,
+    /// Mempool entries: TxPoW and its input proofs.
+    pub mempool: Vec<(TxPoW, Vec<(u64, MmrProof)>)>,
+    /// The stored tip.
+    pub tip: Option<Hash>,
+    /// MMR nodes (full_mmr only) and the leaf count they describe.
+    pub mmr_nodes: Vec<(NodeKey, MmrNode)>,
+    /// Leaf count of the stored full MMR.
+    pub mmr_leaf_count: u64,
+}
+
+/// What one accepted block changes, written in one SQL transaction.
+#[derive(Debug, Default)]
+pub struct BlockCommit<'a> {
+    /// The new tree block (None when only the mempool or tip changed).
+    pub block: Option<&'a TreeBlock>,
+    /// TxPoWs it listed.
+    pub listed: Vec<&'a TxPoW>,
+    /// Ids that left the tree (moved into the cascade or pruned side branches).
+    pub removed: Vec<Hash>,
+    /// New cascade, when it changed.
+    pub cascade: Option<&'a Cascade>,
+    /// Tip after the block.
+    pub tip: Hash,
+    /// Mempool entries that left (by TxPoW id).
+    pub mempool_removed: Vec<Hash>,
+    /// Mempool entries that arrived.
+    pub mempool_added: Vec<(&'a TxPoW, &'a [(u64, MmrProof)])>,
+    /// Full-MMR node changes: (key, new value or None to delete), and the new leaf count.
+    pub mmr_changes: Vec<(NodeKey, Option<MmrNode>)>,
+    /// Leaf count after the MMR changes.
+    pub mmr_leaf_count: Option<u64>,
+}
+
+/// The storage handle: the writer connection.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn encode_proofs(p: &[(u64, MmrProof)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::codec::put_len(&mut out, p.len());
+    for (c, pr) in p {
+        c.encode_to(&mut out);
+        pr.encode_to(&mut out);
+    }
+    out
+}
+
+fn decode_proofs(b: &[u8]) -> Result<Vec<(u64, MmrProof)>, CodecError> {
+    let mut r = crate::codec::Reader::new(b);
+    let v = r.vec(32, "proofs", |r| Ok((r.u64("created")?, MmrProof::decode_from(r)?)))?;
+    r.finish()?;
+    Ok(v)
+}
+
+impl Store {
+    /// Open (creating if needed) the database in `dir` for network `network` with genesis
+    /// `genesis`. Refuses a database of another network or a newer schema.
+    pub fn open(dir: &Path, network: &str, genesis: &Hash) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
+        conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
+        let mut s = Store { conn, path };
+        s.migrate(network, genesis)?;
+        Ok(s)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Limit the database to `pages` pages (tests simulate a full disk with it).
+    pub fn set_max_pages(&self, pages: u64) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "max_page_count", pages as i64)?;
+        Ok(())
+    }
+
+    fn migrate(&mut self, network: &str, genesis: &Hash) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")?;
+        let version: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()?;
+        match version {
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
+            Some(_) => {
+                let net: Option<String> = self
+                    .conn
+                    .query_row("SELECT value FROM meta WHERE key = 'network'", [], |r| r.get(0))
+                    .optional()?;
+                let gen: Option<Vec<u8>> = self
+                    .conn
+                    .query_row("SELECT value FROM meta WHERE key = 'genesis'", [], |r| r.get(0))
+                    .optional()?;
+                let found = format!(
+                    "network {} genesis {}",
+                    net.clone().unwrap_or_default(),
+                    gen.as_deref().map(hex::encode).unwrap_or_default()
+                );
+                if net.as_deref() != Some(network) || gen.as_deref() != Some(&genesis.0[..]) {
+                    return Err(StoreError::NotOurs {
+                        expected: format!("network {network} genesis {}", genesis.to_hex()),
+                        found,
+                    });
+                }
+            }
+            None => {
+                let tx = self.conn.transaction()?;
+                tx.execute_batch(
+                    "CREATE TABLE blocks (id BLOB PRIMARY KEY, number INTEGER NOT NULL, txpow BLOB NOT NULL,
+                        witness BLOB NOT NULL, peaks BLOB NOT NULL, delta BLOB NOT NULL);
+                     CREATE INDEX blocks_number ON blocks(number);
+                     CREATE TABLE txpows (id BLOB PRIMARY KEY, number INTEGER NOT NULL, txpow BLOB NOT NULL);
+                     CREATE INDEX txpows_number ON txpows(number);
+                     CREATE TABLE cascade (pos INTEGER PRIMARY KEY, id BLOB NOT NULL, level INTEGER NOT NULL,
+                        header BLOB NOT NULL);
+                     CREATE TABLE mempool (id BLOB PRIMARY KEY, txpow BLOB NOT NULL, proofs BLOB NOT NULL);
+                     CREATE TABLE mmr_nodes (height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+                        sum INTEGER NOT NULL, PRIMARY KEY (height, idx)) WITHOUT ROWID;",
+                )?;
+                tx.execute("INSERT INTO meta VALUES ('schema_version', ?1)", params![SCHEMA_VERSION])?;
+                tx.execute("INSERT INTO meta VALUES ('network', ?1)", params![network])?;
+                tx.execute("INSERT INTO meta VALUES ('genesis', ?1)", params![&genesis.0[..]])?;
+                tx.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read everything back.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let mut out = Loaded::default();
+        let mut st = self.conn.prepare("SELECT id, level, header FROM cascade ORDER BY pos")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
+        for row in rows {
+            let (id, level, header) = row?;
+            let header = TxHeader::decode(&header)?;
+            let id = Hash(id.try_into().map_err(|_| StoreError::Corrupt("cascade id".into()))?);
+            if header.id() != id {
+                return Err(StoreError::Corrupt("cascade header id mismatch".into()));
+            }
+            out.cascade.push(CascadeEntry { header, id, level });
+        }
+        let mut st = self.conn.prepare("SELECT txpow, witness, peaks FROM blocks ORDER BY number, id")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        for row in rows {
+            let (t, w, p) = row?;
+            out.blocks.push((TxPoW::decode(&t)?, BlockWitness::decode(&w)?, MmrPeaks::decode(&p)?));
+        }
+        let mut st = self.conn.prepare("SELECT txpow FROM txpows")?;
+        for row in st.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
+            out.txpows.push(TxPoW::decode(&row?)?);
+        }
+        let mut st = self.conn.prepare("SELECT txpow, proofs FROM mempool")?;
+        for row in st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+            let (t, p) = row?;
+            out.mempool.push((TxPoW::decode(&t)?, decode_proofs(&p)?));
+        }
+        let tip: Option<Vec<u8>> =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'tip'", [], |r| r.get(0)).optional()?;
+        out.tip = tip.and_then(|t| t.try_into().ok()).map(Hash);
+        let mut st = self.conn.prepare("SELECT height, idx, hash, sum FROM mmr_nodes")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, u8>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        for row in rows {
+            let (height, idx, hash, sum) = row?;
+            let hash = Hash(hash.try_into().map_err(|_| StoreError::Corrupt("mmr hash".into()))?);
+            out.mmr_nodes.push((NodeKey { height, index: idx as u64 }, MmrNode { hash, sum: sum as u64 }));
+        }
+        let lc: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'mmr_leaf_count'", [], |r| r.get(0))
+            .optional()?;
+        out.mmr_leaf_count = lc.unwrap_or(0) as u64;
+        Ok(out)
+    }
+
+    /// Write one accepted block (and what it changed) in one SQL transaction.
+    pub fn commit(&mut self, c: &BlockCommit<'_>) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(map_full)?;
+        if let Some(b) = c.block {
+            tx.execute(
+                "INSERT OR REPLACE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    &b.id.0[..],
+                    b.number() as i64,
+                    b.txpow.encode(),
+                    b.witness.encode(),
+                    b.peaks.encode(),
+                    b.delta.encode()
+                ],
+            )
+            .map_err(map_full)?;
+            for t in &c.listed {
+                tx.execute(
+                    "INSERT OR IGNORE INTO txpows VALUES (?1, ?2, ?3)",
+                    params![&t.id().0[..], b.number() as i64, t.encode()],
+                )
+                .map_err(map_full)?;
+            }
+        }
+        for id in &c.removed {
+            tx.execute("DELETE FROM blocks WHERE id = ?1", params![&id.0[..]]).map_err(map_full)?;
+        }
+        if let Some(cas) = c.cascade {
+            tx.execute("DELETE FROM cascade", []).map_err(map_full)?;
+            for (i, e) in cas.entries().iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO cascade VALUES (?1, ?2, ?3, ?4)",
+                    params![i as i64, &e.id.0[..], e.level, e.header.encode()],
+                )
+                .map_err(map_full)?;
+            }
+            // Listed TxPoWs of blocks that left the tree are no longer needed.
+            tx.execute("DELETE FROM txpows WHERE number < (SELECT IFNULL(MIN(number), 0) FROM blocks)", [])
+                .map_err(map_full)?;
+        }
+        for id in &c.mempool_removed {
+            tx.execute("DELETE FROM mempool WHERE id = ?1", params![&id.0[..]]).map_err(map_full)?;
+        }
+        for (t, p) in &c.mempool_added {
+            tx.execute(
+                "INSERT OR REPLACE INTO mempool VALUES (?1, ?2, ?3)",
+                params![&t.id().0[..], t.encode(), encode_proofs(p)],
+            )
+            .map_err(map_full)?;
+        }
+        for (k, v) in &c.mmr_changes {
+            match v {
+                Some(n) => tx.execute(
+                    "INSERT OR REPLACE INTO mmr_nodes VALUES (?1, ?2, ?3, ?4)",
+                    params![k.height, k.index as i64, &n.hash.0[..], n.sum as i64],
+                ),
+                None => tx.execute(
+                    "DELETE FROM mmr_nodes WHERE height = ?1 AND idx = ?2",
+                    params![k.height, k.index as i64],
+                ),
+            }
+            .map_err(map_full)?;
+        }
+        if let Some(lc) = c.mmr_leaf_count {
+            tx.execute("INSERT OR REPLACE INTO meta VALUES ('mmr_leaf_count', ?1)", params![lc as i64])
+                .map_err(map_full)?;
+        }
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&c.tip.0[..]])
+            .map_err(map_full)?;
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// `PRAGMA integrity_check`.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if r == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Integrity(r))
+        }
+    }
+
+    /// Move the WAL into the main file and truncate it (on stop and suspend).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Number of tree blocks stored.
+    pub fn block_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM blocks", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Number of cascade headers stored.
+    pub fn cascade_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM cascade", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Bytes of the database and its WAL.
+    pub fn size_bytes(&self) -> u64 {
+        dir_bytes(self.path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// The stored delta of a tree block.
+    pub fn delta(&self, id: &Hash) -> Result<Option<MmrDelta>, StoreError> {
+        let b: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT delta FROM blocks WHERE id = ?1", params![&id.0[..]], |r| r.get(0))
+            .optional()?;
+        Ok(match b {
+            Some(b) => Some(MmrDelta::decode(&b)?),
+            None => None,
+        })
+    }
+}
+
+/// Total bytes of the files directly in `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
