@@ -101,6 +101,11 @@ impl ChainBuilder {
         &self.blocks
     }
 
+    /// Take the blocks mined since the last call (keeps memory flat on long runs).
+    pub fn take_blocks(&mut self) -> Vec<(TxPoW, BlockWitness)> {
+        std::mem::take(&mut self.blocks)
+    }
+
     /// Every transaction TxPoW made for listing.
     pub fn txpows(&self) -> &HashMap<Hash, TxPoW> {
         &self.txpows

@@ -54,6 +54,7 @@ pub mod miner;
 pub mod mmr;
 pub mod node;
 pub mod params;
+pub mod rpc;
 pub mod script;
 pub mod store;
 pub mod types;

@@ -51,6 +51,8 @@ pub struct Config {
     pub mining: Mining,
     /// Mempool byte limit (8 MiB phones, 64 MiB servers).
     pub mempool_bytes: usize,
+    /// Cap the database at this many pages (tests simulate a full disk with it).
+    pub max_db_pages: Option<u64>,
 }
 
 impl Config {
@@ -58,7 +60,14 @@ impl Config {
     /// elsewhere, a 64 MiB mempool.
     pub fn new(data_dir: impl Into<PathBuf>, params: Params) -> Config {
         let mining = if params.continuous_mining { Mining::Continuous { duty: 0.5 } } else { Mining::Off };
-        Config { data_dir: data_dir.into(), params, full_mmr: false, mining, mempool_bytes: 64 << 20 }
+        Config {
+            data_dir: data_dir.into(),
+            params,
+            full_mmr: false,
+            mining,
+            mempool_bytes: 64 << 20,
+            max_db_pages: None,
+        }
     }
 }
 
@@ -125,6 +134,11 @@ pub enum Event {
         /// Its id (hex).
         id: String,
     },
+    /// The node cannot go on (storage failed); it has stopped processing.
+    Fatal {
+        /// Why.
+        reason: String,
+    },
     /// A TxPoW was refused.
     TxPowRejected {
         /// Its id (hex).
@@ -186,11 +200,11 @@ enum Cmd {
 
 /// A running node.
 pub struct Node {
-    rt: Option<tokio::runtime::Runtime>,
+    rt: std::sync::Mutex<Option<tokio::runtime::Runtime>>,
     tx: mpsc::Sender<Cmd>,
     events: broadcast::Sender<Event>,
     data_dir: PathBuf,
-    _lock: File,
+    lock: std::sync::Mutex<Option<File>>,
 }
 
 /// Name of the lock file in the data dir.
@@ -267,6 +281,10 @@ impl Node {
         let (genesis, _) = crate::chain::genesis(&cfg.params)?;
         let genesis_id = genesis.id();
         let store = Store::open(&cfg.data_dir, cfg.params.name, &genesis_id)?;
+        store.integrity_check()?;
+        if let Some(p) = cfg.max_db_pages {
+            store.set_max_pages(p)?;
+        }
         write_genesis(&cfg.data_dir, &cfg.params)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -286,7 +304,13 @@ impl Node {
             actor.refresh_template();
         }
         rt.spawn(actor.run(rx));
-        Ok(Node { rt: Some(rt), tx, events, data_dir: cfg.data_dir, _lock: lock })
+        Ok(Node {
+            rt: std::sync::Mutex::new(Some(rt)),
+            tx,
+            events,
+            data_dir: cfg.data_dir,
+            lock: std::sync::Mutex::new(Some(lock)),
+        })
     }
 
     fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, NodeError> {
@@ -326,29 +350,28 @@ impl Node {
         self.call(|reply| Cmd::TxPow { txpow, proofs, reply })?
     }
 
-    /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`.
-    pub fn stop(mut self, deadline: Duration) -> Result<(), NodeError> {
+    /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`. Later calls (and
+    /// every other method afterwards) return [`NodeError::Stopped`] or do nothing.
+    pub fn stop(&self, deadline: Duration) -> Result<(), NodeError> {
+        let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(rt) = rt else { return Ok(()) };
         let (s, r) = oneshot::channel();
-        let sent = self.tx.blocking_send(Cmd::Stop(s)).is_ok();
-        if let Some(rt) = self.rt.take() {
-            if sent {
-                rt.block_on(async { tokio::time::timeout(deadline, r).await.ok() });
+        let tx = self.tx.clone();
+        rt.block_on(async move {
+            if tx.send(Cmd::Stop(s)).await.is_ok() {
+                let _ = tokio::time::timeout(deadline, r).await;
             }
-            rt.shutdown_timeout(deadline);
-        }
+        });
+        rt.shutdown_timeout(deadline);
+        // Release the data dir only once everything is flushed.
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
         Ok(())
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(rt) = self.rt.take() {
-            let (s, r) = oneshot::channel();
-            if self.tx.try_send(Cmd::Stop(s)).is_ok() {
-                rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), r).await.ok() });
-            }
-            rt.shutdown_timeout(Duration::from_secs(5));
-        }
+        let _ = self.stop(Duration::from_secs(5));
     }
 }
 
@@ -478,11 +501,23 @@ impl Actor {
             match cmd {
                 Cmd::Block { txpow, witness, listed, reply } => {
                     let r = self.on_block(txpow, witness, listed);
+                    let fatal = matches!(r, Err(NodeError::Store(_)));
+                    if let (true, Err(e)) = (fatal, &r) {
+                        self.emit(Event::Fatal { reason: e.to_string() });
+                    }
                     if let Some(reply) = reply {
                         let _ = reply.send(r);
                     }
+                    if fatal {
+                        break;
+                    }
                 }
-                Cmd::Mined(f) => self.on_mined(f),
+                Cmd::Mined(f) => {
+                    if let Err(e) = self.on_mined(f) {
+                        self.emit(Event::Fatal { reason: e.to_string() });
+                        break;
+                    }
+                }
                 Cmd::TxPow { txpow, proofs, reply } => {
                     let _ = reply.send(self.on_txpow(txpow, proofs));
                 }
@@ -539,16 +574,23 @@ impl Actor {
         let _ = self.events.send(e);
     }
 
-    fn on_mined(&mut self, f: Found) {
-        let Some(t) = self.template.take() else { return };
+    /// A block from our miner takes the same path as one from a peer. Storage failures are
+    /// fatal (returned); a refused block only means the template was stale.
+    fn on_mined(&mut self, f: Found) -> Result<(), NodeError> {
+        let Some(t) = self.template.take() else { return Ok(()) };
         if t.tag != f.tag {
             self.template = Some(t);
-            return;
+            return Ok(());
         }
         let txpow = TxPoW { header: f.header, body: t.body };
-        if let Err(e) = self.on_block(txpow, t.witness, t.listed) {
-            tracing::warn!("own block refused: {e}");
-            self.refresh_template();
+        match self.on_block(txpow, t.witness, t.listed) {
+            Ok(_) => Ok(()),
+            Err(NodeError::Store(e)) => Err(NodeError::Store(e)),
+            Err(e) => {
+                tracing::warn!("own block refused: {e}");
+                self.refresh_template();
+                Ok(())
+            }
         }
     }
 

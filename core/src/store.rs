@@ -141,6 +141,9 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Give freed pages back to the file system (takes effect on a new database), so the
+        // file tracks what is stored rather than its high-water mark.
+        conn.pragma_update(None, "auto_vacuum", "FULL")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -364,6 +367,20 @@ impl Store {
     /// Number of cascade headers stored.
     pub fn cascade_count(&self) -> Result<u64, StoreError> {
         Ok(self.conn.query_row("SELECT COUNT(*) FROM cascade", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Payload bytes per table: (blocks, txpows, cascade, mempool, mmr_nodes).
+    pub fn payload_bytes(&self) -> Result<[u64; 5], StoreError> {
+        let q = |sql: &str| -> Result<u64, StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0) as u64)
+        };
+        Ok([
+            q("SELECT SUM(LENGTH(txpow) + LENGTH(witness) + LENGTH(peaks) + LENGTH(delta)) FROM blocks")?,
+            q("SELECT SUM(LENGTH(txpow)) FROM txpows")?,
+            q("SELECT SUM(LENGTH(header)) FROM cascade")?,
+            q("SELECT SUM(LENGTH(txpow) + LENGTH(proofs)) FROM mempool")?,
+            q("SELECT COUNT(*) * 56 FROM mmr_nodes")?,
+        ])
     }
 
     /// Bytes of the database and its WAL.

@@ -1,0 +1,200 @@
+//! Local control: JSON-RPC 2.0 over a Unix domain socket in the data dir, one request per line.
+//!
+//! The socket is created with mode 0600 (no TCP port: the file system is the access check);
+//! clients refuse a socket that other users could reach. Requests are bounded (64 KiB a line,
+//! a few seconds to send it); malformed ones get a JSON-RPC error and change nothing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::node::Node;
+
+/// Socket file name inside the data dir.
+pub const SOCKET_FILE: &str = "minima.sock";
+/// Longest request line.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Errors of the RPC client and server.
+#[derive(Debug, Error)]
+pub enum RpcError {
+    /// No node is listening.
+    #[error("no node is running on {0} (cannot connect to its socket)")]
+    NotRunning(PathBuf),
+    /// The socket could be reached by other users.
+    #[error("refusing socket {path}: mode {mode:o} lets other users reach it (want 0600, owned by you)")]
+    Insecure {
+        /// Socket path.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// Socket I/O failed.
+    #[error("socket {path}: {error}")]
+    Io {
+        /// Socket path.
+        path: PathBuf,
+        /// What failed.
+        error: String,
+    },
+    /// The node answered with an error.
+    #[error("node error {code}: {message}")]
+    Remote {
+        /// JSON-RPC code.
+        code: i64,
+        /// Message.
+        message: String,
+    },
+    /// The answer was not JSON-RPC.
+    #[error("bad answer from node: {0}")]
+    BadAnswer(String),
+}
+
+/// Path of the socket for a data dir.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// Check that a socket is ours and private.
+pub fn check_socket(path: &Path) -> Result<(), RpcError> {
+    let md = std::fs::symlink_metadata(path).map_err(|_| RpcError::NotRunning(path.to_path_buf()))?;
+    let mode = md.permissions().mode() & 0o777;
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    if mode & 0o077 != 0 || md.uid() != uid {
+        return Err(RpcError::Insecure { path: path.to_path_buf(), mode });
+    }
+    Ok(())
+}
+
+/// Send one request and wait for its answer.
+pub fn call(data_dir: &Path, method: &str, params: Value) -> Result<Value, RpcError> {
+    let path = socket_path(data_dir);
+    check_socket(&path)?;
+    let io = |e: std::io::Error| RpcError::Io { path: path.clone(), error: e.to_string() };
+    let mut s = UnixStream::connect(&path).map_err(|_| RpcError::NotRunning(data_dir.to_path_buf()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    s.write_all(format!("{req}\n").as_bytes()).map_err(io)?;
+    let mut line = String::new();
+    BufReader::new(s.take(16 * 1024 * 1024)).read_line(&mut line).map_err(io)?;
+    let v: Value = serde_json::from_str(&line).map_err(|e| RpcError::BadAnswer(e.to_string()))?;
+    if let Some(e) = v.get("error") {
+        return Err(RpcError::Remote {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        });
+    }
+    v.get("result").cloned().ok_or_else(|| RpcError::BadAnswer("no result".into()))
+}
+
+/// The server: a thread accepting connections on the data dir's socket.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    path: PathBuf,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+/// Answer one request; the flag asks the caller to stop the node once the answer is sent.
+fn handle(node: &Node, line: &str) -> (Value, bool) {
+    let req: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return (error(Value::Null, -32700, format!("parse error: {e}")), false),
+    };
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = req.get("method").and_then(Value::as_str) else {
+        return (error(id, -32600, "invalid request: no method"), false);
+    };
+    match method {
+        "status" => match node.status() {
+            Ok(s) => (json!({"jsonrpc": "2.0", "id": id, "result": s}), false),
+            Err(e) => (error(id, -32000, e.to_string()), false),
+        },
+        "stop" => (json!({"jsonrpc": "2.0", "id": id, "result": {"stopping": true}}), true),
+        other => (error(id, -32601, format!("unknown method '{other}'")), false),
+    }
+}
+
+impl Server {
+    /// Bind the socket (mode 0600) and serve `node` until [`Server::shutdown`]. `on_stop` runs
+    /// when a client asks the node to stop.
+    pub fn start(
+        node: Arc<Node>,
+        data_dir: &Path,
+        on_stop: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Server, RpcError> {
+        let path = socket_path(data_dir);
+        let io = |e: std::io::Error| RpcError::Io { path: path.clone(), error: e.to_string() };
+        // The data dir is locked by the node: a socket left here is stale.
+        let _ = std::fs::remove_file(&path);
+        // SAFETY: umask only changes this process's file creation mask.
+        let old = unsafe { libc::umask(0o177) };
+        let listener = UnixListener::bind(&path);
+        // SAFETY: restores the previous mask.
+        unsafe { libc::umask(old) };
+        let listener = listener.map_err(io)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let on_stop = Arc::new(on_stop);
+        let thread = std::thread::Builder::new()
+            .name("minima-rpc".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if st.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(mut c) = conn else { continue };
+                    let node = node.clone();
+                    let on_stop = on_stop.clone();
+                    let _ = std::thread::Builder::new().name("minima-rpc-conn".into()).spawn(move || {
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut line = String::new();
+                        let reader = BufReader::new((&c).take(MAX_REQUEST as u64 + 1));
+                        let (answer, stop) = match reader.take(MAX_REQUEST as u64 + 1).read_line(&mut line) {
+                            Ok(n) if n > MAX_REQUEST => {
+                                (error(Value::Null, -32600, "request too large"), false)
+                            }
+                            Ok(_) => handle(&node, line.trim_end()),
+                            Err(e) => (error(Value::Null, -32700, format!("unreadable request: {e}")), false),
+                        };
+                        let _ = c.write_all(format!("{answer}\n").as_bytes());
+                        let _ = c.flush();
+                        if stop {
+                            on_stop();
+                        }
+                    });
+                }
+            })
+            .map_err(io)?;
+        Ok(Server { stop, path, thread: Some(thread) })
+    }
+
+    /// Stop serving and remove the socket.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
