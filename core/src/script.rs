@@ -15,8 +15,9 @@
 //!   BOOLs, `EQ/NEQ` compare values of one type. Anything else fails the script.
 //! - `AND`/`OR` short-circuit. Every statement and every evaluated expression node costs one
 //!   instruction; `CHECKSIG` costs [`Limits::checksig_cost`] and one sig-op, even when cached.
-//! - Nesting (parentheses, unary operators, `IF` blocks, function arguments) deeper than
-//!   [`Limits::max_stack`] fails at parse time.
+//! - Nesting (parentheses, unary operators, `IF` blocks, function arguments, and each operator
+//!   of a chain like `a + b + c`, which nests to the left) deeper than [`Limits::max_stack`]
+//!   fails at parse time, so evaluation recursion is bounded too.
 //! - A script that ends without `RETURN` fails; `RETURN FALSE` fails; only `RETURN TRUE` passes.
 //! - `STATE(p)` is the transaction's state at port p, `PREVSTATE(p)` the spent coin's; both are
 //!   HEX and fail when the port is absent. `@COINAGE` = `@BLOCK` − the coin's `created`.
@@ -388,25 +389,43 @@ impl Parser {
         }
     }
 
+    /// A chain `a op b op c …` nests to the left: every operator is one more level, so the
+    /// evaluator's recursion is bounded by the stack limit too.
+    fn chain_level(&mut self, levels: &mut usize) -> Result<(), ScriptError> {
+        self.enter()?;
+        *levels += 1;
+        Ok(())
+    }
+
+    fn unwind(&mut self, levels: usize) {
+        self.depth -= levels;
+    }
+
     fn expr(&mut self) -> Result<Expr, ScriptError> {
         self.enter()?;
+        let mut levels = 0;
         let mut l = self.and()?;
         while self.is_word("OR") {
             self.pos += 1;
+            self.chain_level(&mut levels)?;
             let r = self.and()?;
             l = Expr::Bin(BinOp::Or, Box::new(l), Box::new(r));
         }
+        self.unwind(levels);
         self.leave();
         Ok(l)
     }
 
     fn and(&mut self) -> Result<Expr, ScriptError> {
+        let mut levels = 0;
         let mut l = self.not()?;
         while self.is_word("AND") {
             self.pos += 1;
+            self.chain_level(&mut levels)?;
             let r = self.not()?;
             l = Expr::Bin(BinOp::And, Box::new(l), Box::new(r));
         }
+        self.unwind(levels);
         Ok(l)
     }
 
@@ -446,29 +465,39 @@ impl Parser {
     }
 
     fn sum(&mut self) -> Result<Expr, ScriptError> {
+        let mut levels = 0;
         let mut l = self.prod()?;
         loop {
             let op = match self.peek() {
                 Some(Tok::Plus) => BinOp::Add,
                 Some(Tok::Minus) => BinOp::Sub,
-                _ => return Ok(l),
+                _ => {
+                    self.unwind(levels);
+                    return Ok(l);
+                }
             };
             self.pos += 1;
+            self.chain_level(&mut levels)?;
             let r = self.prod()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
 
     fn prod(&mut self) -> Result<Expr, ScriptError> {
+        let mut levels = 0;
         let mut l = self.unary()?;
         loop {
             let op = match self.peek() {
                 Some(Tok::Star) => BinOp::Mul,
                 Some(Tok::Slash) => BinOp::Div,
                 Some(Tok::Percent) => BinOp::Rem,
-                _ => return Ok(l),
+                _ => {
+                    self.unwind(levels);
+                    return Ok(l);
+                }
             };
             self.pos += 1;
+            self.chain_level(&mut levels)?;
             let r = self.unary()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }

@@ -223,6 +223,10 @@ fn limits_are_hard() {
     fail(&format!("RETURN {}TRUE{}", "(".repeat(70), ")".repeat(70)), ScriptError::StackDepth);
     pass(&format!("RETURN {}TRUE{}", "(".repeat(20), ")".repeat(20)));
     fail(&format!("RETURN {}TRUE", "NOT ".repeat(100)), ScriptError::StackDepth);
+    // Long operator chains nest too: bounded before evaluation recurses.
+    fail(&format!("RETURN 1{} EQ 1", " + 1".repeat(100)), ScriptError::StackDepth);
+    fail(&format!("RETURN TRUE{}", " AND TRUE".repeat(100)), ScriptError::StackDepth);
+    pass(&format!("RETURN 1{} EQ 31", " + 1".repeat(30)));
     // Script size.
     let big = format!("RETURN TRUE {}", " ".repeat(9000));
     assert_eq!(run(&big).map(|_| ()), Err(ScriptError::TooLong(big.len())));
