@@ -445,9 +445,10 @@ impl Actor {
                 return Err(NodeError::Corrupt("stored cascade links are broken".into()));
             }
             let mut it = loaded.blocks.into_iter();
-            let (root, rw, rp) = it.next().ok_or_else(|| NodeError::Corrupt("no root".into()))?;
+            let (root, rw) = it.next().ok_or_else(|| NodeError::Corrupt("no root".into()))?;
+            let rp = loaded.root_peaks.ok_or_else(|| NodeError::Corrupt("no root peaks".into()))?;
             let mut chain = Chain::from_parts(params.clone(), cascade, root, rw, rp)?;
-            for (t, w, _) in it {
+            for (t, w) in it {
                 let id = t.id();
                 match chain.add_block(t, w, &txpows) {
                     Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => {}
@@ -739,7 +740,7 @@ impl Actor {
             block: Some(&block),
             listed: listed_now.iter().collect(),
             removed,
-            cascade: cascade_changed.then(|| self.chain.cascade()),
+            cascade: cascade_changed.then(|| (self.chain.cascade(), self.chain.root())),
             tip: self.chain.tip_id(),
             mempool_removed,
             mempool_added: added_refs,

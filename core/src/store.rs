@@ -1,9 +1,11 @@
 //! SQLite storage: one file in the data dir, WAL with `synchronous=FULL`, one SQL transaction per
 //! accepted block, a single writer (owned by the chain actor).
 //!
-//! Tables: `meta` (schema version, network, genesis, tip, root), `blocks` (tree blocks with their
-//! witness, MMR peaks and delta), `txpows` (transactions listed by tree blocks), `cascade`
-//! (kept headers and levels), `mempool`, and `mmr_nodes` (only with `full_mmr`).
+//! Tables: `meta` (schema version, network, genesis, tip, and the cascade as one deflated blob —
+//! consecutive cascade headers share most of their bytes), `blocks` (tree blocks with their
+//! witness; the MMR peaks only for the tree root — every other block is re-validated at start,
+//! which recomputes its peaks and delta), `txpows` (transactions listed by tree blocks),
+//! `mempool`, and `mmr_nodes` (only with `full_mmr`).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ use thiserror::Error;
 use crate::chain::{Cascade, CascadeEntry, TreeBlock};
 use crate::codec::{CodecError, Decode, Encode};
 use crate::crypto::Hash;
-use crate::mmr::{BlockWitness, MmrDelta, MmrNode, MmrPeaks, MmrProof, NodeKey};
+use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, MmrProof, NodeKey};
 use crate::types::{TxHeader, TxPoW};
 
 /// File name of the database inside the data dir.
@@ -69,8 +71,10 @@ fn map_full(e: rusqlite::Error) -> StoreError {
 pub struct Loaded {
     /// Cascade entries, newest first.
     pub cascade: Vec<CascadeEntry>,
-    /// Tree blocks (TxPoW, witness, peaks), lowest number first; the first is the root.
-    pub blocks: Vec<(TxPoW, BlockWitness, MmrPeaks)>,
+    /// Tree blocks (TxPoW, witness), lowest number first; the first is the root.
+    pub blocks: Vec<(TxPoW, BlockWitness)>,
+    /// MMR peaks after the root.
+    pub root_peaks: Option<MmrPeaks>,
     /// TxPoWs listed by tree blocks.
     pub txpows: Vec<TxPoW>,
     /// Mempool entries: TxPoW and its input proofs.
@@ -92,8 +96,8 @@ pub struct BlockCommit<'a> {
     pub listed: Vec<&'a TxPoW>,
     /// Ids that left the tree (moved into the cascade or pruned side branches).
     pub removed: Vec<Hash>,
-    /// New cascade, when it changed.
-    pub cascade: Option<&'a Cascade>,
+    /// New cascade and the new tree root, when they changed.
+    pub cascade: Option<(&'a Cascade, &'a TreeBlock)>,
     /// Tip after the block.
     pub tip: Hash,
     /// Mempool entries that left (by TxPoW id).
@@ -199,12 +203,10 @@ impl Store {
                 let tx = self.conn.transaction()?;
                 tx.execute_batch(
                     "CREATE TABLE blocks (id BLOB PRIMARY KEY, number INTEGER NOT NULL, txpow BLOB NOT NULL,
-                        witness BLOB NOT NULL, peaks BLOB NOT NULL, delta BLOB NOT NULL);
+                        witness BLOB NOT NULL, root_peaks BLOB);
                      CREATE INDEX blocks_number ON blocks(number);
                      CREATE TABLE txpows (id BLOB PRIMARY KEY, number INTEGER NOT NULL, txpow BLOB NOT NULL);
                      CREATE INDEX txpows_number ON txpows(number);
-                     CREATE TABLE cascade (pos INTEGER PRIMARY KEY, id BLOB NOT NULL, level INTEGER NOT NULL,
-                        header BLOB NOT NULL);
                      CREATE TABLE mempool (id BLOB PRIMARY KEY, txpow BLOB NOT NULL, proofs BLOB NOT NULL);
                      CREATE TABLE mmr_nodes (height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
                         sum INTEGER NOT NULL, PRIMARY KEY (height, idx)) WITHOUT ROWID;",
@@ -221,25 +223,25 @@ impl Store {
     /// Read everything back.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let mut out = Loaded::default();
-        let mut st = self.conn.prepare("SELECT id, level, header FROM cascade ORDER BY pos")?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?, r.get::<_, Vec<u8>>(2)?)))?;
-        for row in rows {
-            let (id, level, header) = row?;
-            let header = TxHeader::decode(&header)?;
-            let id = Hash(id.try_into().map_err(|_| StoreError::Corrupt("cascade id".into()))?);
-            if header.id() != id {
-                return Err(StoreError::Corrupt("cascade header id mismatch".into()));
-            }
-            out.cascade.push(CascadeEntry { header, id, level });
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'cascade'", [], |r| r.get(0))
+            .optional()?;
+        if let Some(blob) = blob {
+            out.cascade = decode_cascade(&blob)?;
         }
-        let mut st = self.conn.prepare("SELECT txpow, witness, peaks FROM blocks ORDER BY number, id")?;
+        let mut st =
+            self.conn.prepare("SELECT txpow, witness, root_peaks FROM blocks ORDER BY number, id")?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
         })?;
         for row in rows {
             let (t, w, p) = row?;
-            out.blocks.push((TxPoW::decode(&t)?, BlockWitness::decode(&w)?, MmrPeaks::decode(&p)?));
+            if out.blocks.is_empty() {
+                let p = p.ok_or_else(|| StoreError::Corrupt("tree root without its MMR peaks".into()))?;
+                out.root_peaks = Some(MmrPeaks::decode(&p)?);
+            }
+            out.blocks.push((TxPoW::decode(&t)?, BlockWitness::decode(&w)?));
         }
         let mut st = self.conn.prepare("SELECT txpow FROM txpows")?;
         for row in st.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
@@ -274,16 +276,11 @@ impl Store {
     pub fn commit(&mut self, c: &BlockCommit<'_>) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(map_full)?;
         if let Some(b) = c.block {
+            // Peaks are kept for the genesis root; later roots get theirs when they become root.
+            let peaks = (b.number() == 0).then(|| b.peaks.encode());
             tx.execute(
-                "INSERT OR REPLACE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    &b.id.0[..],
-                    b.number() as i64,
-                    b.txpow.encode(),
-                    b.witness.encode(),
-                    b.peaks.encode(),
-                    b.delta.encode()
-                ],
+                "INSERT OR REPLACE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), b.witness.encode(), peaks],
             )
             .map_err(map_full)?;
             for t in &c.listed {
@@ -297,15 +294,14 @@ impl Store {
         for id in &c.removed {
             tx.execute("DELETE FROM blocks WHERE id = ?1", params![&id.0[..]]).map_err(map_full)?;
         }
-        if let Some(cas) = c.cascade {
-            tx.execute("DELETE FROM cascade", []).map_err(map_full)?;
-            for (i, e) in cas.entries().iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO cascade VALUES (?1, ?2, ?3, ?4)",
-                    params![i as i64, &e.id.0[..], e.level, e.header.encode()],
-                )
+        if let Some((cas, root)) = c.cascade {
+            tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cas)])
                 .map_err(map_full)?;
-            }
+            tx.execute(
+                "UPDATE blocks SET root_peaks = ?1 WHERE id = ?2",
+                params![root.peaks.encode(), &root.id.0[..]],
+            )
+            .map_err(map_full)?;
             // Listed TxPoWs of blocks that left the tree are no longer needed.
             tx.execute("DELETE FROM txpows WHERE number < (SELECT IFNULL(MIN(number), 0) FROM blocks)", [])
                 .map_err(map_full)?;
@@ -366,7 +362,18 @@ impl Store {
 
     /// Number of cascade headers stored.
     pub fn cascade_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM cascade", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.load_cascade()?.len() as u64)
+    }
+
+    fn load_cascade(&self) -> Result<Vec<CascadeEntry>, StoreError> {
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'cascade'", [], |r| r.get(0))
+            .optional()?;
+        match blob {
+            Some(b) => decode_cascade(&b),
+            None => Ok(vec![]),
+        }
     }
 
     /// Payload bytes per table: (blocks, txpows, cascade, mempool, mmr_nodes).
@@ -375,9 +382,9 @@ impl Store {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0) as u64)
         };
         Ok([
-            q("SELECT SUM(LENGTH(txpow) + LENGTH(witness) + LENGTH(peaks) + LENGTH(delta)) FROM blocks")?,
+            q("SELECT SUM(LENGTH(txpow) + LENGTH(witness) + IFNULL(LENGTH(root_peaks), 0)) FROM blocks")?,
             q("SELECT SUM(LENGTH(txpow)) FROM txpows")?,
-            q("SELECT SUM(LENGTH(header)) FROM cascade")?,
+            q("SELECT LENGTH(value) FROM meta WHERE key = 'cascade'")?,
             q("SELECT SUM(LENGTH(txpow) + LENGTH(proofs)) FROM mempool")?,
             q("SELECT COUNT(*) * 56 FROM mmr_nodes")?,
         ])
@@ -387,18 +394,33 @@ impl Store {
     pub fn size_bytes(&self) -> u64 {
         dir_bytes(self.path.parent().unwrap_or(Path::new(".")))
     }
+}
 
-    /// The stored delta of a tree block.
-    pub fn delta(&self, id: &Hash) -> Result<Option<MmrDelta>, StoreError> {
-        let b: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT delta FROM blocks WHERE id = ?1", params![&id.0[..]], |r| r.get(0))
-            .optional()?;
-        Ok(match b {
-            Some(b) => Some(MmrDelta::decode(&b)?),
-            None => None,
-        })
+/// Largest inflated cascade accepted from disk (32 levels × 256 headers × 2 KiB).
+const MAX_CASCADE_BYTES: usize = 32 * 256 * 2048;
+
+fn encode_cascade(c: &Cascade) -> Vec<u8> {
+    let mut raw = Vec::new();
+    crate::codec::put_len(&mut raw, c.len());
+    for e in c.entries() {
+        raw.push(e.level as u8);
+        e.header.encode_to(&mut raw);
     }
+    miniz_oxide::deflate::compress_to_vec(&raw, 6)
+}
+
+fn decode_cascade(blob: &[u8]) -> Result<Vec<CascadeEntry>, StoreError> {
+    let raw = miniz_oxide::inflate::decompress_to_vec_with_limit(blob, MAX_CASCADE_BYTES)
+        .map_err(|e| StoreError::Corrupt(format!("cascade blob: {e:?}")))?;
+    let mut r = crate::codec::Reader::new(&raw);
+    let v = r.vec(crate::chain::cascade::MAX_CASCADE_HEADERS, "cascade", |r| {
+        let level = r.u8("cascade.level")? as u32;
+        let header = TxHeader::decode_from(r)?;
+        let id = header.id();
+        Ok(CascadeEntry { header, id, level })
+    })?;
+    r.finish()?;
+    Ok(v)
 }
 
 /// Total bytes of the files directly in `dir`.

@@ -272,11 +272,12 @@ fn storage_stays_flat_over_twenty_thousand_blocks() {
         node = fixture_node(&d, &b, false);
     }
     node.stop(Duration::from_secs(5)).unwrap();
-    // Four times the blocks: the tree stays the same number of blocks and the cascade stays
-    // within levels × per-level, but both grow logarithmically (SPEC §6 adds cascade levels as
-    // the chain lengthens; MMR paths grow with log2 of the coin count). Measured +16 % here;
-    // the issue's ±10 % is not met — see the closing note. Linear growth would be +300 %.
-    assert!(sizes[1] <= sizes[0] * 1.25, "data dir grew from {} to {} bytes", sizes[0], sizes[1]);
+    // Four times the blocks: the tree keeps the same number of blocks and the cascade stays
+    // within levels × per-level. Both still grow logarithmically (SPEC §6 adds cascade levels
+    // as the chain lengthens; MMR paths grow with log2 of the coin count), which the stored
+    // form keeps small: the cascade is one deflated blob, and tree blocks keep only TxPoW and
+    // witness (peaks and deltas are recomputed by the re-validation at start).
+    assert!(sizes[1] <= sizes[0] * 1.10, "data dir grew from {} to {} bytes", sizes[0], sizes[1]);
 }
 
 #[test]
