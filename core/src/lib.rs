@@ -52,6 +52,7 @@ pub mod fixture;
 pub mod mempool;
 pub mod miner;
 pub mod mmr;
+pub mod net;
 pub mod node;
 pub mod params;
 pub mod rpc;
