@@ -53,6 +53,8 @@ pub struct Config {
     pub mempool_bytes: usize,
     /// Cap the database at this many pages (tests simulate a full disk with it).
     pub max_db_pages: Option<u64>,
+    /// Peering over QUIC (`None`: no network).
+    pub net: Option<crate::net::peer::NetConfig>,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
             mining,
             mempool_bytes: 64 << 20,
             max_db_pages: None,
+            net: None,
         }
     }
 }
@@ -109,6 +112,9 @@ pub enum NodeError {
     /// The runtime could not start.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// Networking could not start.
+    #[error("network: {0}")]
+    Net(String),
 }
 
 /// Things that happened, for the host and the wallet.
@@ -195,6 +201,7 @@ enum Cmd {
         reply: oneshot::Sender<Result<(), NodeError>>,
     },
     Status(oneshot::Sender<Status>),
+    Net(crate::net::peer::ChainRequest),
     Stop(oneshot::Sender<()>),
 }
 
@@ -205,6 +212,8 @@ pub struct Node {
     events: broadcast::Sender<Event>,
     data_dir: PathBuf,
     lock: std::sync::Mutex<Option<File>>,
+    endpoint: Option<quinn::Endpoint>,
+    node_id: Option<Hash>,
 }
 
 /// Name of the lock file in the data dir.
@@ -303,6 +312,28 @@ impl Node {
             actor.duty = duty;
             actor.refresh_template();
         }
+        let (mut endpoint, mut node_id) = (None, None);
+        if let Some(net) = cfg.net.clone() {
+            let identity = crate::net::transport::Identity::load_or_create(&cfg.data_dir)
+                .map_err(|e| NodeError::Net(e.to_string()))?;
+            let (tips_tx, tips_rx) = broadcast::channel(64);
+            let (net_tx, mut net_rx) = mpsc::channel(256);
+            let (ep, count) =
+                crate::net::peer::start(rt.handle(), net, &identity, cfg.params.chain_id, net_tx, tips_rx)
+                    .map_err(|e| NodeError::Net(e.to_string()))?;
+            actor.tips = Some(tips_tx);
+            actor.peers = count;
+            let fwd = tx.clone();
+            rt.spawn(async move {
+                while let Some(r) = net_rx.recv().await {
+                    if fwd.send(Cmd::Net(r)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            endpoint = Some(ep);
+            node_id = Some(identity.node_id);
+        }
         rt.spawn(actor.run(rx));
         Ok(Node {
             rt: std::sync::Mutex::new(Some(rt)),
@@ -310,6 +341,8 @@ impl Node {
             events,
             data_dir: cfg.data_dir,
             lock: std::sync::Mutex::new(Some(lock)),
+            endpoint,
+            node_id,
         })
     }
 
@@ -317,6 +350,16 @@ impl Node {
         let (s, r) = oneshot::channel();
         self.tx.blocking_send(f(s)).map_err(|_| NodeError::Stopped)?;
         r.blocking_recv().map_err(|_| NodeError::Stopped)
+    }
+
+    /// The UDP address the node's QUIC endpoint is bound to (when networking is on).
+    pub fn net_addr(&self) -> Option<std::net::SocketAddr> {
+        self.endpoint.as_ref().and_then(|e| e.local_addr().ok())
+    }
+
+    /// This node's id (SHA3 of its certificate's public key), when networking is on.
+    pub fn node_id(&self) -> Option<Hash> {
+        self.node_id
     }
 
     /// The data directory.
@@ -355,6 +398,9 @@ impl Node {
     pub fn stop(&self, deadline: Duration) -> Result<(), NodeError> {
         let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(rt) = rt else { return Ok(()) };
+        if let Some(ep) = &self.endpoint {
+            ep.close(0u32.into(), b"node stopping");
+        }
         let (s, r) = oneshot::channel();
         let tx = self.tx.clone();
         rt.block_on(async move {
@@ -396,6 +442,8 @@ struct Actor {
     events: broadcast::Sender<Event>,
     rate: (Instant, u64, f64),
     full_mmr: bool,
+    tips: Option<broadcast::Sender<crate::net::peer::TipAnnounce>>,
+    peers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct Src<'a> {
@@ -494,6 +542,8 @@ impl Actor {
             events,
             rate: (Instant::now(), 0, 0.0),
             full_mmr: cfg.full_mmr,
+            tips: None,
+            peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         })
     }
 
@@ -524,6 +574,12 @@ impl Actor {
                 }
                 Cmd::Status(reply) => {
                     let _ = reply.send(self.status());
+                }
+                Cmd::Net(r) => {
+                    if let Err(e) = self.on_net(r) {
+                        self.emit(Event::Fatal { reason: e.to_string() });
+                        break;
+                    }
                 }
                 Cmd::Stop(reply) => {
                     if let Some(m) = &self.miner {
@@ -563,7 +619,7 @@ impl Actor {
             cascade: self.chain.cascade().len(),
             tree: self.chain.tree_len(),
             storage_bytes: self.store.size_bytes(),
-            peers: 0,
+            peers: self.peers.load(std::sync::atomic::Ordering::SeqCst),
             hash_rate: self.rate.2,
             hashes,
             mmr_total: tip.txpow.header.mmr_total,
@@ -754,9 +810,91 @@ impl Actor {
             }
             let t = self.chain.tip();
             self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
+            if let Some(tips) = &self.tips {
+                let _ = tips.send(crate::net::peer::TipAnnounce(t.id));
+            }
             self.refresh_template();
         }
         Ok(out)
+    }
+
+    /// Answer the network task. Only storage failures are returned (they are fatal).
+    fn on_net(&mut self, r: crate::net::peer::ChainRequest) -> Result<(), NodeError> {
+        use crate::net::message::BlockData;
+        use crate::net::peer::{ChainRequest as R, Submitted};
+        match r {
+            R::Hello(reply) => {
+                let _ = reply.send((self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight()));
+            }
+            R::Has(id, reply) => {
+                let _ = reply.send(self.chain.knows(&id));
+            }
+            R::Blocks(ids, reply) => {
+                let mut out = vec![];
+                let mut bytes = 0usize;
+                for id in ids.iter().take(crate::net::message::MAX_GET) {
+                    let Some(b) = self.chain.block(id) else { continue };
+                    let listed: Vec<TxPoW> =
+                        b.txpow.body.txpow_ids.iter().filter_map(|l| self.txpows.get(l).cloned()).collect();
+                    let d = BlockData { txpow: b.txpow.clone(), witness: b.witness.clone(), listed };
+                    bytes += d.encode().len();
+                    if bytes > 3 * 1024 * 1024 {
+                        break;
+                    }
+                    out.push(d);
+                }
+                let _ = reply.send(out);
+            }
+            R::Headers(locator, max, reply) => {
+                let path = self.chain.best_path();
+                let pos: HashMap<Hash, usize> = path.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+                let start = locator.iter().find_map(|l| pos.get(l)).map(|i| i + 1).unwrap_or(0);
+                let max = (max as usize).min(crate::net::message::MAX_HEADERS);
+                let headers = path[start.min(path.len())..]
+                    .iter()
+                    .take(max)
+                    .filter_map(|id| self.chain.block(id).map(|b| b.txpow.header.clone()))
+                    .collect();
+                let _ = reply.send(headers);
+            }
+            R::Locator(reply) => {
+                let path = self.chain.best_path();
+                let mut loc = vec![];
+                let mut i = path.len();
+                let mut step = 1;
+                while i > 0 && loc.len() < crate::net::message::MAX_LOCATOR - 1 {
+                    i -= 1;
+                    loc.push(path[i]);
+                    if loc.len() >= 16 {
+                        step *= 2;
+                    }
+                    i = i.saturating_sub(step - 1);
+                }
+                if let Some(root) = path.first() {
+                    if loc.last() != Some(root) {
+                        loc.push(*root);
+                    }
+                }
+                let _ = reply.send(loc);
+            }
+            R::Submit(b, reply) => {
+                let b = *b;
+                let r = match self.on_block(b.txpow, b.witness, b.listed) {
+                    Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => Submitted::Accepted,
+                    Ok(AddOutcome::Pending { missing }) => {
+                        Submitted::Invalid(format!("lists {} TxPoWs not sent", missing.len()))
+                    }
+                    Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
+                    Err(NodeError::Store(e)) => {
+                        let _ = reply.send(Submitted::Invalid(e.to_string()));
+                        return Err(NodeError::Store(e));
+                    }
+                    Err(e) => Submitted::Invalid(e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        Ok(())
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {

@@ -1,4 +1,6 @@
-//! Networking (SPEC §9). So far: the wire messages and their bounded framing; the QUIC
-//! transport, peer tasks and sync come with the peering issue.
+//! Networking (SPEC §9): wire messages with bounded framing, the QUIC transport (identity, TLS,
+//! frames over streams), and the peer protocol that relays blocks and catches up.
 
 pub mod message;
+pub mod peer;
+pub mod transport;

@@ -1,0 +1,362 @@
+//! The peer protocol over QUIC: handshake, block relay by inventory, catch-up from the fork
+//! point (headers, then blocks), and serving those requests.
+//!
+//! The network task never touches chain state: it asks the chain actor through
+//! [`ChainRequest`]s, and every block it receives goes through the same validation path as the
+//! local miner's. Not yet here (peering issue): initial sync from the cascade, transaction
+//! relay, peer table, bans and rate limits, `GetCoinProofs`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::crypto::Hash;
+use crate::net::message::{BlockData, Hello, Message, MAX_HEADERS, PROTOCOL_VERSION};
+use crate::net::transport::{self, Identity, NetError, Timing};
+use crate::types::TxHeader;
+
+/// What a received block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Stored (or already known).
+    Accepted,
+    /// Its parent is unknown: catch up.
+    UnknownParent,
+    /// Refused.
+    Invalid(String),
+}
+
+/// Questions the network task asks the chain actor.
+#[derive(Debug)]
+pub enum ChainRequest {
+    /// (genesis, tip, weight) for a `Hello`.
+    Hello(oneshot::Sender<(Hash, Hash, u128)>),
+    /// Is this block known?
+    Has(Hash, oneshot::Sender<bool>),
+    /// Tree blocks by id (with witnesses and listed TxPoWs), up to a byte budget.
+    Blocks(Vec<Hash>, oneshot::Sender<Vec<BlockData>>),
+    /// Best-chain headers after the first locator id we share.
+    Headers(Vec<Hash>, u32, oneshot::Sender<Vec<TxHeader>>),
+    /// Our locator: best-chain ids from the tip back, thinning out.
+    Locator(oneshot::Sender<Vec<Hash>>),
+    /// A block from a peer.
+    Submit(Box<BlockData>, oneshot::Sender<Submitted>),
+}
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// UDP address to listen on (`None`: a client that accepts no inbound connections).
+    pub listen: Option<SocketAddr>,
+    /// Peers to dial.
+    pub peers: Vec<SocketAddr>,
+    /// Keep-alive and idle timeout.
+    pub timing: Timing,
+    /// Reconnect backoff, first step (doubles up to 32×).
+    pub backoff: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: None,
+            peers: vec![],
+            timing: Timing::default(),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A new best tip to announce.
+#[derive(Debug, Clone)]
+pub struct TipAnnounce(pub Hash);
+
+struct Shared {
+    chain: mpsc::Sender<ChainRequest>,
+    chain_id: u8,
+    listen: Option<String>,
+    peers: Mutex<HashMap<Hash, quinn::Connection>>,
+    count: Arc<AtomicUsize>,
+    node_id: Hash,
+}
+
+async fn ask<T>(s: &Shared, f: impl FnOnce(oneshot::Sender<T>) -> ChainRequest) -> Result<T, NetError> {
+    let (tx, rx) = oneshot::channel();
+    s.chain.send(f(tx)).await.map_err(|_| NetError::Protocol("node stopped".into()))?;
+    rx.await.map_err(|_| NetError::Protocol("node stopped".into()))
+}
+
+async fn our_hello(s: &Shared) -> Result<Hello, NetError> {
+    let (genesis, tip, w) = ask(s, ChainRequest::Hello).await?;
+    Ok(Hello {
+        version: PROTOCOL_VERSION,
+        chain_id: s.chain_id,
+        genesis,
+        tip,
+        tip_weight: w,
+        time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        listen: s.listen.clone(),
+        is_client: s.listen.is_none(),
+        want_txs: true,
+        serves_blocks: true,
+        full_mmr: false,
+    })
+}
+
+fn check_hello(s: &Shared, ours: &Hello, theirs: &Hello) -> Result<(), NetError> {
+    if theirs.chain_id != s.chain_id || theirs.genesis != ours.genesis {
+        return Err(NetError::Protocol("peer is on another network".into()));
+    }
+    if theirs.version != PROTOCOL_VERSION {
+        return Err(NetError::Protocol(format!("protocol version {}", theirs.version)));
+    }
+    Ok(())
+}
+
+/// Start the network: listen (if configured), dial the configured peers with backoff, relay
+/// new tips. Returns the endpoint (for its address) and the live peer count.
+pub fn start(
+    rt: &tokio::runtime::Handle,
+    cfg: NetConfig,
+    identity: &Identity,
+    chain_id: u8,
+    chain: mpsc::Sender<ChainRequest>,
+    tips: broadcast::Receiver<TipAnnounce>,
+) -> Result<(quinn::Endpoint, Arc<AtomicUsize>), NetError> {
+    let _g = rt.enter();
+    let bind = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let endpoint = match cfg.listen {
+        Some(_) => quinn::Endpoint::server(transport::server_config(identity, cfg.timing)?, bind),
+        None => quinn::Endpoint::client(bind),
+    }
+    .map_err(|e| NetError::Config(format!("bind {bind}: {e}")))?;
+    let mut endpoint = endpoint;
+    endpoint.set_default_client_config(transport::client_config(identity, cfg.timing)?);
+    let count = Arc::new(AtomicUsize::new(0));
+    let listen = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some()).map(|a| a.to_string());
+    let shared = Arc::new(Shared {
+        chain,
+        chain_id,
+        listen,
+        peers: Mutex::new(HashMap::new()),
+        count: count.clone(),
+        node_id: identity.node_id,
+    });
+    if cfg.listen.is_some() {
+        let ep = endpoint.clone();
+        let s = shared.clone();
+        rt.spawn(async move {
+            while let Some(inc) = ep.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if let Ok(conn) = inc.await {
+                        let _ = serve(s, conn, false).await;
+                    }
+                });
+            }
+        });
+    }
+    for addr in cfg.peers {
+        let ep = endpoint.clone();
+        let s = shared.clone();
+        let backoff = cfg.backoff;
+        rt.spawn(async move {
+            let mut wait = backoff;
+            loop {
+                match ep.connect(addr, "minima") {
+                    Ok(connecting) => {
+                        if let Ok(conn) = connecting.await {
+                            wait = backoff;
+                            let r = serve(s.clone(), conn, true).await;
+                            tracing::debug!("peer {addr} closed: {r:?}");
+                        }
+                    }
+                    Err(e) => tracing::warn!("dial {addr}: {e}"),
+                }
+                if s.chain.is_closed() {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(backoff * 32);
+            }
+        });
+    }
+    let s = shared.clone();
+    rt.spawn(relay(s, tips));
+    Ok((endpoint, count))
+}
+
+async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
+    loop {
+        let id = match tips.recv().await {
+            Ok(TipAnnounce(id)) => id,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let conns: Vec<quinn::Connection> =
+            s.peers.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for c in conns {
+            tokio::spawn(async move {
+                let _ = transport::announce(&c, &Message::Inv(vec![id])).await;
+            });
+        }
+    }
+}
+
+/// Run one connection: handshake, then answer its requests until it closes.
+async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<(), NetError> {
+    let peer = transport::peer_id(&conn)?;
+    if peer == s.node_id {
+        conn.close(1u32.into(), b"self");
+        return Err(NetError::Protocol("connected to self".into()));
+    }
+    let timeout = Duration::from_secs(30);
+    if dialer {
+        let ours = our_hello(&s).await?;
+        match transport::request(&conn, &Message::Hello(ours.clone()), timeout).await? {
+            Message::Hello(h) => {
+                check_hello(&s, &ours, &h)?;
+                register(&s, peer, &conn);
+                if h.tip_weight > ours.tip_weight {
+                    let (s2, c2) = (s.clone(), conn.clone());
+                    tokio::spawn(async move { catch_up(&s2, &c2).await });
+                }
+            }
+            _ => return Err(NetError::Protocol("expected Hello".into())),
+        }
+    }
+    let result = loop {
+        let (mut send, mut recv) = match conn.accept_bi().await {
+            Ok(x) => x,
+            Err(e) => break Err(NetError::Stream(e.to_string())),
+        };
+        let s = s.clone();
+        let c = conn.clone();
+        tokio::spawn(async move {
+            let msg = match transport::read_msg(&mut recv).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // Oversized, unknown or undecodable: cut the peer off.
+                    c.close(2u32.into(), b"bad frame");
+                    tracing::debug!("peer sent a bad frame: {e}");
+                    return;
+                }
+            };
+            if let Some(answer) = handle(&s, &c, peer, msg).await {
+                let _ = transport::write_msg(&mut send, &answer).await;
+                let _ = send.finish();
+            }
+        });
+    };
+    unregister(&s, &peer);
+    result
+}
+
+fn register(s: &Shared, peer: Hash, conn: &quinn::Connection) {
+    let mut p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
+    p.insert(peer, conn.clone());
+    s.count.store(p.len(), Ordering::SeqCst);
+}
+
+fn unregister(s: &Shared, peer: &Hash) {
+    let mut p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
+    p.remove(peer);
+    s.count.store(p.len(), Ordering::SeqCst);
+}
+
+async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Message) -> Option<Message> {
+    match msg {
+        Message::Hello(h) => {
+            let ours = our_hello(s).await.ok()?;
+            if check_hello(s, &ours, &h).is_err() {
+                conn.close(3u32.into(), b"wrong network");
+                return None;
+            }
+            register(s, peer, conn);
+            if h.tip_weight > ours.tip_weight {
+                let (s2, c2) = (s.clone(), conn.clone());
+                tokio::spawn(async move { catch_up(&s2, &c2).await });
+            }
+            Some(Message::Hello(ours))
+        }
+        Message::Inv(ids) => {
+            for id in ids.into_iter().take(64) {
+                if ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
+                    continue;
+                }
+                if let Ok(Message::Blocks(bs)) =
+                    transport::request(conn, &Message::GetBlocks(vec![id]), Duration::from_secs(30)).await
+                {
+                    for b in bs {
+                        match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
+                            Ok(Submitted::UnknownParent) => catch_up(s, conn).await,
+                            Ok(Submitted::Invalid(e)) => tracing::debug!("peer block refused: {e}"),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            None
+        }
+        Message::GetBlocks(ids) => {
+            Some(Message::Blocks(ask(s, |r| ChainRequest::Blocks(ids, r)).await.ok()?))
+        }
+        Message::GetHeaders { locator, max } => {
+            Some(Message::Headers(ask(s, |r| ChainRequest::Headers(locator, max, r)).await.ok()?))
+        }
+        Message::Ping(n) => Some(Message::Pong(n)),
+        _ => None,
+    }
+}
+
+/// Catch up from the fork point: headers after our locator, then the blocks we lack, in order.
+async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection) {
+    for _round in 0..1_000 {
+        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
+        let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
+        let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
+            Ok(Message::Headers(h)) => h,
+            _ => return,
+        };
+        let full = headers.len() == MAX_HEADERS;
+        let mut want = vec![];
+        for h in &headers {
+            let id = h.id();
+            if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
+                want.push(id);
+            }
+        }
+        if want.is_empty() {
+            return;
+        }
+        for chunk in want.chunks(50) {
+            let blocks =
+                match transport::request(conn, &Message::GetBlocks(chunk.to_vec()), Duration::from_secs(60))
+                    .await
+                {
+                    Ok(Message::Blocks(b)) => b,
+                    _ => return,
+                };
+            for b in blocks {
+                match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
+                    Ok(Submitted::Accepted) => {}
+                    Ok(other) => {
+                        tracing::debug!("catch-up block refused: {other:?}");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        }
+        if !full {
+            return;
+        }
+    }
+}

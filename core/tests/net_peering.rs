@@ -1,0 +1,108 @@
+//! Real QUIC on loopback: nodes handshake, catch up from the fork point, relay new blocks by
+//! inventory, and follow a mining peer.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use minima_core::fixture::ChainBuilder;
+use minima_core::net::peer::NetConfig;
+use minima_core::node::{Config, Mining, Node};
+use minima_core::Params;
+
+fn start(
+    dir: &std::path::Path,
+    params: &Params,
+    listen: bool,
+    peers: Vec<SocketAddr>,
+    mining: Mining,
+) -> Node {
+    let mut cfg = Config::new(dir, params.clone());
+    cfg.mining = mining;
+    cfg.net = Some(NetConfig {
+        listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        peers,
+        backoff: Duration::from_millis(200),
+        ..Default::default()
+    });
+    Node::start(cfg).unwrap()
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_node_catches_up_then_follows_relayed_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    b.mine(40);
+    let params = b.params.clone();
+    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    let a_addr = a.net_addr().unwrap();
+    let c = start(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
+    assert!(
+        wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip),
+        "catch-up: c at {} a at {}",
+        c.status().unwrap().height,
+        a.status().unwrap().height
+    );
+    assert_eq!(c.status().unwrap().peers, 1);
+    assert_eq!(a.status().unwrap().peers, 1);
+    assert_ne!(a.node_id(), c.node_id());
+    // New blocks (with listed transactions) reach c by inventory relay.
+    for _ in 0..5 {
+        let tx = b.make_tx().unwrap();
+        b.mine_block(true, vec![tx.clone()]);
+        for (t, w) in b.take_blocks() {
+            a.submit_block(t, w, vec![tx.clone()]).unwrap();
+        }
+    }
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == b.head().to_hex()), "relay");
+    assert_eq!(c.status().unwrap().height, 45);
+    // The node id is kept across restarts.
+    let id = c.node_id();
+    c.stop(Duration::from_secs(5)).unwrap();
+    drop(c);
+    let c = start(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
+    assert_eq!(c.node_id(), id);
+    assert_eq!(c.status().unwrap().height, 45);
+    c.stop(Duration::from_secs(5)).unwrap();
+    a.stop(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_peer_follows_a_mining_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = Params::devnet();
+    params.genesis.time_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    params.genesis.prng = [7; 32];
+    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Continuous { duty: 0.5 });
+    let b = start(&dir.path().join("b"), &params, true, vec![a.net_addr().unwrap()], Mining::Off);
+    assert!(wait_until(Duration::from_secs(60), || b.status().unwrap().height >= 10), "b follows a");
+    // Stop mining (stop a), then b must hold a's final tip once quiet.
+    let a_dir = dir.path().join("a");
+    a.stop(Duration::from_secs(5)).unwrap();
+    drop(a);
+    let a = start(&a_dir, &params, true, vec![], Mining::Off);
+    let b2_peers = vec![a.net_addr().unwrap()];
+    b.stop(Duration::from_secs(5)).unwrap();
+    drop(b);
+    let b = start(&dir.path().join("b"), &params, true, b2_peers, Mining::Off);
+    assert!(
+        wait_until(Duration::from_secs(30), || b.status().unwrap().tip == a.status().unwrap().tip),
+        "converged after mining stopped"
+    );
+    a.stop(Duration::from_secs(5)).unwrap();
+    b.stop(Duration::from_secs(5)).unwrap();
+}
