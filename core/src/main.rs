@@ -1,6 +1,7 @@
 //! The `minima` command: run a node, and talk to a running one over its local socket.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
@@ -11,6 +12,8 @@ use minima_core::crypto::sha3;
 use minima_core::node::{stored_genesis, Config, Event, Mining, Node};
 use minima_core::{rpc, Params};
 use serde_json::{json, Value};
+
+mod devnet;
 
 #[derive(Parser)]
 #[command(name = "minima", version, about = "A Complete Minima-design node")]
@@ -44,6 +47,30 @@ enum Cmd {
         /// Cap the database at this many pages (simulates a full disk).
         #[arg(long, hide = true)]
         max_db_pages: Option<u64>,
+        /// UDP address to accept QUIC peers on (e.g. 0.0.0.0:9001).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// A peer to dial (repeatable).
+        #[arg(long)]
+        peer: Vec<SocketAddr>,
+    },
+    /// Start N devnet nodes on loopback (node 0 makes the genesis; the others peer with it).
+    Devnet {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Stop after this many seconds and report (without it: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// One JSON line at the end.
+        #[arg(long)]
+        json: bool,
+        /// Mining duty cycle of each node.
+        #[arg(long, default_value_t = 0.2)]
+        duty: f64,
+        /// Parent folder of the nodes' data dirs (default: a temporary folder, removed after).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Show a running node's status.
     Status {
@@ -83,9 +110,17 @@ enum BenchCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Node { data, params, genesis, full_mmr, duty, no_mine, max_db_pages } => {
-            run_node(&data, &params, genesis, full_mmr, if no_mine { None } else { Some(duty) }, max_db_pages)
-        }
+        Cmd::Node { data, params, genesis, full_mmr, duty, no_mine, max_db_pages, listen, peer } => run_node(
+            &data,
+            &params,
+            genesis,
+            full_mmr,
+            if no_mine { None } else { Some(duty) },
+            max_db_pages,
+            listen,
+            peer,
+        ),
+        Cmd::Devnet { nodes, seconds, json, duty, data } => devnet::run(nodes, seconds, json, duty, data),
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
         Cmd::Bench { what: BenchCmd::Mine { json, seconds } } => {
@@ -117,7 +152,9 @@ fn params_for(data: &Path, name: &str, genesis: bool) -> Result<Params, String> 
         p.genesis.prng = prng;
     } else if p.name == "devnet" {
         if !genesis {
-            return Err("no devnet genesis in this data dir: pass --genesis to make one".into());
+            return Err("no devnet genesis in this data dir: pass --genesis to make one, or copy the \
+                        .genesis file of the network's first node into the data dir"
+                .into());
         }
         p.genesis.time_ms = now_ms();
         p.genesis.prng = sha3(&[&now_ms().to_be_bytes()[..], &std::process::id().to_be_bytes()].concat()).0;
@@ -131,6 +168,7 @@ enum Msg {
     Event(Event),
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_node(
     data: &Path,
     network: &str,
@@ -138,6 +176,8 @@ fn run_node(
     full_mmr: bool,
     duty: Option<f64>,
     max_db_pages: Option<u64>,
+    listen: Option<SocketAddr>,
+    peers: Vec<SocketAddr>,
 ) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -155,6 +195,9 @@ fn run_node(
     let mut cfg = Config::new(data, params);
     cfg.full_mmr = full_mmr;
     cfg.max_db_pages = max_db_pages;
+    if listen.is_some() || !peers.is_empty() {
+        cfg.net = Some(minima_core::net::peer::NetConfig { listen, peers, ..Default::default() });
+    }
     cfg.mining = match (cfg.mining, duty) {
         (Mining::Continuous { .. }, Some(duty)) => Mining::Continuous { duty },
         _ => Mining::Off,

@@ -185,6 +185,8 @@ pub struct Status {
     pub mmr_total: u64,
     /// Whether this node keeps the full coin set.
     pub full_mmr: bool,
+    /// UDP address of the QUIC endpoint, when networking is on.
+    pub listen: Option<String>,
 }
 
 enum Cmd {
@@ -202,6 +204,7 @@ enum Cmd {
     },
     Status(oneshot::Sender<Status>),
     Net(crate::net::peer::ChainRequest),
+    SetMining(bool),
     Stop(oneshot::Sender<()>),
 }
 
@@ -323,6 +326,7 @@ impl Node {
                     .map_err(|e| NodeError::Net(e.to_string()))?;
             actor.tips = Some(tips_tx);
             actor.peers = count;
+            actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
             rt.spawn(async move {
                 while let Some(r) = net_rx.recv().await {
@@ -375,6 +379,11 @@ impl Node {
     /// Subscribe to events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Pause (`false`) or resume (`true`) mining; nodes started without mining ignore it.
+    pub fn set_mining(&self, on: bool) -> Result<(), NodeError> {
+        self.tx.blocking_send(Cmd::SetMining(on)).map_err(|_| NodeError::Stopped)
     }
 
     /// Offer a block (with its MMR witness and any listed TxPoWs the node may lack) — the path
@@ -444,6 +453,8 @@ struct Actor {
     full_mmr: bool,
     tips: Option<broadcast::Sender<crate::net::peer::TipAnnounce>>,
     peers: Arc<std::sync::atomic::AtomicUsize>,
+    listen: Option<String>,
+    mining_on: bool,
 }
 
 struct Src<'a> {
@@ -544,6 +555,8 @@ impl Actor {
             full_mmr: cfg.full_mmr,
             tips: None,
             peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            listen: None,
+            mining_on: true,
         })
     }
 
@@ -574,6 +587,15 @@ impl Actor {
                 }
                 Cmd::Status(reply) => {
                     let _ = reply.send(self.status());
+                }
+                Cmd::SetMining(on) => {
+                    self.mining_on = on;
+                    if on {
+                        self.refresh_template();
+                    } else if let Some(m) = &self.miner {
+                        self.template = None;
+                        m.set_job(None);
+                    }
                 }
                 Cmd::Net(r) => {
                     if let Err(e) = self.on_net(r) {
@@ -624,6 +646,7 @@ impl Actor {
             hashes,
             mmr_total: tip.txpow.header.mmr_total,
             full_mmr: self.full_mmr,
+            listen: self.listen.clone(),
         }
     }
 
@@ -909,6 +932,9 @@ impl Actor {
     /// Build a pulse on the tip listing the best mempool transactions and hand it to the miner.
     fn refresh_template(&mut self) {
         let Some(miner) = self.miner.clone() else { return };
+        if !self.mining_on {
+            return;
+        }
         match self.build_template() {
             Ok((header, t)) => {
                 let target = header.block_target;

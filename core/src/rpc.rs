@@ -123,6 +123,15 @@ fn handle(node: &Node, line: &str) -> (Value, bool) {
             Err(e) => (error(id, -32000, e.to_string()), false),
         },
         "stop" => (json!({"jsonrpc": "2.0", "id": id, "result": {"stopping": true}}), true),
+        "mining" => {
+            let Some(on) = req.get("params").and_then(|p| p.get("on")).and_then(Value::as_bool) else {
+                return (error(id, -32602, "invalid params: want {\"on\": true|false}"), false);
+            };
+            match node.set_mining(on) {
+                Ok(()) => (json!({"jsonrpc": "2.0", "id": id, "result": {"mining": on}}), false),
+                Err(e) => (error(id, -32000, e.to_string()), false),
+            }
+        }
         other => (error(id, -32601, format!("unknown method '{other}'")), false),
     }
 }

@@ -106,3 +106,23 @@ fn a_peer_follows_a_mining_node() {
     a.stop(Duration::from_secs(5)).unwrap();
     b.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn devnet_command_converges() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minima"))
+        .args(["devnet", "--nodes", "3", "--seconds", "8", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["converged"], true);
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for n in nodes {
+        assert!(n["height"].as_u64().unwrap() >= 5, "{n}");
+        assert_eq!(n["tip"], nodes[0]["tip"]);
+        assert!(n["peers"].as_u64().unwrap() >= 1);
+        assert!(n["rss_bytes"].as_u64().unwrap() > 0);
+    }
+}
