@@ -73,6 +73,11 @@ impl Mempool {
         self.by_txid.is_empty()
     }
 
+    /// The byte limit.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -916,8 +916,69 @@ impl Actor {
                 };
                 let _ = reply.send(r);
             }
+            R::Cascade(reply) => {
+                let root = self.chain.root();
+                let listed: Vec<TxPoW> =
+                    root.txpow.body.txpow_ids.iter().filter_map(|l| self.txpows.get(l).cloned()).collect();
+                let _ = reply.send(Some(crate::net::message::Message::Cascade {
+                    headers: self.chain.cascade().headers(),
+                    root: Box::new(BlockData {
+                        txpow: root.txpow.clone(),
+                        witness: root.witness.clone(),
+                        listed,
+                    }),
+                    root_peaks: root.peaks.clone(),
+                }));
+            }
+            R::Resync(m, reply) => {
+                let r = self.resync(*m);
+                let fatal = matches!(r, Err(NodeError::Store(_)));
+                let _ = reply.send(r.as_ref().map(|x| *x).map_err(|e| e.to_string()));
+                if fatal {
+                    return r.map(|_| ());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Restart the chain from a peer's cascade and tree root, verified end to end: the
+    /// receiver recomputes every cascade level, checks links, proof of work and that the
+    /// cascade ends at our genesis, that the root follows it and its peaks give its MMR root,
+    /// and that the result is heavier than our chain and than `min_chain_weight`. Returns
+    /// whether the chain was replaced.
+    fn resync(&mut self, m: crate::net::message::Message) -> Result<bool, NodeError> {
+        let crate::net::message::Message::Cascade { headers, root, root_peaks } = m else {
+            return Err(ChainError::Cascade("not a cascade").into());
+        };
+        if self.full_mmr {
+            // A full coin set cannot be rebuilt from a cascade.
+            return Ok(false);
+        }
+        let cascade = Cascade::verify(headers, &self.params, &self.chain.genesis_id())?;
+        let root_number = root.txpow.header.block_number;
+        // The root's own bytes must be a valid block of this network.
+        if !crate::chain::validate::check_txpow(&self.params, &root.txpow)?.is_block {
+            return Err(ChainError::NotABlock.into());
+        }
+        let chain = Chain::from_parts(self.params.clone(), cascade, root.txpow, root.witness, root_peaks)?;
+        if chain.weight() <= self.chain.weight() && root_number <= self.chain.tip().number() {
+            return Ok(false);
+        }
+        if chain.weight() < self.params.min_chain_weight {
+            return Err(ChainError::Cascade("chain lighter than min_chain_weight").into());
+        }
+        self.store.reset_to(chain.cascade(), chain.root())?;
+        self.chain = chain;
+        self.txpows.clear();
+        for l in root.listed {
+            self.txpows.insert(l.id(), l);
+        }
+        self.mempool = Mempool::new(self.mempool.max_bytes());
+        let t = self.chain.tip();
+        self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
+        self.refresh_template();
+        Ok(true)
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {

@@ -339,6 +339,33 @@ impl Store {
         Ok(())
     }
 
+    /// Replace the stored chain by one restarted from a cascade and a tree root (initial sync):
+    /// one transaction, so a crash leaves either the old chain or the new one.
+    pub fn reset_to(&mut self, cascade: &Cascade, root: &TreeBlock) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(map_full)?;
+        tx.execute_batch(
+            "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes;",
+        )
+        .map_err(map_full)?;
+        tx.execute(
+            "INSERT INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &root.id.0[..],
+                root.number() as i64,
+                root.txpow.encode(),
+                root.witness.encode(),
+                root.peaks.encode()
+            ],
+        )
+        .map_err(map_full)?;
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cascade)])
+            .map_err(map_full)?;
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&root.id.0[..]])
+            .map_err(map_full)?;
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
     /// `PRAGMA integrity_check`.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
         let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

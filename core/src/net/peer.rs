@@ -45,6 +45,11 @@ pub enum ChainRequest {
     Locator(oneshot::Sender<Vec<Hash>>),
     /// A block from a peer.
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
+    /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
+    Cascade(oneshot::Sender<Option<Message>>),
+    /// A cascade from a peer: verify it end to end and, if its chain is heavier than ours,
+    /// restart the chain from it (the answer says whether it was taken, or why not).
+    Resync(Box<Message>, oneshot::Sender<Result<bool, String>>),
 }
 
 /// Network settings.
@@ -311,6 +316,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         Message::GetHeaders { locator, max } => {
             Some(Message::Headers(ask(s, |r| ChainRequest::Headers(locator, max, r)).await.ok()?))
         }
+        Message::GetCascade => ask(s, ChainRequest::Cascade).await.ok().flatten(),
         Message::Ping(n) => Some(Message::Pong(n)),
         _ => None,
     }
@@ -326,6 +332,28 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection) {
             _ => return,
         };
         let full = headers.len() == MAX_HEADERS;
+        // Headers that do not connect to anything we hold: we are behind the peer's tree root
+        // (a new node, or one that slept longer than the tree). Sync from its cascade.
+        if let Some(first) = headers.first() {
+            let parent = first.parents.0[0];
+            if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
+                match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
+                    Ok(m @ Message::Cascade { .. }) => {
+                        match ask(s, |r| ChainRequest::Resync(Box::new(m), r)).await {
+                            Ok(Ok(true)) => continue,
+                            Ok(Ok(false)) => return,
+                            Ok(Err(e)) => {
+                                tracing::warn!("peer served a bad cascade: {e}");
+                                conn.close(4u32.into(), b"bad cascade");
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        }
         let mut want = vec![];
         for h in &headers {
             let id = h.id();
