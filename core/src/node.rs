@@ -187,6 +187,8 @@ pub struct Status {
     pub full_mmr: bool,
     /// UDP address of the QUIC endpoint, when networking is on.
     pub listen: Option<String>,
+    /// Peers banned since start.
+    pub bans: usize,
 }
 
 enum Cmd {
@@ -321,11 +323,12 @@ impl Node {
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             let (tips_tx, tips_rx) = broadcast::channel(64);
             let (net_tx, mut net_rx) = mpsc::channel(256);
-            let (ep, count) =
+            let (ep, stats) =
                 crate::net::peer::start(rt.handle(), net, &identity, cfg.params.chain_id, net_tx, tips_rx)
                     .map_err(|e| NodeError::Net(e.to_string()))?;
             actor.tips = Some(tips_tx);
-            actor.peers = count;
+            actor.peers = stats.peers;
+            actor.bans = stats.bans;
             actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
             rt.spawn(async move {
@@ -453,6 +456,7 @@ struct Actor {
     full_mmr: bool,
     tips: Option<broadcast::Sender<crate::net::peer::TipAnnounce>>,
     peers: Arc<std::sync::atomic::AtomicUsize>,
+    bans: Arc<std::sync::atomic::AtomicUsize>,
     listen: Option<String>,
     mining_on: bool,
 }
@@ -555,6 +559,7 @@ impl Actor {
             full_mmr: cfg.full_mmr,
             tips: None,
             peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            bans: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             listen: None,
             mining_on: true,
         })
@@ -647,6 +652,7 @@ impl Actor {
             mmr_total: tip.txpow.header.mmr_total,
             full_mmr: self.full_mmr,
             listen: self.listen.clone(),
+            bans: self.bans.load(std::sync::atomic::Ordering::SeqCst),
         }
     }
 
@@ -908,6 +914,7 @@ impl Actor {
                         Submitted::Invalid(format!("lists {} TxPoWs not sent", missing.len()))
                     }
                     Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
+                    Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
                     Err(NodeError::Store(e)) => {
                         let _ = reply.send(Submitted::Invalid(e.to_string()));
                         return Err(NodeError::Store(e));

@@ -3,11 +3,12 @@
 //!
 //! The network task never touches chain state: it asks the chain actor through
 //! [`ChainRequest`]s, and every block it receives goes through the same validation path as the
-//! local miner's. Not yet here (peering issue): initial sync from the cascade, transaction
-//! relay, peer table, bans and rate limits, `GetCoinProofs`.
+//! local miner's. Misbehaviour (a bad frame, an invalid block, a forged cascade) bans the
+//! peer's (IP, node id) for [`BAN_TIME`]. Not yet here (peering issue): transaction relay, the
+//! persisted peer table, rate limits per address group, `GetCoinProofs`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub enum Submitted {
     Accepted,
     /// Its parent is unknown: catch up.
     UnknownParent,
+    /// Valid-looking but useless (a fork below our tree root): ignored, not punished.
+    Stale,
     /// Refused.
     Invalid(String),
 }
@@ -76,6 +79,9 @@ impl Default for NetConfig {
     }
 }
 
+/// How long a misbehaving (IP, node id) stays banned.
+pub const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+
 /// A new best tip to announce.
 #[derive(Debug, Clone)]
 pub struct TipAnnounce(pub Hash);
@@ -87,6 +93,40 @@ struct Shared {
     peers: Mutex<HashMap<Hash, quinn::Connection>>,
     count: Arc<AtomicUsize>,
     node_id: Hash,
+    bans: Mutex<HashMap<(IpAddr, Hash), std::time::Instant>>,
+    ban_count: Arc<AtomicUsize>,
+}
+
+/// Live counters of the network task.
+#[derive(Debug, Clone, Default)]
+pub struct NetStats {
+    /// Connected peers (after the handshake).
+    pub peers: Arc<AtomicUsize>,
+    /// Bans issued since start.
+    pub bans: Arc<AtomicUsize>,
+}
+
+fn is_banned(s: &Shared, ip: IpAddr, peer: &Hash) -> bool {
+    let mut b = s.bans.lock().unwrap_or_else(|e| e.into_inner());
+    match b.get(&(ip, *peer)) {
+        Some(until) if *until > std::time::Instant::now() => true,
+        Some(_) => {
+            b.remove(&(ip, *peer));
+            false
+        }
+        None => false,
+    }
+}
+
+/// Ban a peer's (IP, node id) and cut it off.
+fn ban(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
+    tracing::warn!("banning peer {} at {}: {why}", &peer.to_hex()[..16], conn.remote_address());
+    s.bans
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((conn.remote_address().ip(), *peer), std::time::Instant::now() + BAN_TIME);
+    s.ban_count.fetch_add(1, Ordering::SeqCst);
+    conn.close(5u32.into(), why.as_bytes());
 }
 
 async fn ask<T>(s: &Shared, f: impl FnOnce(oneshot::Sender<T>) -> ChainRequest) -> Result<T, NetError> {
@@ -134,7 +174,7 @@ pub fn start(
     chain_id: u8,
     chain: mpsc::Sender<ChainRequest>,
     tips: broadcast::Receiver<TipAnnounce>,
-) -> Result<(quinn::Endpoint, Arc<AtomicUsize>), NetError> {
+) -> Result<(quinn::Endpoint, NetStats), NetError> {
     let _g = rt.enter();
     let bind = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let endpoint = match cfg.listen {
@@ -144,7 +184,8 @@ pub fn start(
     .map_err(|e| NetError::Config(format!("bind {bind}: {e}")))?;
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(transport::client_config(identity, cfg.timing)?);
-    let count = Arc::new(AtomicUsize::new(0));
+    let stats = NetStats::default();
+    let count = stats.peers.clone();
     let listen = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some()).map(|a| a.to_string());
     let shared = Arc::new(Shared {
         chain,
@@ -153,6 +194,8 @@ pub fn start(
         peers: Mutex::new(HashMap::new()),
         count: count.clone(),
         node_id: identity.node_id,
+        bans: Mutex::new(HashMap::new()),
+        ban_count: stats.bans.clone(),
     });
     if cfg.listen.is_some() {
         let ep = endpoint.clone();
@@ -195,7 +238,7 @@ pub fn start(
     }
     let s = shared.clone();
     rt.spawn(relay(s, tips));
-    Ok((endpoint, count))
+    Ok((endpoint, stats))
 }
 
 async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
@@ -222,6 +265,10 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         conn.close(1u32.into(), b"self");
         return Err(NetError::Protocol("connected to self".into()));
     }
+    if is_banned(&s, conn.remote_address().ip(), &peer) {
+        conn.close(5u32.into(), b"banned");
+        return Err(NetError::Protocol("banned peer".into()));
+    }
     let timeout = Duration::from_secs(30);
     if dialer {
         let ours = our_hello(&s).await?;
@@ -231,7 +278,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
                 register(&s, peer, &conn);
                 if h.tip_weight > ours.tip_weight {
                     let (s2, c2) = (s.clone(), conn.clone());
-                    tokio::spawn(async move { catch_up(&s2, &c2).await });
+                    tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
                 }
             }
             _ => return Err(NetError::Protocol("expected Hello".into())),
@@ -247,12 +294,12 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         tokio::spawn(async move {
             let msg = match transport::read_msg(&mut recv).await {
                 Ok(m) => m,
-                Err(e) => {
-                    // Oversized, unknown or undecodable: cut the peer off.
-                    c.close(2u32.into(), b"bad frame");
-                    tracing::debug!("peer sent a bad frame: {e}");
+                Err(NetError::Frame(e)) => {
+                    // Oversized, unknown type or undecodable: misbehaviour.
+                    ban(&s, &c, &peer, &format!("bad frame: {e}"));
                     return;
                 }
+                Err(_) => return,
             };
             if let Some(answer) = handle(&s, &c, peer, msg).await {
                 let _ = transport::write_msg(&mut send, &answer).await;
@@ -287,7 +334,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
             register(s, peer, conn);
             if h.tip_weight > ours.tip_weight {
                 let (s2, c2) = (s.clone(), conn.clone());
-                tokio::spawn(async move { catch_up(&s2, &c2).await });
+                tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
             }
             Some(Message::Hello(ours))
         }
@@ -301,8 +348,11 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 {
                     for b in bs {
                         match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
-                            Ok(Submitted::UnknownParent) => catch_up(s, conn).await,
-                            Ok(Submitted::Invalid(e)) => tracing::debug!("peer block refused: {e}"),
+                            Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
+                            Ok(Submitted::Invalid(e)) => {
+                                ban(s, conn, &peer, &format!("invalid block: {e}"));
+                                return None;
+                            }
                             _ => {}
                         }
                     }
@@ -323,7 +373,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
 }
 
 /// Catch up from the fork point: headers after our locator, then the blocks we lack, in order.
-async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection) {
+async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     for _round in 0..1_000 {
         let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
@@ -375,8 +425,12 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection) {
             for b in blocks {
                 match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
                     Ok(Submitted::Accepted) => {}
+                    Ok(Submitted::Invalid(e)) => {
+                        ban(s, conn, &peer, &format!("invalid block: {e}"));
+                        return;
+                    }
                     Ok(other) => {
-                        tracing::debug!("catch-up block refused: {other:?}");
+                        tracing::debug!("catch-up block not connected: {other:?}");
                         return;
                     }
                     Err(_) => return,
