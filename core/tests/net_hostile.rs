@@ -1,9 +1,12 @@
-//! Hostile peers over real QUIC: a peer sending an oversized frame is cut off and banned, and
-//! cannot come back. (A forged cascade is refused by `Cascade::verify`, tested in
-//! `chain_rules.rs`; its network-level test with a scripted evil peer is still to come.)
+//! Hostile peers over real QUIC: a peer serving a forged cascade is banned and the node syncs
+//! from an honest one; a peer sending an oversized frame is cut off, banned, and cannot come
+//! back.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use minima_core::crypto::Hash;
+use minima_core::net::message::{BlockData, Hello, Message, PROTOCOL_VERSION};
 
 use minima_core::fixture::ChainBuilder;
 use minima_core::net::peer::NetConfig;
@@ -21,6 +24,114 @@ fn start(dir: &std::path::Path, params: &Params, listen: bool, peers: Vec<Socket
         ..Default::default()
     });
     Node::start(cfg).unwrap()
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
+/// it answers `GetCascade` with `forged`.
+fn evil_server(rt: &tokio::runtime::Runtime, genesis: Hash, headers: Message, forged: Message) -> SocketAddr {
+    let _g = rt.enter();
+    let id = Identity::ephemeral().unwrap();
+    let ep = quinn::Endpoint::server(
+        transport::server_config(&id, Timing::default()).unwrap(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Some(inc) = ep.accept().await {
+            let (headers, forged) = (headers.clone(), forged.clone());
+            tokio::spawn(async move {
+                let Ok(conn) = inc.await else { return };
+                while let Ok((mut s, mut r)) = conn.accept_bi().await {
+                    let (headers, forged) = (headers.clone(), forged.clone());
+                    tokio::spawn(async move {
+                        let Ok(m) = transport::read_msg(&mut r).await else { return };
+                        let answer = match m {
+                            Message::Hello(_) => Message::Hello(Hello {
+                                version: PROTOCOL_VERSION,
+                                chain_id: 2,
+                                genesis,
+                                tip: Hash([9; 32]),
+                                tip_weight: u128::MAX / 2,
+                                time_ms: 0,
+                                listen: None,
+                                is_client: false,
+                                want_txs: false,
+                                serves_blocks: true,
+                                full_mmr: false,
+                            }),
+                            Message::GetHeaders { .. } => headers,
+                            Message::GetCascade => forged,
+                            _ => return,
+                        };
+                        let _ = transport::write_msg(&mut s, &answer).await;
+                        let _ = s.finish();
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn forged_cascade_is_refused_and_the_honest_chain_wins() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);
+    let params = b.params.clone();
+    b.tx_per_block = false;
+    b.mine(400);
+    let honest = start(&dir.path().join("honest"), &params, true, vec![]);
+    for (t, w) in b.take_blocks() {
+        honest.submit_block(t, w, vec![]).unwrap();
+    }
+    let chain = &b.chain;
+    let root = chain.root();
+    let mut headers = chain.cascade().headers();
+    headers.remove(5); // a missing header: the links break
+    let forged = Message::Cascade {
+        headers,
+        root: Box::new(BlockData {
+            txpow: root.txpow.clone(),
+            witness: root.witness.clone(),
+            listed: vec![],
+        }),
+        root_peaks: root.peaks.clone(),
+    };
+    let evil =
+        evil_server(&rt, chain.genesis_id(), Message::Headers(vec![root.txpow.header.clone()]), forged);
+    // A victim that knows only the evil peer refuses its cascade and bans it.
+    let vdir = dir.path().join("victim");
+    let victim = start(&vdir, &params, false, vec![evil]);
+    assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "evil peer banned");
+    std::thread::sleep(Duration::from_millis(600));
+    let s = victim.status().unwrap();
+    assert_eq!(s.height, 0, "nothing of the forged chain was taken");
+    assert_eq!(s.peers, 0, "the banned peer is not let back in");
+    victim.stop(Duration::from_secs(5)).unwrap();
+    drop(victim);
+    // With an honest peer as well, it syncs the honest chain.
+    let victim = start(&vdir, &params, false, vec![evil, honest.net_addr().unwrap()]);
+    let tip = honest.status().unwrap().tip;
+    assert!(
+        wait_until(Duration::from_secs(60), || victim.status().unwrap().tip == tip),
+        "victim at {}",
+        victim.status().unwrap().height
+    );
+    victim.stop(Duration::from_secs(5)).unwrap();
+    honest.stop(Duration::from_secs(5)).unwrap();
 }
 
 #[test]

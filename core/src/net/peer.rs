@@ -393,8 +393,7 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                             Ok(Ok(true)) => continue,
                             Ok(Ok(false)) => return,
                             Ok(Err(e)) => {
-                                tracing::warn!("peer served a bad cascade: {e}");
-                                conn.close(4u32.into(), b"bad cascade");
+                                ban(s, conn, &peer, &format!("bad cascade: {e}"));
                                 return;
                             }
                             Err(_) => return,
