@@ -237,6 +237,7 @@ fn is_our_file(name: &str) -> bool {
     name.starts_with("minima.sqlite")
         || name == LOCK_FILE
         || name.starts_with("minima.sock")
+        || name.starts_with(crate::net::transport::KEY_FILE)
         || name.starts_with('.')
 }
 
