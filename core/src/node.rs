@@ -699,6 +699,10 @@ impl Actor {
             ..Default::default()
         })?;
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
+        if let Some(tips) = &self.tips {
+            // Announce to peers (the relay sends `Inv`; receivers fetch what they lack).
+            let _ = tips.send(crate::net::peer::TipAnnounce(id));
+        }
         self.refresh_template();
         Ok(())
     }
@@ -857,7 +861,30 @@ impl Actor {
                 let _ = reply.send((self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight()));
             }
             R::Has(id, reply) => {
-                let _ = reply.send(self.chain.knows(&id));
+                let _ = reply.send(self.chain.knows(&id) || self.mempool.get_by_id(&id).is_some());
+            }
+            R::TxPows(ids, reply) => {
+                let out = ids
+                    .iter()
+                    .take(crate::net::message::MAX_GET)
+                    .filter_map(|id| self.mempool.get_by_id(id).map(|e| (e.txpow.clone(), e.proofs.clone())))
+                    .collect();
+                let _ = reply.send(out);
+            }
+            R::SubmitTx(t, reply) => {
+                let (txpow, proofs) = *t;
+                match self.on_txpow(txpow, proofs) {
+                    Ok(()) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(NodeError::Store(e)) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return Err(NodeError::Store(e));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
             }
             R::Blocks(ids, reply) => {
                 let mut out = vec![];

@@ -160,3 +160,29 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     c.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn transactions_are_relayed_then_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    b.mine(15);
+    let params = b.params.clone();
+    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    let c = start(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip));
+    let tx = b.make_tx().unwrap();
+    let proof = b.coin_proof(&tx.body.transaction.inputs[0].coin_id).unwrap();
+    a.submit_txpow(tx.clone(), vec![proof]).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().mempool == 1), "transaction relayed");
+    b.mine_block(false, vec![tx.clone()]);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == b.head().to_hex()));
+    assert_eq!(c.status().unwrap().mempool, 0, "confirmed: left the mempool");
+    c.stop(Duration::from_secs(5)).unwrap();
+    a.stop(Duration::from_secs(5)).unwrap();
+}

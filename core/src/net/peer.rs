@@ -48,6 +48,10 @@ pub enum ChainRequest {
     Locator(oneshot::Sender<Vec<Hash>>),
     /// A block from a peer.
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
+    /// Pending transaction TxPoWs by id, with their proofs, to serve `GetTxPow`.
+    TxPows(Vec<Hash>, oneshot::Sender<Vec<crate::net::message::RelayTxPow>>),
+    /// A transaction TxPoW from a peer (with its input proofs); `Err` says why it was refused.
+    SubmitTx(Box<crate::net::message::RelayTxPow>, oneshot::Sender<Result<(), String>>),
     /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
     Cascade(oneshot::Sender<Option<Message>>),
     /// A cascade from a peer: verify it end to end and, if its chain is heavier than ours,
@@ -82,7 +86,7 @@ impl Default for NetConfig {
 /// How long a misbehaving (IP, node id) stays banned.
 pub const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
 
-/// A new best tip to announce.
+/// An id to announce to peers: a new best tip or a newly accepted transaction.
 #[derive(Debug, Clone)]
 pub struct TipAnnounce(pub Hash);
 
@@ -343,9 +347,22 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 if ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
                     continue;
                 }
-                if let Ok(Message::Blocks(bs)) =
-                    transport::request(conn, &Message::GetBlocks(vec![id]), Duration::from_secs(30)).await
-                {
+                let got =
+                    transport::request(conn, &Message::GetBlocks(vec![id]), Duration::from_secs(30)).await;
+                if matches!(&got, Ok(Message::Blocks(bs)) if bs.is_empty()) {
+                    // Not a block the peer holds: a pending transaction.
+                    if let Ok(Message::TxPow(ts)) =
+                        transport::request(conn, &Message::GetTxPow(vec![id]), Duration::from_secs(30)).await
+                    {
+                        for t in ts.into_iter().take(1) {
+                            if let Ok(Err(e)) = ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
+                                tracing::debug!("relayed transaction refused: {e}");
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if let Ok(Message::Blocks(bs)) = got {
                     for b in bs {
                         match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
                             Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
@@ -367,6 +384,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
             Some(Message::Headers(ask(s, |r| ChainRequest::Headers(locator, max, r)).await.ok()?))
         }
         Message::GetCascade => ask(s, ChainRequest::Cascade).await.ok().flatten(),
+        Message::GetTxPow(ids) => Some(Message::TxPow(ask(s, |r| ChainRequest::TxPows(ids, r)).await.ok()?)),
         Message::Ping(n) => Some(Message::Pong(n)),
         _ => None,
     }
