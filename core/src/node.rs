@@ -365,6 +365,21 @@ impl Node {
         self.endpoint.as_ref().and_then(|e| e.local_addr().ok())
     }
 
+    /// The phone's network changed (wifi ↔ cellular): rebind the QUIC endpoint to a fresh UDP
+    /// socket (a new port on the same local IP) so open connections migrate instead of timing
+    /// out. A listening node's advertised port changes too; servers rarely need this.
+    pub fn network_changed(&self) -> Result<(), NodeError> {
+        let Some(ep) = &self.endpoint else { return Ok(()) };
+        let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(rt) = rt.as_ref() else { return Err(NodeError::Stopped) };
+        let _g = rt.enter();
+        let old = ep.local_addr().map_err(|e| NodeError::Net(e.to_string()))?;
+        // A fresh port on the same IP (phones are clients: nobody dials them).
+        let bind = std::net::UdpSocket::bind(std::net::SocketAddr::new(old.ip(), 0))
+            .map_err(|e| NodeError::Net(format!("rebind: {e}")))?;
+        ep.rebind(bind).map_err(|e| NodeError::Net(format!("rebind: {e}")))
+    }
+
     /// This node's id (SHA3 of its certificate's public key), when networking is on.
     pub fn node_id(&self) -> Option<Hash> {
         self.node_id

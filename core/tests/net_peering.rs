@@ -186,3 +186,34 @@ fn transactions_are_relayed_then_confirmed() {
     c.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn connections_survive_a_network_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    b.mine(10);
+    let params = b.params.clone();
+    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    let c = start(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip));
+    let before = c.net_addr().unwrap();
+    // The client moves to a new UDP socket (new port): QUIC migrates the connection.
+    c.network_changed().unwrap();
+    c.network_changed().unwrap();
+    let after = c.net_addr().unwrap();
+    assert_ne!(before.port(), after.port(), "a client rebinds to a fresh port");
+    b.mine(3);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || c.status().unwrap().tip == b.head().to_hex()),
+        "relay after migration"
+    );
+    assert_eq!(c.status().unwrap().peers, 1);
+    c.stop(Duration::from_secs(5)).unwrap();
+    a.stop(Duration::from_secs(5)).unwrap();
+}
