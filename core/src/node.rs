@@ -309,6 +309,9 @@ impl Node {
             .map_err(|e| NodeError::Runtime(e.to_string()))?;
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
+        // Peers we connected to before are dialed again, after the configured ones.
+        let remembered: Vec<std::net::SocketAddr> =
+            store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
         let mut actor = Actor::load(&cfg, store, events.clone())?;
         if let Mining::Continuous { duty } = cfg.mining {
             let mtx = tx.clone();
@@ -319,7 +322,12 @@ impl Node {
             actor.refresh_template();
         }
         let (mut endpoint, mut node_id) = (None, None);
-        if let Some(net) = cfg.net.clone() {
+        if let Some(mut net) = cfg.net.clone() {
+            for a in remembered {
+                if !net.peers.contains(&a) && net.peers.len() < 8 {
+                    net.peers.push(a);
+                }
+            }
             let identity = crate::net::transport::Identity::load_or_create(&cfg.data_dir)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             let (tips_tx, tips_rx) = broadcast::channel(64);
@@ -877,6 +885,9 @@ impl Actor {
             }
             R::Has(id, reply) => {
                 let _ = reply.send(self.chain.knows(&id) || self.mempool.get_by_id(&id).is_some());
+            }
+            R::RecordPeer(addr) => {
+                self.store.add_peer(&addr.to_string(), now_ms())?;
             }
             R::TxPows(ids, reply) => {
                 let out = ids

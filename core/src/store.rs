@@ -179,6 +179,10 @@ impl Store {
         match version {
             Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
             Some(_) => {
+                // Tables added within schema 1 (idempotent).
+                self.conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS peers (addr TEXT PRIMARY KEY, last_seen INTEGER NOT NULL);",
+                )?;
                 let net: Option<String> = self
                     .conn
                     .query_row("SELECT value FROM meta WHERE key = 'network'", [], |r| r.get(0))
@@ -208,6 +212,7 @@ impl Store {
                      CREATE TABLE txpows (id BLOB PRIMARY KEY, number INTEGER NOT NULL, txpow BLOB NOT NULL);
                      CREATE INDEX txpows_number ON txpows(number);
                      CREATE TABLE mempool (id BLOB PRIMARY KEY, txpow BLOB NOT NULL, proofs BLOB NOT NULL);
+                     CREATE TABLE peers (addr TEXT PRIMARY KEY, last_seen INTEGER NOT NULL);
                      CREATE TABLE mmr_nodes (height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
                         sum INTEGER NOT NULL, PRIMARY KEY (height, idx)) WITHOUT ROWID;",
                 )?;
@@ -364,6 +369,28 @@ impl Store {
             .map_err(map_full)?;
         tx.commit().map_err(map_full)?;
         Ok(())
+    }
+
+    /// Remember an address we connected to (the peer table).
+    pub fn add_peer(&mut self, addr: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO peers VALUES (?1, ?2)", params![addr, now_ms as i64])
+            .map_err(map_full)?;
+        // Keep the table bounded: the 256 most recently seen.
+        self.conn
+            .execute(
+                "DELETE FROM peers WHERE addr NOT IN (SELECT addr FROM peers ORDER BY last_seen DESC LIMIT 256)",
+                [],
+            )
+            .map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Remembered peer addresses, most recently seen first.
+    pub fn peers(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare("SELECT addr FROM peers ORDER BY last_seen DESC")?;
+        let v = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
     }
 
     /// `PRAGMA integrity_check`.

@@ -217,3 +217,29 @@ fn connections_survive_a_network_change() {
     c.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn peers_are_remembered_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    b.mine(5);
+    let params = b.params.clone();
+    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    for (t, w) in b.take_blocks() {
+        a.submit_block(t, w, vec![]).unwrap();
+    }
+    let cdir = dir.path().join("c");
+    let c = start(&cdir, &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().peers == 1));
+    c.stop(Duration::from_secs(5)).unwrap();
+    drop(c);
+    // No peer on the command line this time: the peer table brings A back.
+    let c = start(&cdir, &params, false, vec![], Mining::Off);
+    assert!(
+        wait_until(Duration::from_secs(30), || c.status().unwrap().peers == 1),
+        "reconnected from the table"
+    );
+    assert_eq!(c.status().unwrap().height, 5);
+    c.stop(Duration::from_secs(5)).unwrap();
+    a.stop(Duration::from_secs(5)).unwrap();
+}

@@ -52,6 +52,8 @@ pub enum ChainRequest {
     TxPows(Vec<Hash>, oneshot::Sender<Vec<crate::net::message::RelayTxPow>>),
     /// A transaction TxPoW from a peer (with its input proofs); `Err` says why it was refused.
     SubmitTx(Box<crate::net::message::RelayTxPow>, oneshot::Sender<Result<(), String>>),
+    /// Remember a peer address we completed a handshake with.
+    RecordPeer(SocketAddr),
     /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
     Cascade(oneshot::Sender<Option<Message>>),
     /// A cascade from a peer: verify it end to end and, if its chain is heavier than ours,
@@ -280,6 +282,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
             Message::Hello(h) => {
                 check_hello(&s, &ours, &h)?;
                 register(&s, peer, &conn);
+                let _ = s.chain.send(ChainRequest::RecordPeer(conn.remote_address())).await;
                 if h.tip_weight > ours.tip_weight {
                     let (s2, c2) = (s.clone(), conn.clone());
                     tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
