@@ -2,40 +2,23 @@
 //! from an honest one; a peer sending an oversized frame is cut off, banned, and cannot come
 //! back.
 
+mod common;
+use common::{start_net, wait_until};
+
+fn start_net_off(dir: &std::path::Path, params: &Params, listen: bool, peers: Vec<SocketAddr>) -> Node {
+    start_net(dir, params, listen, peers, Mining::Off)
+}
+
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use minima_core::crypto::Hash;
 use minima_core::net::message::{BlockData, Hello, Message, PROTOCOL_VERSION};
 
 use minima_core::fixture::ChainBuilder;
-use minima_core::net::peer::NetConfig;
 use minima_core::net::transport::{self, Identity, Timing};
-use minima_core::node::{Config, Mining, Node};
+use minima_core::node::{Mining, Node};
 use minima_core::Params;
-
-fn start(dir: &std::path::Path, params: &Params, listen: bool, peers: Vec<SocketAddr>) -> Node {
-    let mut cfg = Config::new(dir, params.clone());
-    cfg.mining = Mining::Off;
-    cfg.net = Some(NetConfig {
-        listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        peers,
-        backoff: Duration::from_millis(200),
-        ..Default::default()
-    });
-    Node::start(cfg).unwrap()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
 /// it answers `GetCascade` with `forged`.
@@ -93,7 +76,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
     let params = b.params.clone();
     b.tx_per_block = false;
     b.mine(400);
-    let honest = start(&dir.path().join("honest"), &params, true, vec![]);
+    let honest = start_net_off(&dir.path().join("honest"), &params, true, vec![]);
     for (t, w) in b.take_blocks() {
         honest.submit_block(t, w, vec![]).unwrap();
     }
@@ -114,7 +97,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
         evil_server(&rt, chain.genesis_id(), Message::Headers(vec![root.txpow.header.clone()]), forged);
     // A victim that knows only the evil peer refuses its cascade and bans it.
     let vdir = dir.path().join("victim");
-    let victim = start(&vdir, &params, false, vec![evil]);
+    let victim = start_net_off(&vdir, &params, false, vec![evil]);
     assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "evil peer banned");
     std::thread::sleep(Duration::from_millis(600));
     let s = victim.status().unwrap();
@@ -123,7 +106,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
     victim.stop(Duration::from_secs(5)).unwrap();
     drop(victim);
     // With an honest peer as well, it syncs the honest chain.
-    let victim = start(&vdir, &params, false, vec![evil, honest.net_addr().unwrap()]);
+    let victim = start_net_off(&vdir, &params, false, vec![evil, honest.net_addr().unwrap()]);
     let tip = honest.status().unwrap().tip;
     assert!(
         wait_until(Duration::from_secs(60), || victim.status().unwrap().tip == tip),
@@ -140,7 +123,7 @@ fn an_oversized_frame_gets_the_sender_banned() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
     b.mine(10);
-    let node = start(&dir.path().join("n"), &b.params, true, vec![]);
+    let node = start_net_off(&dir.path().join("n"), &b.params, true, vec![]);
     for (t, w) in b.take_blocks() {
         node.submit_block(t, w, vec![]).unwrap();
     }

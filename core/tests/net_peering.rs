@@ -1,42 +1,14 @@
 //! Real QUIC on loopback: nodes handshake, catch up from the fork point, relay new blocks by
 //! inventory, and follow a mining peer.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod common;
+use common::{start_net, wait_until};
+
+use std::time::Duration;
 
 use minima_core::fixture::ChainBuilder;
-use minima_core::net::peer::NetConfig;
-use minima_core::node::{Config, Mining, Node};
+use minima_core::node::Mining;
 use minima_core::Params;
-
-fn start(
-    dir: &std::path::Path,
-    params: &Params,
-    listen: bool,
-    peers: Vec<SocketAddr>,
-    mining: Mining,
-) -> Node {
-    let mut cfg = Config::new(dir, params.clone());
-    cfg.mining = mining;
-    cfg.net = Some(NetConfig {
-        listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-        peers,
-        backoff: Duration::from_millis(200),
-        ..Default::default()
-    });
-    Node::start(cfg).unwrap()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 #[test]
 fn a_node_catches_up_then_follows_relayed_blocks() {
@@ -44,12 +16,12 @@ fn a_node_catches_up_then_follows_relayed_blocks() {
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(40);
     let params = b.params.clone();
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     for (t, w) in b.take_blocks() {
         a.submit_block(t, w, vec![]).unwrap();
     }
     let a_addr = a.net_addr().unwrap();
-    let c = start(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
     assert!(
         wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip),
         "catch-up: c at {} a at {}",
@@ -73,7 +45,7 @@ fn a_node_catches_up_then_follows_relayed_blocks() {
     let id = c.node_id();
     c.stop(Duration::from_secs(5)).unwrap();
     drop(c);
-    let c = start(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![a_addr], Mining::Off);
     assert_eq!(c.node_id(), id);
     assert_eq!(c.status().unwrap().height, 45);
     c.stop(Duration::from_secs(5)).unwrap();
@@ -87,18 +59,18 @@ fn a_peer_follows_a_mining_node() {
     params.genesis.time_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     params.genesis.prng = [7; 32];
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Continuous { duty: 0.5 });
-    let b = start(&dir.path().join("b"), &params, true, vec![a.net_addr().unwrap()], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Continuous { duty: 0.5 });
+    let b = start_net(&dir.path().join("b"), &params, true, vec![a.net_addr().unwrap()], Mining::Off);
     assert!(wait_until(Duration::from_secs(60), || b.status().unwrap().height >= 10), "b follows a");
     // Stop mining (stop a), then b must hold a's final tip once quiet.
     let a_dir = dir.path().join("a");
     a.stop(Duration::from_secs(5)).unwrap();
     drop(a);
-    let a = start(&a_dir, &params, true, vec![], Mining::Off);
+    let a = start_net(&a_dir, &params, true, vec![], Mining::Off);
     let b2_peers = vec![a.net_addr().unwrap()];
     b.stop(Duration::from_secs(5)).unwrap();
     drop(b);
-    let b = start(&dir.path().join("b"), &params, true, b2_peers, Mining::Off);
+    let b = start_net(&dir.path().join("b"), &params, true, b2_peers, Mining::Off);
     assert!(
         wait_until(Duration::from_secs(30), || b.status().unwrap().tip == a.status().unwrap().tip),
         "converged after mining stopped"
@@ -132,7 +104,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 2_000);
     let params = b.params.clone();
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     // 1,200 blocks with a transaction each: the serving node's tree root is far past genesis.
     for _ in 0..1_200 {
         b.mine_block(true, vec![]);
@@ -142,7 +114,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     }
     let sa = a.status().unwrap();
     assert!(sa.cascade > 0);
-    let c = start(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
     assert!(
         wait_until(Duration::from_secs(60), || c.status().unwrap().tip == sa.tip),
         "sync: c at {}",
@@ -155,7 +127,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     // The synced chain survives a restart (stored cascade and root re-validate).
     c.stop(Duration::from_secs(5)).unwrap();
     drop(c);
-    let c = start(&dir.path().join("c"), &params, false, vec![], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![], Mining::Off);
     assert_eq!(c.status().unwrap().tip, sa.tip);
     c.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
@@ -167,11 +139,11 @@ fn transactions_are_relayed_then_confirmed() {
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(15);
     let params = b.params.clone();
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     for (t, w) in b.take_blocks() {
         a.submit_block(t, w, vec![]).unwrap();
     }
-    let c = start(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
     assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip));
     let tx = b.make_tx().unwrap();
     let proof = b.coin_proof(&tx.body.transaction.inputs[0].coin_id).unwrap();
@@ -193,11 +165,11 @@ fn connections_survive_a_network_change() {
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(10);
     let params = b.params.clone();
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     for (t, w) in b.take_blocks() {
         a.submit_block(t, w, vec![]).unwrap();
     }
-    let c = start(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    let c = start_net(&dir.path().join("c"), &params, false, vec![a.net_addr().unwrap()], Mining::Off);
     assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == a.status().unwrap().tip));
     let before = c.net_addr().unwrap();
     // The client moves to a new UDP socket (new port): QUIC migrates the connection.
@@ -224,17 +196,17 @@ fn peers_are_remembered_across_restarts() {
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(5);
     let params = b.params.clone();
-    let a = start(&dir.path().join("a"), &params, true, vec![], Mining::Off);
+    let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     for (t, w) in b.take_blocks() {
         a.submit_block(t, w, vec![]).unwrap();
     }
     let cdir = dir.path().join("c");
-    let c = start(&cdir, &params, false, vec![a.net_addr().unwrap()], Mining::Off);
+    let c = start_net(&cdir, &params, false, vec![a.net_addr().unwrap()], Mining::Off);
     assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().peers == 1));
     c.stop(Duration::from_secs(5)).unwrap();
     drop(c);
     // No peer on the command line this time: the peer table brings A back.
-    let c = start(&cdir, &params, false, vec![], Mining::Off);
+    let c = start_net(&cdir, &params, false, vec![], Mining::Off);
     assert!(
         wait_until(Duration::from_secs(30), || c.status().unwrap().peers == 1),
         "reconnected from the table"

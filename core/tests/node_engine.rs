@@ -1,6 +1,9 @@
 //! The node engine end to end: the `minima` binary on a devnet, restarts, SIGKILL crash safety,
 //! reorgs through the actor, flat storage, clear errors for bad situations, and the miner bench.
 
+mod common;
+use common::wait_until;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -37,17 +40,6 @@ fn status(dir: &Path) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 fn height(v: &Value) -> u64 {
     v["height"].as_u64().unwrap()
 }
@@ -73,7 +65,7 @@ fn devnet_node_mines_reports_stops_and_restarts_unchanged() {
     let child = spawn_node(&d, &[]);
     let mut last = None;
     assert!(
-        wait_for(Duration::from_secs(60), || {
+        wait_until(Duration::from_secs(60), || {
             last = status(&d);
             last.as_ref().is_some_and(|v| height(v) >= 10)
         }),
@@ -88,7 +80,7 @@ fn devnet_node_mines_reports_stops_and_restarts_unchanged() {
     let before = {
         let child = spawn_node(&d, &["--no-mine"]);
         let mut s = None;
-        assert!(wait_for(Duration::from_secs(30), || {
+        assert!(wait_until(Duration::from_secs(30), || {
             s = status(&d);
             s.is_some()
         }));
@@ -98,7 +90,7 @@ fn devnet_node_mines_reports_stops_and_restarts_unchanged() {
     // …is what a second restart sees: same height and tip.
     let child = spawn_node(&d, &["--no-mine"]);
     let mut after = None;
-    assert!(wait_for(Duration::from_secs(30), || {
+    assert!(wait_until(Duration::from_secs(30), || {
         after = status(&d);
         after.is_some()
     }));
@@ -127,7 +119,7 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
     for round in 0..50 {
         let mut child = spawn_node(&d, &["--duty", "1.0"]);
         // Wait until it answers (it re-validated the stored chain), then let it mine a while.
-        assert!(wait_for(Duration::from_secs(30), || status(&d).is_some()), "round {round}: no answer");
+        assert!(wait_until(Duration::from_secs(30), || status(&d).is_some()), "round {round}: no answer");
         let s = status(&d).unwrap();
         assert!(height(&s) >= committed, "round {round}: height {} < committed {committed}", height(&s));
         committed = height(&s);
@@ -285,7 +277,7 @@ fn bad_situations_give_one_clear_error_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("node");
     let child = spawn_node(&d, &["--duty", "0.2"]);
-    assert!(wait_for(Duration::from_secs(30), || status(&d).is_some_and(|v| height(&v) >= 3)));
+    assert!(wait_until(Duration::from_secs(30), || status(&d).is_some_and(|v| height(&v) >= 3)));
     // Malformed requests get JSON-RPC errors; the node keeps running.
     for bad in
         ["this is not json\n", "{\"jsonrpc\":\"2.0\",\"id\":1}\n", "{\"method\":\"no_such\",\"id\":2}\n"]
@@ -369,7 +361,7 @@ fn bad_situations_give_one_clear_error_and_nothing_is_lost() {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("disk is full"), "{err}");
     let child = spawn_node(&d, &["--no-mine"]);
-    assert!(wait_for(Duration::from_secs(30), || status(&d).is_some()));
+    assert!(wait_until(Duration::from_secs(30), || status(&d).is_some()));
     assert!(height(&status(&d).unwrap()) >= h, "committed blocks survive");
     stop_and_wait(&d, child);
 }

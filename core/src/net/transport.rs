@@ -116,6 +116,21 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[derive(Debug)]
 struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
 
+impl AnyCert {
+    /// The handshake signature proves possession of the certificate's key (both directions).
+    fn tls13(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 impl ServerCertVerifier for AnyCert {
     fn verify_server_cert(
         &self,
@@ -141,10 +156,10 @@ impl ServerCertVerifier for AnyCert {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        self.tls13(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.schemes()
     }
 }
 
@@ -174,10 +189,10 @@ impl ClientCertVerifier for AnyCert {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+        self.tls13(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.schemes()
     }
 }
 

@@ -1,0 +1,35 @@
+//! Helpers shared by the integration tests that run nodes.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use minima_core::net::peer::NetConfig;
+use minima_core::node::{Config, Mining, Node};
+use minima_core::Params;
+
+/// Poll `f` until it holds or `timeout` passes (generous timeouts; never a timing assertion).
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Start a networked node on 127.0.0.1 (listening on a free port when `listen`).
+pub fn start_net(dir: &Path, params: &Params, listen: bool, peers: Vec<SocketAddr>, mining: Mining) -> Node {
+    let mut cfg = Config::new(dir, params.clone());
+    cfg.mining = mining;
+    cfg.net = Some(NetConfig {
+        listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        peers,
+        backoff: Duration::from_millis(200),
+        ..Default::default()
+    });
+    Node::start(cfg).unwrap()
+}
