@@ -86,7 +86,7 @@ fn table(procs: &[Proc]) {
                 "{:>4} {:>8}  {:<18} {:>5}",
                 i,
                 s["height"],
-                s["tip"].as_str().map(|t| &t[..16]).unwrap_or("?"),
+                s["tip"].as_str().and_then(|t| t.get(..16)).unwrap_or("?"),
                 s["peers"]
             ),
             None => println!("{i:>4} (not answering)"),

@@ -237,7 +237,7 @@ fn run_node(
         "node started: network {} height {} tip {} data {}",
         s.network,
         s.height,
-        &s.tip[..16],
+        s.tip.get(..16).unwrap_or(&s.tip),
         data.display()
     );
     let mut last_line = Instant::now() - Duration::from_secs(10);
@@ -256,7 +256,7 @@ fn run_node(
                         print!(
                             "\rheight {:>8}  tip {}  peers {}  {:>8.2} MH/s   ",
                             s.height,
-                            &s.tip[..16],
+                            s.tip.get(..16).unwrap_or(&s.tip),
                             s.peers,
                             s.hash_rate / 1e6
                         );
