@@ -149,3 +149,37 @@ fn an_oversized_frame_gets_the_sender_banned() {
     assert_eq!(node.status().unwrap().height, 10);
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn inbound_connections_are_capped_and_rate_limited_per_group() {
+    use minima_core::net::peer::NetConfig;
+    use minima_core::node::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.mine(3);
+    let mut cfg = Config::new(dir.path().join("a"), b.params.clone());
+    cfg.mining = Mining::Off;
+    cfg.net = Some(NetConfig {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        max_inbound: 1,
+        group_rate_per_min: 3,
+        ..Default::default()
+    });
+    let a = Node::start(cfg).unwrap();
+    let addr = a.net_addr().unwrap();
+    let p = b.params.clone();
+    let c1 = start_net_off(&dir.path().join("c1"), &p, false, vec![addr]);
+    assert!(wait_until(Duration::from_secs(20), || a.status().unwrap().peers == 1));
+    let c2 = start_net_off(&dir.path().join("c2"), &p, false, vec![addr]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.status().unwrap().peers, 1, "the cap holds");
+    assert_eq!(c2.status().unwrap().peers, 0, "the second client was refused");
+    // The group's rate: c2's retries (200 ms, doubling) used up 127.0.0/24's allowance of 3 a
+    // minute, so after c1 leaves, c2's next retries (within 8 s) are still refused. Without the
+    // limit, the free slot would let it in on its next retry.
+    c1.stop(Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(c2.status().unwrap().peers, 0, "rate-limited group");
+    c2.stop(Duration::from_secs(5)).unwrap();
+    a.stop(Duration::from_secs(5)).unwrap();
+}

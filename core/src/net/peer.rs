@@ -72,6 +72,19 @@ pub struct NetConfig {
     pub timing: Timing,
     /// Reconnect backoff, first step (doubles up to 32×).
     pub backoff: Duration,
+    /// Most inbound connections at once (servers 512).
+    pub max_inbound: usize,
+    /// New inbound connections accepted per address group (/24 IPv4, /48 IPv6) per minute.
+    /// Groups are only rate-limited, never banned wholesale (carrier NAT pools).
+    pub group_rate_per_min: u32,
+}
+
+/// The address group of an IP: its /24 (IPv4) or /48 (IPv6).
+pub fn address_group(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v) => v.octets()[..3].to_vec(),
+        IpAddr::V6(v) => v.octets()[..6].to_vec(),
+    }
 }
 
 impl Default for NetConfig {
@@ -81,6 +94,8 @@ impl Default for NetConfig {
             peers: vec![],
             timing: Timing::default(),
             backoff: Duration::from_millis(500),
+            max_inbound: 512,
+            group_rate_per_min: 60,
         }
     }
 }
@@ -204,15 +219,35 @@ pub fn start(
         ban_count: stats.bans.clone(),
     });
     if cfg.listen.is_some() {
+        let (max_inbound, group_rate) = (cfg.max_inbound, cfg.group_rate_per_min);
         let ep = endpoint.clone();
         let s = shared.clone();
         rt.spawn(async move {
+            let inbound = Arc::new(AtomicUsize::new(0));
+            // Accept-rate window per address group: (window start, count).
+            let mut groups: HashMap<Vec<u8>, (std::time::Instant, u32)> = HashMap::new();
             while let Some(inc) = ep.accept().await {
+                let now = std::time::Instant::now();
+                let g = groups.entry(address_group(inc.remote_address().ip())).or_insert((now, 0));
+                if now.duration_since(g.0) >= Duration::from_secs(60) {
+                    *g = (now, 0);
+                }
+                g.1 += 1;
+                if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound {
+                    inc.refuse();
+                    continue;
+                }
+                if groups.len() > 4096 {
+                    groups.retain(|_, v| now.duration_since(v.0) < Duration::from_secs(60));
+                }
                 let s = s.clone();
+                let inbound = inbound.clone();
+                inbound.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     if let Ok(conn) = inc.await {
                         let _ = serve(s, conn, false).await;
                     }
+                    inbound.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
