@@ -504,7 +504,7 @@ impl TxPowSource for Src<'_> {
 fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Entry {
     let txid = txpow.txid();
     let burn = crate::chain::validate::burn(&txpow.body.transaction);
-    Entry { id: txpow.id(), txid, size: txpow.encode().len(), txpow, proofs, burn }
+    Entry { id: txpow.id(), txid, size: txpow.size(), txpow, proofs, burn }
 }
 
 impl Actor {
@@ -822,16 +822,11 @@ impl Actor {
                     m.apply_forward(&b.delta);
                 }
             }
-            // Drop mempool entries whose coins are gone on the new branch.
-            let stale: Vec<Hash> = self
-                .mempool
-                .entries()
-                .filter(|e| {
-                    self.chain.check_mempool_txpow(&e.txpow, &e.proofs).is_err()
-                        && self.refreshed(e).is_none()
-                })
-                .map(|e| e.txid)
-                .collect();
+            // Drop mempool entries whose coins are gone on the new branch: a proof that cannot
+            // be carried to the new tip is exactly a failed coin-proof check, so no need to
+            // re-verify signatures and scripts of every entry on every reorg.
+            let stale: Vec<Hash> =
+                self.mempool.entries().filter(|e| self.refreshed(e).is_none()).map(|e| e.txid).collect();
             for t in stale {
                 if let Some(e) = self.mempool.remove_txid(&t) {
                     mempool_removed.push(e.id);

@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 pub use cascade::{Cascade, CascadeEntry};
 pub use error::ChainError;
 
-use crate::codec::Encode;
 use crate::crypto::{Hash, TaggedHasher};
 use crate::mmr::{BlockWitness, Mmr, MmrDelta, MmrPeaks, MmrProof};
 use crate::params::Params;
@@ -785,10 +784,5 @@ impl Chain {
     /// Mark a block id invalid so its descendants are refused at once.
     pub fn mark_invalid(&mut self, id: Hash) {
         self.invalid.insert(id);
-    }
-
-    /// Encoded bytes of a block and its listed transactions (for limits and accounting).
-    pub fn encoded_size(txpow: &TxPoW) -> usize {
-        txpow.encode().len()
     }
 }
