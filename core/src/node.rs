@@ -152,6 +152,24 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A sync from a peer's cascade advanced (blocks validated into the candidate chain).
+    SyncProgress {
+        /// Height the candidate chain has reached.
+        height: u64,
+        /// Height the peer's headers reach.
+        target: u64,
+    },
+    /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root.
+    /// The node will not reorganise that deep by itself; the host may call
+    /// [`Node::accept_chain_conflict`] to resync onto it (stored non-chain data is kept).
+    ChainConflict {
+        /// Height of the conflicting chain.
+        height: u64,
+        /// Its tip (hex).
+        tip: String,
+        /// Its weight (decimal).
+        weight: String,
+    },
 }
 
 /// A snapshot of the node.
@@ -189,6 +207,10 @@ pub struct Status {
     pub listen: Option<String>,
     /// Peers banned since start.
     pub bans: usize,
+    /// UDP bytes received since start (all peers, QUIC overhead included).
+    pub bytes_in: u64,
+    /// UDP bytes sent since start.
+    pub bytes_out: u64,
 }
 
 enum Cmd {
@@ -207,6 +229,8 @@ enum Cmd {
     Status(oneshot::Sender<Status>),
     Net(crate::net::peer::ChainRequest),
     SetMining(bool),
+    AcceptConflict(oneshot::Sender<Result<bool, NodeError>>),
+    CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Vec<(CoinRecord, MmrProof)>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -218,6 +242,7 @@ pub struct Node {
     data_dir: PathBuf,
     lock: std::sync::Mutex<Option<File>>,
     endpoint: Option<quinn::Endpoint>,
+    net: Option<crate::net::peer::NetHandle>,
     node_id: Option<Hash>,
 }
 
@@ -321,7 +346,7 @@ impl Node {
             actor.duty = duty;
             actor.refresh_template();
         }
-        let (mut endpoint, mut node_id) = (None, None);
+        let (mut endpoint, mut node_id, mut handle) = (None, None, None);
         if let Some(mut net) = cfg.net.clone() {
             for a in remembered {
                 if !net.peers.contains(&a) && net.peers.len() < 8 {
@@ -332,12 +357,16 @@ impl Node {
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             let (tips_tx, tips_rx) = broadcast::channel(64);
             let (net_tx, mut net_rx) = mpsc::channel(256);
-            let (ep, stats) =
-                crate::net::peer::start(rt.handle(), net, &identity, cfg.params.chain_id, net_tx, tips_rx)
-                    .map_err(|e| NodeError::Net(e.to_string()))?;
+            let local = crate::net::peer::Local {
+                chain_id: cfg.params.chain_id,
+                full_mmr: cfg.full_mmr,
+                min_chain_weight: cfg.params.min_chain_weight,
+            };
+            let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
+                .map_err(|e| NodeError::Net(e.to_string()))?;
             actor.tips = Some(tips_tx);
-            actor.peers = stats.peers;
-            actor.bans = stats.bans;
+            actor.net = Some(h.clone());
+            handle = Some(h);
             actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
             rt.spawn(async move {
@@ -358,8 +387,45 @@ impl Node {
             data_dir: cfg.data_dir,
             lock: std::sync::Mutex::new(Some(lock)),
             endpoint,
+            net: handle,
             node_id,
         })
+    }
+
+    /// Dial a peer and keep the connection up while the node runs.
+    pub fn add_peer(&self, addr: std::net::SocketAddr) -> Result<(), NodeError> {
+        let Some(net) = &self.net else { return Err(NodeError::Net("networking is off".into())) };
+        let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner());
+        let rt = rt.as_ref().ok_or(NodeError::Stopped)?;
+        net.add_peer(rt.handle(), addr);
+        Ok(())
+    }
+
+    /// Connected peers: (address, node id, is_client, full_mmr).
+    pub fn peers(&self) -> Vec<(std::net::SocketAddr, Hash, bool, bool)> {
+        self.net.as_ref().map(|n| n.peers()).unwrap_or_default()
+    }
+
+    /// Fetch proofs of unspent coins (by id or address) from a connected `full_mmr` peer and
+    /// keep those that check against our chain: how a wallet that slept longer than the tree,
+    /// or was restored, finds its coins (SPEC §7). Answers (coin, proof) pairs.
+    pub fn fetch_coin_proofs(
+        &self,
+        query: crate::net::message::CoinQuery,
+    ) -> Result<Vec<(CoinRecord, MmrProof)>, NodeError> {
+        let Some(net) = self.net.clone() else { return Err(NodeError::Net("networking is off".into())) };
+        let fetched = {
+            let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner());
+            let rt = rt.as_ref().ok_or(NodeError::Stopped)?;
+            rt.block_on(net.fetch_coin_proofs(query)).map_err(|e| NodeError::Net(e.to_string()))?
+        };
+        self.call(|r| Cmd::CheckCoinProofs(fetched.1, r))
+    }
+
+    /// Resync onto the heavier chain of a raised [`Event::ChainConflict`]. Answers whether a
+    /// conflicting chain was waiting (it must still be heavier than ours).
+    pub fn accept_chain_conflict(&self) -> Result<bool, NodeError> {
+        self.call(Cmd::AcceptConflict)?
     }
 
     fn call<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, NodeError> {
@@ -479,10 +545,20 @@ struct Actor {
     rate: (Instant, u64, f64),
     full_mmr: bool,
     tips: Option<broadcast::Sender<crate::net::peer::TipAnnounce>>,
-    peers: Arc<std::sync::atomic::AtomicUsize>,
-    bans: Arc<std::sync::atomic::AtomicUsize>,
+    net: Option<crate::net::peer::NetHandle>,
     listen: Option<String>,
     mining_on: bool,
+    /// A chain being synced from a peer's cascade (not ours until adopted).
+    candidate: Option<Candidate>,
+    /// A heavier chain forking below our root, and the /16 groups that offered one.
+    conflict: Option<Candidate>,
+    conflict_groups: std::collections::HashSet<Vec<u8>>,
+}
+
+/// A chain built from a peer's cascade during sync, with the TxPoWs its blocks list.
+struct Candidate {
+    chain: Chain,
+    txpows: HashMap<Hash, TxPoW>,
 }
 
 struct Src<'a> {
@@ -499,6 +575,44 @@ impl TxPowSource for Src<'_> {
             .cloned()
             .or_else(|| self.m.get_by_id(id).map(|e| e.txpow.clone()))
     }
+}
+
+/// The coins a tree block created, with their MMR leaf indexes (its own transaction first,
+/// then the listed ones, as the chain applied them).
+fn created_coins(b: &crate::chain::TreeBlock, txpows: &HashMap<Hash, TxPoW>) -> Vec<(u64, CoinRecord)> {
+    let mut out = vec![];
+    let mut leaf = b.delta.old_leaf_count;
+    for id in &b.applied {
+        let t = if *id == b.id { Some(&b.txpow) } else { txpows.get(id) };
+        let Some(t) = t else { continue };
+        for rec in crate::chain::validate::output_records(&t.body.transaction, b.number()).unwrap_or_default()
+        {
+            out.push((leaf, rec));
+            leaf += 1;
+        }
+    }
+    out
+}
+
+/// Whether `chain` holds the block `id` at height `h`: among its tree blocks or cascade
+/// headers, or linked from one of them through `parents` (releases pick checkpoints of high
+/// super level, which every cascade keeps).
+fn holds_checkpoint(chain: &Chain, h: u64, id: &Hash) -> bool {
+    if chain.tip().number() < h {
+        return false;
+    }
+    chain.tree_blocks().any(|b| b.id == *id || b.txpow.header.parents.0.contains(id))
+        || chain.cascade().entries().iter().any(|e| e.id == *id || e.header.parents.0.contains(id))
+}
+
+/// Whether `theirs` shares a block of our tree (so it forks from our chain inside the tree,
+/// where a reorg is allowed): one of our tree ids among its blocks, cascade headers or their
+/// `parents` links.
+fn forks_in_tree(ours: &Chain, theirs: &Chain) -> bool {
+    let mine: std::collections::HashSet<Hash> = ours.tree_blocks().map(|b| b.id).collect();
+    let hit = |id: &Hash, h: &TxHeader| mine.contains(id) || h.parents.0.iter().any(|p| mine.contains(p));
+    theirs.tree_blocks().any(|b| hit(&b.id, &b.txpow.header))
+        || theirs.cascade().entries().iter().any(|e| hit(&e.id, &e.header))
 }
 
 fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Entry {
@@ -522,6 +636,7 @@ impl Actor {
                 commit.mmr_changes =
                     (0..1).map(|i| (NodeKey::leaf(i), gmmr.node(NodeKey::leaf(i)))).collect();
                 commit.mmr_leaf_count = Some(1);
+                commit.coins_added = vec![(0, crate::chain::genesis_coin(&params)?)];
                 full = Some(gmmr);
             }
             store.commit(&commit)?;
@@ -582,10 +697,12 @@ impl Actor {
             rate: (Instant::now(), 0, 0.0),
             full_mmr: cfg.full_mmr,
             tips: None,
-            peers: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            bans: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            net: None,
             listen: None,
             mining_on: true,
+            candidate: None,
+            conflict: None,
+            conflict_groups: Default::default(),
         })
     }
 
@@ -616,6 +733,29 @@ impl Actor {
                 }
                 Cmd::Status(reply) => {
                     let _ = reply.send(self.status());
+                }
+                Cmd::AcceptConflict(reply) => {
+                    let r = match self.conflict.take() {
+                        Some(c)
+                            if self.conflict_groups.len() >= 2 && c.chain.weight() > self.chain.weight() =>
+                        {
+                            self.adopt(c).map(|_| true)
+                        }
+                        _ => Ok(false),
+                    };
+                    let fatal = matches!(r, Err(NodeError::Store(_)));
+                    let _ = reply.send(r);
+                    if fatal {
+                        self.emit(Event::Fatal { reason: "storage failed during resync".into() });
+                        break;
+                    }
+                }
+                Cmd::CheckCoinProofs(proofs, reply) => {
+                    let ok = proofs
+                        .into_iter()
+                        .filter(|(rec, p)| self.chain.check_coin_proof(rec, p).is_ok())
+                        .collect();
+                    let _ = reply.send(ok);
                 }
                 Cmd::SetMining(on) => {
                     self.mining_on = on;
@@ -670,13 +810,15 @@ impl Actor {
             cascade: self.chain.cascade().len(),
             tree: self.chain.tree_len(),
             storage_bytes: self.store.size_bytes(),
-            peers: self.peers.load(std::sync::atomic::Ordering::SeqCst),
+            peers: self.net.as_ref().map(|n| n.peer_count()).unwrap_or(0),
             hash_rate: self.rate.2,
             hashes,
             mmr_total: tip.txpow.header.mmr_total,
             full_mmr: self.full_mmr,
             listen: self.listen.clone(),
-            bans: self.bans.load(std::sync::atomic::Ordering::SeqCst),
+            bans: self.net.as_ref().map(|n| n.ban_count()).unwrap_or(0),
+            bytes_in: self.net.as_ref().map(|n| n.bytes().0).unwrap_or(0),
+            bytes_out: self.net.as_ref().map(|n| n.bytes().1).unwrap_or(0),
         }
     }
 
@@ -724,7 +866,7 @@ impl Actor {
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
         if let Some(tips) = &self.tips {
             // Announce to peers (the relay sends `Inv`; receivers fetch what they lack).
-            let _ = tips.send(crate::net::peer::TipAnnounce(id));
+            let _ = tips.send(crate::net::peer::TipAnnounce { id, block: false });
         }
         self.refresh_template();
         Ok(())
@@ -769,6 +911,8 @@ impl Actor {
         let mut mempool_removed = vec![];
         let mut mempool_added: Vec<(TxPoW, Vec<(u64, MmrProof)>)> = vec![];
         let mut mmr_changes: Vec<(NodeKey, Option<crate::mmr::MmrNode>)> = vec![];
+        let mut coins_from: Option<u64> = None;
+        let mut coins_added: Vec<(u64, CoinRecord)> = vec![];
         if let Some(r) = reorg {
             // Transactions of blocks that left the best chain return to the mempool.
             for bid in &r.disconnected {
@@ -806,6 +950,8 @@ impl Actor {
                         mmr_changes.push((*k, *old));
                     }
                     m.rollback(&b.delta);
+                    let from = b.delta.old_leaf_count;
+                    coins_from = Some(coins_from.map_or(from, |x| x.min(from)));
                 }
             }
             for bid in &r.connected {
@@ -820,6 +966,7 @@ impl Actor {
                         mmr_changes.push((*k, Some(*new)));
                     }
                     m.apply_forward(&b.delta);
+                    coins_added.extend(created_coins(b, &self.txpows));
                 }
             }
             // Drop mempool entries whose coins are gone on the new branch: a proof that cannot
@@ -854,6 +1001,8 @@ impl Actor {
             mempool_added: added_refs,
             mmr_leaf_count: self.full.as_ref().map(|m| m.leaf_count()),
             mmr_changes,
+            coins_from,
+            coins_added,
         })?;
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
         if let Some(r) = reorg {
@@ -863,7 +1012,7 @@ impl Actor {
             let t = self.chain.tip();
             self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
             if let Some(tips) = &self.tips {
-                let _ = tips.send(crate::net::peer::TipAnnounce(t.id));
+                let _ = tips.send(crate::net::peer::TipAnnounce { id: t.id, block: true });
             }
             self.refresh_template();
         }
@@ -894,17 +1043,56 @@ impl Actor {
             }
             R::SubmitTx(t, reply) => {
                 let (txpow, proofs) = *t;
-                match self.on_txpow(txpow, proofs) {
-                    Ok(()) => {
-                        let _ = reply.send(Ok(()));
-                    }
+                let r = self.on_txpow(txpow, proofs);
+                let refusal = |penalty: u32, e: &NodeError| crate::net::peer::TxRefusal {
+                    penalty,
+                    reason: e.to_string(),
+                };
+                let answer = match &r {
+                    Ok(()) => Ok(()),
+                    Err(e @ NodeError::Store(_)) => Err(refusal(0, e)),
+                    Err(e @ NodeError::Mempool(MempoolError::Duplicate)) => Err(refusal(2, e)),
+                    Err(e @ NodeError::Mempool(MempoolError::Conflict)) => Err(refusal(5, e)),
+                    Err(e @ NodeError::Mempool(MempoolError::Full)) => Err(refusal(0, e)),
+                    Err(e @ NodeError::Invalid(c)) if c.is_race() => Err(refusal(1, e)),
+                    Err(e) => Err(refusal(20, e)),
+                };
+                let _ = reply.send(answer);
+                if let Err(NodeError::Store(e)) = r {
+                    return Err(NodeError::Store(e));
+                }
+            }
+            R::Peers(reply) => {
+                let _ = reply.send(self.store.peers()?);
+            }
+            R::CoinProofs(query, page, reply) => {
+                let _ = reply.send(self.coin_proofs(query, page)?);
+            }
+            R::CheckCoinProofs(proofs, reply) => {
+                let r = proofs
+                    .iter()
+                    .try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p))
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            R::SyncBegin(m, reply) => {
+                let _ = reply.send(self.sync_begin(*m).map_err(|e| e.to_string()));
+            }
+            R::SyncBlocks(blocks, target, reply) => {
+                let _ = reply.send(self.sync_blocks(blocks, target).map_err(|e| e.to_string()));
+            }
+            R::SyncEnd(group, reply) => {
+                let r = self.sync_end(group);
+                let (answer, fatal) = match r {
+                    Ok(o) => (o, None),
                     Err(NodeError::Store(e)) => {
-                        let _ = reply.send(Err(e.to_string()));
-                        return Err(NodeError::Store(e));
+                        (crate::net::peer::SyncOutcome::Refused(e.to_string()), Some(NodeError::Store(e)))
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
-                    }
+                    Err(e) => (crate::net::peer::SyncOutcome::Refused(e.to_string()), None),
+                };
+                let _ = reply.send(answer);
+                if let Some(e) = fatal {
+                    return Err(e);
                 }
             }
             R::Blocks(ids, reply) => {
@@ -986,55 +1174,185 @@ impl Actor {
                     root_peaks: root.peaks.clone(),
                 }));
             }
-            R::Resync(m, reply) => {
-                let r = self.resync(*m);
-                let fatal = matches!(r, Err(NodeError::Store(_)));
-                let _ = reply.send(r.as_ref().map(|x| *x).map_err(|e| e.to_string()));
-                if fatal {
-                    return r.map(|_| ());
-                }
-            }
         }
         Ok(())
     }
 
-    /// Restart the chain from a peer's cascade and tree root, verified end to end: the
-    /// receiver recomputes every cascade level, checks links, proof of work and that the
-    /// cascade ends at our genesis, that the root follows it and its peaks give its MMR root,
-    /// and that the result is heavier than our chain and than `min_chain_weight`. Returns
-    /// whether the chain was replaced.
-    fn resync(&mut self, m: crate::net::message::Message) -> Result<bool, NodeError> {
+    /// Serve `GetCoinProofs` from the full coin set: unspent coins by id or address, proofs
+    /// against our tip, [`crate::net::message::MAX_COIN_PROOFS`] rows a page.
+    fn coin_proofs(
+        &self,
+        query: crate::net::message::CoinQuery,
+        page: u32,
+    ) -> Result<Option<crate::net::message::Message>, NodeError> {
+        use crate::net::message::{CoinQuery, Message, MAX_COIN_PROOFS};
+        let Some(full) = &self.full else { return Ok(None) };
+        let (ids, by_address) = match &query {
+            CoinQuery::Coins(v) => (v, false),
+            CoinQuery::Addresses(v) => (v, true),
+        };
+        let skip = (page as usize).saturating_mul(MAX_COIN_PROOFS);
+        let rows = self.store.coins(ids, by_address, skip, MAX_COIN_PROOFS + 1)?;
+        let more = rows.len() > MAX_COIN_PROOFS;
+        let tip = self.chain.tip_id();
+        let mut proofs = vec![];
+        for (leaf, rec) in rows.into_iter().take(MAX_COIN_PROOFS) {
+            let unspent = full.node(NodeKey::leaf(leaf)).is_some_and(|n| n.sum > 0);
+            if !unspent {
+                continue;
+            }
+            if let Ok(p) = full.proof(leaf, tip) {
+                proofs.push((rec, p));
+            }
+        }
+        Ok(Some(Message::CoinProofs { block: tip, proofs, more }))
+    }
+
+    /// Start a sync from a peer's cascade: verify it end to end (every cascade level
+    /// recomputed, links, proof of work, ending at our genesis; the root a valid block whose
+    /// peaks give its MMR root) and hold it as a candidate. Our chain is untouched.
+    fn sync_begin(&mut self, m: crate::net::message::Message) -> Result<Hash, NodeError> {
         let crate::net::message::Message::Cascade { headers, root, root_peaks } = m else {
             return Err(ChainError::Cascade("not a cascade").into());
         };
+        self.candidate = None;
+        let genesis = self.chain.genesis_id();
+        let chain = if headers.is_empty() && root.txpow.id() == genesis {
+            // A chain still shorter than the tree: its root is our genesis.
+            Chain::new(self.params.clone())?
+        } else {
+            let cascade = Cascade::verify(headers, &self.params, &genesis)?;
+            if !crate::chain::validate::check_txpow(&self.params, &root.txpow)?.is_block {
+                return Err(ChainError::NotABlock.into());
+            }
+            Chain::from_parts(self.params.clone(), cascade, root.txpow, root.witness, root_peaks)?
+        };
+        let id = chain.root().id;
+        let txpows = root.listed.into_iter().map(|t| (t.id(), t)).collect();
+        self.candidate = Some(Candidate { chain, txpows });
+        Ok(id)
+    }
+
+    /// Validate tree blocks into the candidate chain (full checks: PoW, witness, scripts).
+    fn sync_blocks(
+        &mut self,
+        blocks: Vec<crate::net::message::BlockData>,
+        target: u64,
+    ) -> Result<(), NodeError> {
+        let c = self.candidate.as_mut().ok_or(NodeError::Net("no sync in progress".into()))?;
+        for b in blocks {
+            let given: HashMap<Hash, TxPoW> = b.listed.into_iter().map(|t| (t.id(), t)).collect();
+            let src = Src { a: &c.txpows, b: &given, m: &Mempool::new(0) };
+            match c.chain.add_block(b.txpow, b.witness, &src) {
+                Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => c.txpows.extend(given),
+                Ok(AddOutcome::Pending { missing }) => {
+                    self.candidate = None;
+                    return Err(NodeError::Net(format!("a block lists {} TxPoWs not sent", missing.len())));
+                }
+                Err(e) => {
+                    self.candidate = None;
+                    return Err(e.into());
+                }
+            }
+        }
+        let height = c.chain.tip().number();
+        self.emit(Event::SyncProgress { height, target });
+        Ok(())
+    }
+
+    /// Finish a sync: adopt the candidate if it is heavier than our chain, not lighter than
+    /// `min_chain_weight`, holds the `checkpoint`, and forks from our chain inside our tree.
+    /// A heavier chain forking below our root is refused and counted per /16 group; from two
+    /// groups it is raised as [`Event::ChainConflict`].
+    fn sync_end(&mut self, group: Vec<u8>) -> Result<crate::net::peer::SyncOutcome, NodeError> {
+        use crate::net::peer::SyncOutcome;
+        let Some(c) = self.candidate.take() else {
+            return Ok(SyncOutcome::Refused("no sync in progress".into()));
+        };
+        let w = c.chain.weight();
+        if w <= self.chain.weight() {
+            return Ok(SyncOutcome::NotHeavier);
+        }
+        if w < self.params.min_chain_weight {
+            return Ok(SyncOutcome::Refused("chain lighter than min_chain_weight".into()));
+        }
+        if let Some((h, id)) = self.params.checkpoint {
+            if !holds_checkpoint(&c.chain, h, &id) {
+                return Ok(SyncOutcome::Refused(format!("chain lacks the checkpoint at height {h}")));
+            }
+        }
         if self.full_mmr {
             // A full coin set cannot be rebuilt from a cascade.
-            return Ok(false);
+            return Ok(SyncOutcome::Refused("a full_mmr node does not restart from a cascade".into()));
         }
-        let cascade = Cascade::verify(headers, &self.params, &self.chain.genesis_id())?;
-        let root_number = root.txpow.header.block_number;
-        // The root's own bytes must be a valid block of this network.
-        if !crate::chain::validate::check_txpow(&self.params, &root.txpow)?.is_block {
-            return Err(ChainError::NotABlock.into());
+        if !forks_in_tree(&self.chain, &c.chain) {
+            self.conflict_groups.insert(group);
+            let t = c.chain.tip();
+            let (height, tip) = (t.number(), t.id.to_hex());
+            if self.conflict.as_ref().is_none_or(|old| old.chain.weight() < w) {
+                self.conflict = Some(c);
+            }
+            if self.conflict_groups.len() >= 2 {
+                self.emit(Event::ChainConflict { height, tip, weight: w.to_string() });
+            }
+            return Ok(SyncOutcome::Conflict);
         }
-        let chain = Chain::from_parts(self.params.clone(), cascade, root.txpow, root.witness, root_peaks)?;
-        if chain.weight() <= self.chain.weight() && root_number <= self.chain.tip().number() {
-            return Ok(false);
+        self.adopt(c)?;
+        Ok(SyncOutcome::Adopted)
+    }
+
+    /// Replace our chain by a verified candidate, atomically in the store. The peer table,
+    /// node key and other non-chain data stay; the mempool keeps what still checks.
+    fn adopt(&mut self, c: Candidate) -> Result<(), NodeError> {
+        let mut blocks: Vec<&crate::chain::TreeBlock> = c.chain.tree_blocks().collect();
+        blocks.sort_by_key(|b| (b.number(), b.id.0));
+        let root_id = c.chain.root().id;
+        if let Some(i) = blocks.iter().position(|b| b.id == root_id) {
+            let r = blocks.remove(i);
+            blocks.insert(0, r);
         }
-        if chain.weight() < self.params.min_chain_weight {
-            return Err(ChainError::Cascade("chain lighter than min_chain_weight").into());
+        let mut listed: Vec<(&TxPoW, u64)> = vec![];
+        for b in &blocks {
+            for l in &b.txpow.body.txpow_ids {
+                if let Some(t) = c.txpows.get(l) {
+                    listed.push((t, b.number()));
+                }
+            }
         }
-        self.store.reset_to(chain.cascade(), chain.root())?;
-        self.chain = chain;
-        self.txpows.clear();
-        for l in root.listed {
-            self.txpows.insert(l.id(), l);
+        self.store.reset_to(c.chain.cascade(), &blocks, &listed, &c.chain.tip_id())?;
+        let keep: HashMap<Hash, TxPoW> = listed.iter().map(|(t, _)| (t.id(), (*t).clone())).collect();
+        let max = self.mempool.max_bytes();
+        let old = std::mem::replace(&mut self.mempool, Mempool::new(max));
+        self.chain = c.chain;
+        self.txpows = keep;
+        let mut kept: Vec<(TxPoW, Vec<(u64, MmrProof)>)> = vec![];
+        for e in old.entries() {
+            if let Some(p) = self.refreshed(e) {
+                let mut e = e.clone();
+                e.proofs = p.clone();
+                let t = e.txpow.clone();
+                if self.mempool.insert(e).is_ok() {
+                    kept.push((t, p));
+                }
+            }
         }
-        self.mempool = Mempool::new(self.mempool.max_bytes());
+        if !kept.is_empty() {
+            self.store.commit(&BlockCommit {
+                tip: self.chain.tip_id(),
+                mempool_added: kept.iter().map(|(t, p)| (t, p.as_slice())).collect(),
+                ..Default::default()
+            })?;
+        }
+        self.conflict = None;
+        self.conflict_groups.clear();
         let t = self.chain.tip();
-        self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
+        let (height, id) = (t.number(), t.id);
+        self.emit(Event::NewTip { height, tip: id.to_hex() });
+        if let Some(tips) = &self.tips {
+            let _ = tips.send(crate::net::peer::TipAnnounce { id, block: true });
+        }
         self.refresh_template();
-        Ok(true)
+        Ok(())
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {

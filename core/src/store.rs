@@ -16,7 +16,7 @@ use crate::chain::{Cascade, CascadeEntry, TreeBlock};
 use crate::codec::{CodecError, Decode, Encode};
 use crate::crypto::Hash;
 use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, MmrProof, NodeKey};
-use crate::types::{TxHeader, TxPoW};
+use crate::types::{CoinRecord, TxHeader, TxPoW};
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "minima.sqlite";
@@ -108,6 +108,10 @@ pub struct BlockCommit<'a> {
     pub mmr_changes: Vec<(NodeKey, Option<MmrNode>)>,
     /// Leaf count after the MMR changes.
     pub mmr_leaf_count: Option<u64>,
+    /// Full-MMR coin index: forget coins at leaves from this index on (blocks that left).
+    pub coins_from: Option<u64>,
+    /// Full-MMR coin index: coins created, with their leaf index.
+    pub coins_added: Vec<(u64, CoinRecord)>,
 }
 
 /// The storage handle: the writer connection.
@@ -181,7 +185,11 @@ impl Store {
             Some(_) => {
                 // Tables added within schema 1 (idempotent).
                 self.conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS peers (addr TEXT PRIMARY KEY, last_seen INTEGER NOT NULL);",
+                    "CREATE TABLE IF NOT EXISTS peers (addr TEXT PRIMARY KEY, last_seen INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
+                        leaf INTEGER NOT NULL, record BLOB NOT NULL);
+                     CREATE INDEX IF NOT EXISTS coins_address ON coins(address);
+                     CREATE INDEX IF NOT EXISTS coins_leaf ON coins(leaf);",
                 )?;
                 let net: Option<String> = self
                     .conn
@@ -214,7 +222,11 @@ impl Store {
                      CREATE TABLE mempool (id BLOB PRIMARY KEY, txpow BLOB NOT NULL, proofs BLOB NOT NULL);
                      CREATE TABLE peers (addr TEXT PRIMARY KEY, last_seen INTEGER NOT NULL);
                      CREATE TABLE mmr_nodes (height INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
-                        sum INTEGER NOT NULL, PRIMARY KEY (height, idx)) WITHOUT ROWID;",
+                        sum INTEGER NOT NULL, PRIMARY KEY (height, idx)) WITHOUT ROWID;
+                     CREATE TABLE coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
+                        leaf INTEGER NOT NULL, record BLOB NOT NULL);
+                     CREATE INDEX coins_address ON coins(address);
+                     CREATE INDEX coins_leaf ON coins(leaf);",
                 )?;
                 tx.execute("INSERT INTO meta VALUES ('schema_version', ?1)", params![SCHEMA_VERSION])?;
                 tx.execute("INSERT INTO meta VALUES ('network', ?1)", params![network])?;
@@ -334,6 +346,16 @@ impl Store {
             }
             .map_err(map_full)?;
         }
+        if let Some(from) = c.coins_from {
+            tx.execute("DELETE FROM coins WHERE leaf >= ?1", params![from as i64]).map_err(map_full)?;
+        }
+        for (leaf, rec) in &c.coins_added {
+            tx.execute(
+                "INSERT OR REPLACE INTO coins VALUES (?1, ?2, ?3, ?4)",
+                params![&rec.coin.coin_id.0[..], &rec.coin.address.0[..], *leaf as i64, rec.encode()],
+            )
+            .map_err(map_full)?;
+        }
         if let Some(lc) = c.mmr_leaf_count {
             tx.execute("INSERT OR REPLACE INTO meta VALUES ('mmr_leaf_count', ?1)", params![lc as i64])
                 .map_err(map_full)?;
@@ -344,31 +366,80 @@ impl Store {
         Ok(())
     }
 
-    /// Replace the stored chain by one restarted from a cascade and a tree root (initial sync):
-    /// one transaction, so a crash leaves either the old chain or the new one.
-    pub fn reset_to(&mut self, cascade: &Cascade, root: &TreeBlock) -> Result<(), StoreError> {
+    /// Replace the stored chain by one restarted from a cascade: the tree root, then the other
+    /// tree blocks (parents first) with the TxPoWs they list, in one transaction, so a crash
+    /// leaves either the old chain or the new one. The peer table, the node key and anything
+    /// else that is not chain state are kept.
+    pub fn reset_to(
+        &mut self,
+        cascade: &Cascade,
+        blocks: &[&TreeBlock],
+        listed: &[(&TxPoW, u64)],
+        tip: &Hash,
+    ) -> Result<(), StoreError> {
+        let root = blocks.first().ok_or_else(|| StoreError::Corrupt("reset without a root".into()))?;
         let tx = self.conn.transaction().map_err(map_full)?;
         tx.execute_batch(
-            "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes;",
+            "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes; DELETE FROM coins;",
         )
         .map_err(map_full)?;
-        tx.execute(
-            "INSERT INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                &root.id.0[..],
-                root.number() as i64,
-                root.txpow.encode(),
-                root.witness.encode(),
-                root.peaks.encode()
-            ],
-        )
-        .map_err(map_full)?;
+        for (i, b) in blocks.iter().enumerate() {
+            let peaks = (i == 0).then(|| root.peaks.encode());
+            tx.execute(
+                "INSERT INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), b.witness.encode(), peaks],
+            )
+            .map_err(map_full)?;
+        }
+        for (t, number) in listed {
+            tx.execute(
+                "INSERT OR IGNORE INTO txpows VALUES (?1, ?2, ?3)",
+                params![&t.id().0[..], *number as i64, t.encode()],
+            )
+            .map_err(map_full)?;
+        }
         tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cascade)])
             .map_err(map_full)?;
-        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&root.id.0[..]])
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&tip.0[..]])
             .map_err(map_full)?;
         tx.commit().map_err(map_full)?;
         Ok(())
+    }
+
+    /// Full-MMR coin index: (leaf, coin) of the coins with these ids or at these addresses,
+    /// ordered by leaf, skipping `skip` and returning at most `limit` (spent ones included:
+    /// the caller checks the MMR).
+    pub fn coins(
+        &self,
+        ids: &[Hash],
+        by_address: bool,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
+        let sql = if by_address {
+            "SELECT leaf, record FROM coins WHERE address = ?1 ORDER BY leaf"
+        } else {
+            "SELECT leaf, record FROM coins WHERE coin_id = ?1 ORDER BY leaf"
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
+        let mut out = vec![];
+        let mut seen = 0usize;
+        for id in ids {
+            let rows =
+                st.query_map(params![&id.0[..]], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+            for row in rows {
+                let (leaf, rec) = row?;
+                seen += 1;
+                if seen <= skip {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push((leaf as u64, CoinRecord::decode(&rec)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Remember an address we connected to (the peer table).

@@ -185,6 +185,9 @@ pub enum ChainError {
     /// A cascade that fails verification.
     #[error("cascade: {0}")]
     Cascade(&'static str),
+    /// A block at the Params checkpoint height that is not the checkpoint.
+    #[error("block {0} is not the checkpoint block")]
+    Checkpoint(u64),
     /// The genesis block is not this network's.
     #[error("genesis does not match the network parameters")]
     BadGenesis,
@@ -194,4 +197,20 @@ pub enum ChainError {
     /// An internal MMR failure (inconsistent state).
     #[error("MMR: {0}")]
     Mmr(MmrError),
+}
+
+impl ChainError {
+    /// True for refusals an honest relayer can cause by racing a new block (its proof went
+    /// stale, the coin was just spent, the block it proves against is gone): not
+    /// misbehaviour.
+    pub fn is_race(&self) -> bool {
+        matches!(
+            self,
+            ChainError::CoinNotUnspent(_)
+                | ChainError::CoinProofUnknownBlock(_)
+                | ChainError::CoinProofTooOld(_)
+                | ChainError::StaleProof
+                | ChainError::TxidAppliedTwice(_)
+        )
+    }
 }

@@ -432,6 +432,11 @@ impl Chain {
         if !info.is_block {
             return Err(ChainError::NotABlock);
         }
+        if let Some((h, cp)) = self.params.checkpoint {
+            if txpow.header.block_number == h && id != cp {
+                return Err(ChainError::Checkpoint(h));
+            }
+        }
         let parent_id = txpow.header.parents.0[0];
         if self.invalid.contains(&parent_id) {
             self.invalid.insert(id);

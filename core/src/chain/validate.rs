@@ -240,19 +240,28 @@ pub fn apply_transaction(
             Err(e) => return Err(ChainError::Mmr(e)),
         }
     }
-    for (i, o) in tx.outputs.iter().enumerate() {
-        let coin_id = tx.output_coin_id(i as u32).ok_or(ChainError::NoInputs)?;
-        let rec = CoinRecord {
-            coin: crate::types::Coin {
-                coin_id,
-                address: o.address,
-                amount: o.amount,
-                token_id: o.token_id,
-                state: o.state.clone(),
-            },
-            created: block_number,
-        };
+    for rec in output_records(tx, block_number)? {
         mmr.append(leaf_node(&rec, false)).map_err(ChainError::Mmr)?;
     }
     Ok(())
+}
+
+/// The coins a transaction creates, in output order, as a block at `block_number` appends them.
+pub fn output_records(tx: &Transaction, block_number: u64) -> Result<Vec<CoinRecord>, ChainError> {
+    tx.outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            Ok(CoinRecord {
+                coin: crate::types::Coin {
+                    coin_id: tx.output_coin_id(i as u32).ok_or(ChainError::NoInputs)?,
+                    address: o.address,
+                    amount: o.amount,
+                    token_id: o.token_id,
+                    state: o.state.clone(),
+                },
+                created: block_number,
+            })
+        })
+        .collect()
 }

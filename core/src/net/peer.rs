@@ -1,24 +1,25 @@
-//! The peer protocol over QUIC: handshake, block relay by inventory, catch-up from the fork
-//! point (headers, then blocks), and serving those requests.
+//! The peer protocol over QUIC: handshake, relay by inventory, catch-up from the fork point
+//! (headers, then blocks), initial sync from a verified cascade, coin proofs from `full_mmr`
+//! peers, peer gossip, and serving all of those requests.
 //!
 //! The network task never touches chain state: it asks the chain actor through
 //! [`ChainRequest`]s, and every block it receives goes through the same validation path as the
-//! local miner's. Misbehaviour (a bad frame, an invalid block, a forged cascade) bans the
-//! peer's (IP, node id) for [`BAN_TIME`]. Not yet here (peering issue): transaction relay, the
-//! persisted peer table, rate limits per address group, `GetCoinProofs`.
+//! local miner's. Misbehaviour raises the peer's score ([`penalize`]); at [`BAN_SCORE`] its
+//! (IP, node id) is banned for [`BAN_TIME`]. Address groups (/24, /48) are only rate-limited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::crypto::Hash;
-use crate::net::message::{BlockData, Hello, Message, MAX_HEADERS, PROTOCOL_VERSION};
+use crate::mmr::MmrProof;
+use crate::net::message::{BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, PROTOCOL_VERSION};
 use crate::net::transport::{self, Identity, NetError, Timing};
-use crate::types::TxHeader;
+use crate::types::{CoinRecord, TxHeader};
 
 /// What a received block did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,28 @@ pub enum Submitted {
     Stale,
     /// Refused.
     Invalid(String),
+}
+
+/// Why a relayed transaction was refused, and how much that counts against the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRefusal {
+    /// Score added to the sender (0 for an honest race such as a proof that went stale).
+    pub penalty: u32,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// How a sync from a peer's cascade ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// The candidate chain replaced ours.
+    Adopted,
+    /// It was not heavier than ours: nothing changed.
+    NotHeavier,
+    /// It broke a rule of initial sync (`min_chain_weight`, `checkpoint`): refused.
+    Refused(String),
+    /// It forks below our tree root: refused, and counted towards a `ChainConflict`.
+    Conflict,
 }
 
 /// Questions the network task asks the chain actor.
@@ -49,16 +72,28 @@ pub enum ChainRequest {
     /// A block from a peer.
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
     /// Pending transaction TxPoWs by id, with their proofs, to serve `GetTxPow`.
-    TxPows(Vec<Hash>, oneshot::Sender<Vec<crate::net::message::RelayTxPow>>),
-    /// A transaction TxPoW from a peer (with its input proofs); `Err` says why it was refused.
-    SubmitTx(Box<crate::net::message::RelayTxPow>, oneshot::Sender<Result<(), String>>),
+    TxPows(Vec<Hash>, oneshot::Sender<Vec<RelayTxPow>>),
+    /// A transaction TxPoW from a peer (with its input proofs).
+    SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
     /// Remember a peer address we completed a handshake with.
     RecordPeer(SocketAddr),
+    /// Addresses we have connected to, to serve `GetPeers`.
+    Peers(oneshot::Sender<Vec<String>>),
     /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
     Cascade(oneshot::Sender<Option<Message>>),
-    /// A cascade from a peer: verify it end to end and, if its chain is heavier than ours,
-    /// restart the chain from it (the answer says whether it was taken, or why not).
-    Resync(Box<Message>, oneshot::Sender<Result<bool, String>>),
+    /// Start a sync from a peer's cascade: verify it end to end and hold the result as a
+    /// candidate chain (ours is untouched). Answers the candidate's root id.
+    SyncBegin(Box<Message>, oneshot::Sender<Result<Hash, String>>),
+    /// Tree blocks for the candidate, oldest first, fully validated; `u64` is the height the
+    /// peer's headers reach (for progress events).
+    SyncBlocks(Vec<BlockData>, u64, oneshot::Sender<Result<(), String>>),
+    /// Finish the sync: adopt the candidate if it is heavier than our chain and passes the
+    /// rules of SPEC §5. The bytes are the peer's /16 group (for `ChainConflict`).
+    SyncEnd(Vec<u8>, oneshot::Sender<SyncOutcome>),
+    /// Serve `GetCoinProofs` (`None` unless this node keeps the full coin set).
+    CoinProofs(CoinQuery, u32, oneshot::Sender<Option<Message>>),
+    /// Check coin proofs a peer served against our chain.
+    CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Result<(), String>>),
 }
 
 /// Network settings.
@@ -66,7 +101,7 @@ pub enum ChainRequest {
 pub struct NetConfig {
     /// UDP address to listen on (`None`: a client that accepts no inbound connections).
     pub listen: Option<SocketAddr>,
-    /// Peers to dial.
+    /// Peers to dial, and keep dialing (with backoff) whenever the connection drops.
     pub peers: Vec<SocketAddr>,
     /// Keep-alive and idle timeout.
     pub timing: Timing,
@@ -77,6 +112,13 @@ pub struct NetConfig {
     /// New inbound connections accepted per address group (/24 IPv4, /48 IPv6) per minute.
     /// Groups are only rate-limited, never banned wholesale (carrier NAT pools).
     pub group_rate_per_min: u32,
+    /// Outbound connections to keep, filled from addresses peers gossip (`None`: 8 for a
+    /// listening node, 2 for a client).
+    pub outbound_target: Option<usize>,
+    /// How often to look for more outbound peers when below the target.
+    pub discover_interval: Duration,
+    /// Ask for transaction `Inv`s (the energy policy turns this off on cellular background).
+    pub want_txs: bool,
 }
 
 /// The address group of an IP: its /24 (IPv4) or /48 (IPv6).
@@ -84,6 +126,14 @@ pub fn address_group(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(v) => v.octets()[..3].to_vec(),
         IpAddr::V6(v) => v.octets()[..6].to_vec(),
+    }
+}
+
+/// The wider group used to tell independent sources apart (SPEC §5): /16 for IPv4, /32 IPv6.
+pub fn source_group(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v) => v.octets()[..2].to_vec(),
+        IpAddr::V6(v) => v.octets()[..4].to_vec(),
     }
 }
 
@@ -96,26 +146,57 @@ impl Default for NetConfig {
             backoff: Duration::from_millis(500),
             max_inbound: 512,
             group_rate_per_min: 60,
+            outbound_target: None,
+            discover_interval: Duration::from_secs(30),
+            want_txs: true,
         }
     }
 }
 
 /// How long a misbehaving (IP, node id) stays banned.
 pub const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
+/// reach it at once; a transaction below minimum work adds 20, a re-wrapped duplicate 2, a
+/// frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
+pub const BAN_SCORE: u32 = 100;
+/// Most gossiped addresses remembered as dial candidates.
+const MAX_KNOWN: usize = 1_000;
 
-/// An id to announce to peers: a new best tip or a newly accepted transaction.
+/// Something to announce to peers.
 #[derive(Debug, Clone)]
-pub struct TipAnnounce(pub Hash);
+pub struct TipAnnounce {
+    /// The TxPoW id.
+    pub id: Hash,
+    /// A new best tip (sent to every peer) rather than a transaction (sent to peers that
+    /// asked for transactions).
+    pub block: bool,
+}
+
+struct PeerInfo {
+    conn: quinn::Connection,
+    hello: Hello,
+}
 
 struct Shared {
     chain: mpsc::Sender<ChainRequest>,
     chain_id: u8,
     listen: Option<String>,
-    peers: Mutex<HashMap<Hash, quinn::Connection>>,
-    count: Arc<AtomicUsize>,
+    full_mmr: bool,
+    want_txs: bool,
+    min_chain_weight: u128,
+    peers: Mutex<HashMap<Hash, PeerInfo>>,
     node_id: Hash,
-    bans: Mutex<HashMap<(IpAddr, Hash), std::time::Instant>>,
-    ban_count: Arc<AtomicUsize>,
+    bans: Mutex<HashMap<(IpAddr, Hash), Instant>>,
+    scores: Mutex<HashMap<Hash, u32>>,
+    stats: NetStats,
+    /// One cascade sync at a time: each candidate is compared with the chain the previous
+    /// one left, so the heaviest verified chain offered wins.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// Addresses peers told us about (dial candidates), and those being dialed.
+    known: Mutex<Vec<SocketAddr>>,
+    dialing: Mutex<HashSet<SocketAddr>>,
+    endpoint: quinn::Endpoint,
+    backoff: Duration,
 }
 
 /// Live counters of the network task.
@@ -125,12 +206,119 @@ pub struct NetStats {
     pub peers: Arc<AtomicUsize>,
     /// Bans issued since start.
     pub bans: Arc<AtomicUsize>,
+    /// UDP bytes received on connections that have closed.
+    closed_in: Arc<AtomicU64>,
+    /// UDP bytes sent on connections that have closed.
+    closed_out: Arc<AtomicU64>,
+}
+
+/// A handle on the running network task (cheap to clone).
+#[derive(Clone)]
+pub struct NetHandle {
+    shared: Arc<Shared>,
+}
+
+impl NetHandle {
+    /// Connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.shared.stats.peers.load(Ordering::SeqCst)
+    }
+
+    /// Bans issued since start.
+    pub fn ban_count(&self) -> usize {
+        self.shared.stats.bans.load(Ordering::SeqCst)
+    }
+
+    /// UDP bytes (received, sent) since start, over every connection (QUIC and TLS overhead
+    /// included).
+    pub fn bytes(&self) -> (u64, u64) {
+        let s = &self.shared;
+        let (mut i, mut o) =
+            (s.stats.closed_in.load(Ordering::SeqCst), s.stats.closed_out.load(Ordering::SeqCst));
+        for p in s.peers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let st = p.conn.stats();
+            i += st.udp_rx.bytes;
+            o += st.udp_tx.bytes;
+        }
+        (i, o)
+    }
+
+    /// Connected peers: (address, node id, is_client, full_mmr).
+    pub fn peers(&self) -> Vec<(SocketAddr, Hash, bool, bool)> {
+        let p = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+        p.iter().map(|(id, i)| (i.conn.remote_address(), *id, i.hello.is_client, i.hello.full_mmr)).collect()
+    }
+
+    /// Dial `addr` and keep the connection up (redialling with backoff) while the node runs.
+    pub fn add_peer(&self, rt: &tokio::runtime::Handle, addr: SocketAddr) {
+        rt.spawn(dial_loop(self.shared.clone(), addr));
+    }
+
+    /// Ask `full_mmr` peers for coin proofs, every page, and check each against our chain
+    /// (a peer serving a bad proof is banned and the next one is asked). Answers the block
+    /// the proofs are against and the proven coins.
+    pub async fn fetch_coin_proofs(
+        &self,
+        query: CoinQuery,
+    ) -> Result<(Hash, Vec<(CoinRecord, MmrProof)>), NetError> {
+        let s = &self.shared;
+        let servers: Vec<(Hash, quinn::Connection)> = {
+            let p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
+            p.iter().filter(|(_, i)| i.hello.full_mmr).map(|(id, i)| (*id, i.conn.clone())).collect()
+        };
+        if servers.is_empty() {
+            return Err(NetError::Protocol("no connected peer keeps the full coin set".into()));
+        }
+        let mut last = NetError::Protocol("no answer".into());
+        'peers: for (peer, conn) in servers {
+            let mut out = vec![];
+            let mut block = Hash::ZERO;
+            for page in 0..64u32 {
+                let req = Message::GetCoinProofs { query: query.clone(), page };
+                match transport::request(&conn, &req, Duration::from_secs(30)).await {
+                    Ok(Message::CoinProofs { block: b, proofs, more }) => {
+                        if page > 0 && b != block {
+                            // The peer's tip moved between pages: start over with it.
+                            last = NetError::Protocol("tip moved while paging".into());
+                            continue 'peers;
+                        }
+                        block = b;
+                        match ask(s, |r| ChainRequest::CheckCoinProofs(proofs.clone(), r)).await? {
+                            Ok(()) => out.extend(proofs),
+                            Err(e) => {
+                                penalize(s, &conn, &peer, BAN_SCORE, &format!("bad coin proof: {e}"));
+                                last = NetError::Protocol(format!("bad coin proof: {e}"));
+                                continue 'peers;
+                            }
+                        }
+                        if !more {
+                            return Ok((block, out));
+                        }
+                    }
+                    Ok(_) => {
+                        last = NetError::Protocol("unexpected answer to GetCoinProofs".into());
+                        continue 'peers;
+                    }
+                    Err(e) => {
+                        last = e;
+                        continue 'peers;
+                    }
+                }
+            }
+            return Ok((block, out));
+        }
+        Err(last)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn is_banned(s: &Shared, ip: IpAddr, peer: &Hash) -> bool {
-    let mut b = s.bans.lock().unwrap_or_else(|e| e.into_inner());
+    let mut b = lock(&s.bans);
     match b.get(&(ip, *peer)) {
-        Some(until) if *until > std::time::Instant::now() => true,
+        Some(until) if *until > Instant::now() => true,
         Some(_) => {
             b.remove(&(ip, *peer));
             false
@@ -142,12 +330,38 @@ fn is_banned(s: &Shared, ip: IpAddr, peer: &Hash) -> bool {
 /// Ban a peer's (IP, node id) and cut it off.
 fn ban(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
     tracing::warn!("banning peer {} at {}: {why}", &peer.to_hex()[..16], conn.remote_address());
-    s.bans
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert((conn.remote_address().ip(), *peer), std::time::Instant::now() + BAN_TIME);
-    s.ban_count.fetch_add(1, Ordering::SeqCst);
+    let mut b = lock(&s.bans);
+    let now = Instant::now();
+    if b.len() > 10_000 {
+        b.retain(|_, until| *until > now);
+    }
+    b.insert((conn.remote_address().ip(), *peer), now + BAN_TIME);
+    drop(b);
+    s.stats.bans.fetch_add(1, Ordering::SeqCst);
     conn.close(5u32.into(), why.as_bytes());
+}
+
+/// Add to a peer's misbehaviour score; at [`BAN_SCORE`] it is banned.
+fn penalize(s: &Shared, conn: &quinn::Connection, peer: &Hash, points: u32, why: &str) {
+    if points == 0 {
+        return;
+    }
+    let mut sc = lock(&s.scores);
+    if sc.len() > 10_000 {
+        sc.clear();
+    }
+    let v = sc.entry(*peer).or_insert(0);
+    *v = v.saturating_add(points);
+    let banned = *v >= BAN_SCORE;
+    if banned {
+        sc.remove(peer);
+    }
+    drop(sc);
+    if banned {
+        ban(s, conn, peer, why);
+    } else {
+        tracing::debug!("peer {} scored {points}: {why}", &peer.to_hex()[..16]);
+    }
 }
 
 async fn ask<T>(s: &Shared, f: impl FnOnce(oneshot::Sender<T>) -> ChainRequest) -> Result<T, NetError> {
@@ -170,9 +384,9 @@ async fn our_hello(s: &Shared) -> Result<Hello, NetError> {
             .unwrap_or(0),
         listen: s.listen.clone(),
         is_client: s.listen.is_none(),
-        want_txs: true,
+        want_txs: s.want_txs,
         serves_blocks: true,
-        full_mmr: false,
+        full_mmr: s.full_mmr,
     })
 }
 
@@ -186,16 +400,27 @@ fn check_hello(s: &Shared, ours: &Hello, theirs: &Hello) -> Result<(), NetError>
     Ok(())
 }
 
-/// Start the network: listen (if configured), dial the configured peers with backoff, relay
-/// new tips. Returns the endpoint (for its address) and the live peer count.
+/// What the node passes to the network task about itself.
+pub struct Local {
+    /// Chain id of the network.
+    pub chain_id: u8,
+    /// The node keeps the full coin set (and serves `GetCoinProofs`).
+    pub full_mmr: bool,
+    /// Params `min_chain_weight`: below it, every sync goes through a verified cascade.
+    pub min_chain_weight: u128,
+}
+
+/// Start the network: listen (if configured), dial the configured peers with backoff, keep
+/// the outbound target from gossiped addresses, relay announcements. Returns the endpoint
+/// and a handle.
 pub fn start(
     rt: &tokio::runtime::Handle,
     cfg: NetConfig,
     identity: &Identity,
-    chain_id: u8,
+    local: Local,
     chain: mpsc::Sender<ChainRequest>,
     tips: broadcast::Receiver<TipAnnounce>,
-) -> Result<(quinn::Endpoint, NetStats), NetError> {
+) -> Result<(quinn::Endpoint, NetHandle), NetError> {
     let _g = rt.enter();
     let bind = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let endpoint = match cfg.listen {
@@ -205,93 +430,143 @@ pub fn start(
     .map_err(|e| NetError::Config(format!("bind {bind}: {e}")))?;
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(transport::client_config(identity, cfg.timing)?);
-    let stats = NetStats::default();
-    let count = stats.peers.clone();
     let listen = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some()).map(|a| a.to_string());
     let shared = Arc::new(Shared {
         chain,
-        chain_id,
+        chain_id: local.chain_id,
         listen,
+        full_mmr: local.full_mmr,
+        want_txs: cfg.want_txs,
+        min_chain_weight: local.min_chain_weight,
         peers: Mutex::new(HashMap::new()),
-        count: count.clone(),
         node_id: identity.node_id,
         bans: Mutex::new(HashMap::new()),
-        ban_count: stats.bans.clone(),
+        scores: Mutex::new(HashMap::new()),
+        stats: NetStats::default(),
+        sync_lock: tokio::sync::Mutex::new(()),
+        known: Mutex::new(vec![]),
+        dialing: Mutex::new(HashSet::new()),
+        endpoint: endpoint.clone(),
+        backoff: cfg.backoff,
     });
     if cfg.listen.is_some() {
-        let (max_inbound, group_rate) = (cfg.max_inbound, cfg.group_rate_per_min);
-        let ep = endpoint.clone();
-        let s = shared.clone();
-        rt.spawn(async move {
-            let inbound = Arc::new(AtomicUsize::new(0));
-            // Accept-rate window per address group: (window start, count).
-            let mut groups: HashMap<Vec<u8>, (std::time::Instant, u32)> = HashMap::new();
-            while let Some(inc) = ep.accept().await {
-                let now = std::time::Instant::now();
-                let g = groups.entry(address_group(inc.remote_address().ip())).or_insert((now, 0));
-                if now.duration_since(g.0) >= Duration::from_secs(60) {
-                    *g = (now, 0);
-                }
-                g.1 += 1;
-                if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound {
-                    inc.refuse();
-                    continue;
-                }
-                if groups.len() > 4096 {
-                    groups.retain(|_, v| now.duration_since(v.0) < Duration::from_secs(60));
-                }
-                let s = s.clone();
-                let inbound = inbound.clone();
-                inbound.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    if let Ok(conn) = inc.await {
-                        let _ = serve(s, conn, false).await;
-                    }
-                    inbound.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
+        rt.spawn(accept_loop(shared.clone(), cfg.max_inbound, cfg.group_rate_per_min));
     }
     for addr in cfg.peers {
-        let ep = endpoint.clone();
-        let s = shared.clone();
-        let backoff = cfg.backoff;
-        rt.spawn(async move {
-            let mut wait = backoff;
-            loop {
-                match ep.connect(addr, "minima") {
-                    Ok(connecting) => {
-                        if let Ok(conn) = connecting.await {
-                            wait = backoff;
-                            let r = serve(s.clone(), conn, true).await;
-                            tracing::debug!("peer {addr} closed: {r:?}");
-                        }
-                    }
-                    Err(e) => tracing::warn!("dial {addr}: {e}"),
-                }
-                if s.chain.is_closed() {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(backoff * 32);
+        rt.spawn(dial_loop(shared.clone(), addr));
+    }
+    let target = cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 });
+    rt.spawn(discover(shared.clone(), target, cfg.discover_interval));
+    rt.spawn(relay(shared.clone(), tips));
+    Ok((endpoint, NetHandle { shared }))
+}
+
+async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
+    let inbound = Arc::new(AtomicUsize::new(0));
+    // Accept-rate window per address group: (window start, count).
+    let mut groups: HashMap<Vec<u8>, (Instant, u32)> = HashMap::new();
+    while let Some(inc) = s.endpoint.accept().await {
+        let now = Instant::now();
+        let g = groups.entry(address_group(inc.remote_address().ip())).or_insert((now, 0));
+        if now.duration_since(g.0) >= Duration::from_secs(60) {
+            *g = (now, 0);
+        }
+        g.1 += 1;
+        if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound {
+            inc.refuse();
+            continue;
+        }
+        if groups.len() > 4096 {
+            groups.retain(|_, v| now.duration_since(v.0) < Duration::from_secs(60));
+        }
+        let s = s.clone();
+        let inbound = inbound.clone();
+        inbound.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            if let Ok(conn) = inc.await {
+                let _ = serve(s, conn, false).await;
             }
+            inbound.fetch_sub(1, Ordering::SeqCst);
         });
     }
-    let s = shared.clone();
-    rt.spawn(relay(s, tips));
-    Ok((endpoint, stats))
+}
+
+fn connected_to(s: &Shared, addr: SocketAddr) -> bool {
+    lock(&s.peers).values().any(|p| p.conn.remote_address() == addr)
+}
+
+/// Dial `addr` now and again whenever the connection drops, with doubling backoff.
+async fn dial_loop(s: Arc<Shared>, addr: SocketAddr) {
+    let mut wait = s.backoff;
+    loop {
+        if !connected_to(&s, addr) {
+            match s.endpoint.connect(addr, "minima") {
+                Ok(connecting) => {
+                    if let Ok(conn) = connecting.await {
+                        wait = s.backoff;
+                        let r = serve(s.clone(), conn, true).await;
+                        tracing::debug!("peer {addr} closed: {r:?}");
+                    }
+                }
+                Err(e) => tracing::warn!("dial {addr}: {e}"),
+            }
+        }
+        if s.chain.is_closed() {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(s.backoff * 32);
+    }
+}
+
+/// Keep the outbound target: dial gossiped addresses we are not connected to.
+async fn discover(s: Arc<Shared>, target: usize, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if s.chain.is_closed() {
+            return;
+        }
+        let outbound = lock(&s.peers).len();
+        if outbound >= target {
+            continue;
+        }
+        let own = s.endpoint.local_addr().ok();
+        let candidates: Vec<SocketAddr> = {
+            let known = lock(&s.known);
+            let dialing = lock(&s.dialing);
+            known
+                .iter()
+                .filter(|a| Some(**a) != own && !dialing.contains(a) && !connected_to(&s, **a))
+                .take(target - outbound)
+                .copied()
+                .collect()
+        };
+        for addr in candidates {
+            lock(&s.dialing).insert(addr);
+            let s2 = s.clone();
+            tokio::spawn(async move {
+                if let Ok(connecting) = s2.endpoint.connect(addr, "minima") {
+                    if let Ok(conn) = connecting.await {
+                        let _ = serve(s2.clone(), conn, true).await;
+                    }
+                }
+                lock(&s2.dialing).remove(&addr);
+            });
+        }
+    }
 }
 
 async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
     loop {
-        let id = match tips.recv().await {
-            Ok(TipAnnounce(id)) => id,
+        let a = match tips.recv().await {
+            Ok(a) => a,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
         let conns: Vec<quinn::Connection> =
-            s.peers.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+            lock(&s.peers).values().filter(|p| a.block || p.hello.want_txs).map(|p| p.conn.clone()).collect();
         for c in conns {
+            let id = a.id;
             tokio::spawn(async move {
                 let _ = transport::announce(&c, &Message::Inv(vec![id])).await;
             });
@@ -299,7 +574,9 @@ async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
     }
 }
 
-/// Run one connection: handshake, then answer its requests until it closes.
+/// Run one connection: handshake (the dialer sends `Hello` first; an inbound peer must send
+/// it as its first request within [`transport::FRAME_GRACE`]), then answer its requests
+/// until it closes.
 async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<(), NetError> {
     let peer = transport::peer_id(&conn)?;
     if peer == s.node_id {
@@ -310,21 +587,52 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         conn.close(5u32.into(), b"banned");
         return Err(NetError::Protocol("banned peer".into()));
     }
-    let timeout = Duration::from_secs(30);
-    if dialer {
-        let ours = our_hello(&s).await?;
-        match transport::request(&conn, &Message::Hello(ours.clone()), timeout).await? {
-            Message::Hello(h) => {
-                check_hello(&s, &ours, &h)?;
-                register(&s, peer, &conn);
-                let _ = s.chain.send(ChainRequest::RecordPeer(conn.remote_address())).await;
-                if h.tip_weight > ours.tip_weight {
-                    let (s2, c2) = (s.clone(), conn.clone());
-                    tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
-                }
-            }
+    let ours = our_hello(&s).await?;
+    let theirs = if dialer {
+        match transport::request(&conn, &Message::Hello(ours.clone()), Duration::from_secs(30)).await? {
+            Message::Hello(h) => h,
             _ => return Err(NetError::Protocol("expected Hello".into())),
         }
+    } else {
+        let first = tokio::time::timeout(transport::FRAME_GRACE, conn.accept_bi()).await;
+        let (mut send, mut recv) = match first {
+            Ok(Ok(x)) => x,
+            _ => {
+                conn.close(2u32.into(), b"no hello");
+                return Err(NetError::Protocol("no Hello".into()));
+            }
+        };
+        match transport::read_msg_timed(&mut recv).await {
+            Ok(Message::Hello(h)) => {
+                transport::write_msg(&mut send, &Message::Hello(ours.clone())).await?;
+                let _ = send.finish();
+                h
+            }
+            Ok(_) => {
+                conn.close(2u32.into(), b"expected hello");
+                return Err(NetError::Protocol("expected Hello".into()));
+            }
+            Err(NetError::Frame(e)) => {
+                ban(&s, &conn, &peer, &format!("bad frame: {e}"));
+                return Err(NetError::Frame(e));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Err(e) = check_hello(&s, &ours, &theirs) {
+        conn.close(3u32.into(), b"wrong network");
+        return Err(e);
+    }
+    let heavier = theirs.tip_weight > ours.tip_weight;
+    register(&s, peer, &conn, theirs);
+    if dialer {
+        let _ = s.chain.send(ChainRequest::RecordPeer(conn.remote_address())).await;
+        let (s2, c2) = (s.clone(), conn.clone());
+        tokio::spawn(async move { learn_peers(&s2, &c2).await });
+    }
+    if heavier {
+        let (s2, c2) = (s.clone(), conn.clone());
+        tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
     }
     let result = loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
@@ -334,11 +642,15 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         let s = s.clone();
         let c = conn.clone();
         tokio::spawn(async move {
-            let msg = match transport::read_msg(&mut recv).await {
+            let msg = match transport::read_msg_timed(&mut recv).await {
                 Ok(m) => m,
                 Err(NetError::Frame(e)) => {
                     // Oversized, unknown type or undecodable: misbehaviour.
                     ban(&s, &c, &peer, &format!("bad frame: {e}"));
+                    return;
+                }
+                Err(NetError::Slow) => {
+                    penalize(&s, &c, &peer, 25, "frame sent too slowly");
                     return;
                 }
                 Err(_) => return,
@@ -349,37 +661,43 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
             }
         });
     };
-    unregister(&s, &peer);
+    unregister(&s, &peer, &conn);
     result
 }
 
-fn register(s: &Shared, peer: Hash, conn: &quinn::Connection) {
-    let mut p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
-    p.insert(peer, conn.clone());
-    s.count.store(p.len(), Ordering::SeqCst);
+fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello) {
+    let mut p = lock(&s.peers);
+    p.insert(peer, PeerInfo { conn: conn.clone(), hello });
+    s.stats.peers.store(p.len(), Ordering::SeqCst);
 }
 
-fn unregister(s: &Shared, peer: &Hash) {
-    let mut p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
-    p.remove(peer);
-    s.count.store(p.len(), Ordering::SeqCst);
+fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) {
+    let mut p = lock(&s.peers);
+    if p.get(peer).is_some_and(|i| i.conn.stable_id() == conn.stable_id()) {
+        p.remove(peer);
+    }
+    s.stats.peers.store(p.len(), Ordering::SeqCst);
+    let st = conn.stats();
+    s.stats.closed_in.fetch_add(st.udp_rx.bytes, Ordering::SeqCst);
+    s.stats.closed_out.fetch_add(st.udp_tx.bytes, Ordering::SeqCst);
+}
+
+/// Ask a peer we dialed for addresses it has connected to; remember them as dial candidates.
+async fn learn_peers(s: &Arc<Shared>, conn: &quinn::Connection) {
+    if let Ok(Message::Peers(addrs)) =
+        transport::request(conn, &Message::GetPeers, Duration::from_secs(30)).await
+    {
+        let mut known = lock(&s.known);
+        for a in addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
+            if !known.contains(&a) && known.len() < MAX_KNOWN {
+                known.push(a);
+            }
+        }
+    }
 }
 
 async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Message) -> Option<Message> {
     match msg {
-        Message::Hello(h) => {
-            let ours = our_hello(s).await.ok()?;
-            if check_hello(s, &ours, &h).is_err() {
-                conn.close(3u32.into(), b"wrong network");
-                return None;
-            }
-            register(s, peer, conn);
-            if h.tip_weight > ours.tip_weight {
-                let (s2, c2) = (s.clone(), conn.clone());
-                tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
-            }
-            Some(Message::Hello(ours))
-        }
         Message::Inv(ids) => {
             for id in ids.into_iter().take(64) {
                 if ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
@@ -394,7 +712,13 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                     {
                         for t in ts.into_iter().take(1) {
                             if let Ok(Err(e)) = ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
-                                tracing::debug!("relayed transaction refused: {e}");
+                                penalize(
+                                    s,
+                                    conn,
+                                    &peer,
+                                    e.penalty,
+                                    &format!("relayed transaction: {}", e.reason),
+                                );
                             }
                         }
                     }
@@ -423,13 +747,36 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         }
         Message::GetCascade => ask(s, ChainRequest::Cascade).await.ok().flatten(),
         Message::GetTxPow(ids) => Some(Message::TxPow(ask(s, |r| ChainRequest::TxPows(ids, r)).await.ok()?)),
+        Message::GetCoinProofs { query, page } => {
+            ask(s, |r| ChainRequest::CoinProofs(query, page, r)).await.ok().flatten()
+        }
+        Message::GetPeers => Some(Message::Peers(
+            ask(s, ChainRequest::Peers)
+                .await
+                .ok()?
+                .into_iter()
+                .take(crate::net::message::MAX_PEERS)
+                .collect(),
+        )),
         Message::Ping(n) => Some(Message::Pong(n)),
+        // A second Hello, or answers nobody asked for: ignored.
         _ => None,
     }
 }
 
 /// Catch up from the fork point: headers after our locator, then the blocks we lack, in order.
+/// When the peer's headers do not connect to anything we hold (we slept longer than the tree,
+/// or are new), or while our chain is below `min_chain_weight` (initial sync), sync from its
+/// cascade instead.
 async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
+    if s.min_chain_weight > 0 {
+        if let Ok((_, _, w)) = ask(s, ChainRequest::Hello).await {
+            if w < s.min_chain_weight {
+                sync_from_cascade(s, conn, peer).await;
+                return;
+            }
+        }
+    }
     for _round in 0..1_000 {
         let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
@@ -438,25 +785,11 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             _ => return,
         };
         let full = headers.len() == MAX_HEADERS;
-        // Headers that do not connect to anything we hold: we are behind the peer's tree root
-        // (a new node, or one that slept longer than the tree). Sync from its cascade.
         if let Some(first) = headers.first() {
             let parent = first.parents.0[0];
             if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
-                match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
-                    Ok(m @ Message::Cascade { .. }) => {
-                        match ask(s, |r| ChainRequest::Resync(Box::new(m), r)).await {
-                            Ok(Ok(true)) => continue,
-                            Ok(Ok(false)) => return,
-                            Ok(Err(e)) => {
-                                ban(s, conn, &peer, &format!("bad cascade: {e}"));
-                                return;
-                            }
-                            Err(_) => return,
-                        }
-                    }
-                    _ => return,
-                }
+                sync_from_cascade(s, conn, peer).await;
+                return;
             }
         }
         let mut want = vec![];
@@ -495,5 +828,74 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         if !full {
             return;
         }
+    }
+}
+
+/// Initial sync (or resync after a long sleep) from one peer: its cascade and tree root,
+/// then every tree block, all validated into a candidate chain that replaces ours only if
+/// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer.
+async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
+    let _one_at_a_time = s.sync_lock.lock().await;
+    let m = match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
+        Ok(m @ Message::Cascade { .. }) => m,
+        _ => return,
+    };
+    let mut last = match ask(s, |r| ChainRequest::SyncBegin(Box::new(m), r)).await {
+        Ok(Ok(root)) => root,
+        Ok(Err(e)) => {
+            ban(s, conn, &peer, &format!("bad cascade: {e}"));
+            return;
+        }
+        Err(_) => return,
+    };
+    for _round in 0..1_000 {
+        let req = Message::GetHeaders { locator: vec![last], max: MAX_HEADERS as u32 };
+        let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
+            Ok(Message::Headers(h)) => h,
+            _ => return,
+        };
+        let Some(first) = headers.first() else { break };
+        if first.parents.0[0] != last {
+            // The peer's tree moved on since it sent its cascade: not misbehaviour.
+            return;
+        }
+        let mut ids = Vec::with_capacity(headers.len());
+        let mut prev = last;
+        for h in &headers {
+            if h.parents.0[0] != prev {
+                ban(s, conn, &peer, "headers do not chain");
+                return;
+            }
+            prev = h.id();
+            ids.push(prev);
+        }
+        let target = headers.last().map(|h| h.block_number).unwrap_or(0);
+        for chunk in ids.chunks(50) {
+            let blocks =
+                match transport::request(conn, &Message::GetBlocks(chunk.to_vec()), Duration::from_secs(60))
+                    .await
+                {
+                    Ok(Message::Blocks(b)) => b,
+                    _ => return,
+                };
+            match ask(s, |r| ChainRequest::SyncBlocks(blocks, target, r)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    ban(s, conn, &peer, &format!("invalid block in sync: {e}"));
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        last = prev;
+        if headers.len() < MAX_HEADERS {
+            break;
+        }
+    }
+    let group = source_group(conn.remote_address().ip());
+    match ask(s, |r| ChainRequest::SyncEnd(group, r)).await {
+        Ok(SyncOutcome::Adopted) => tracing::info!("synced from {}", conn.remote_address()),
+        Ok(other) => tracing::info!("sync from {} not taken: {other:?}", conn.remote_address()),
+        Err(_) => {}
     }
 }

@@ -51,6 +51,9 @@ pub enum NetError {
     /// The peer broke the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The peer sent a frame slower than [`MIN_FRAME_RATE`].
+    #[error("frame sent too slowly")]
+    Slow,
 }
 
 /// A node's TLS identity.
@@ -272,13 +275,43 @@ pub async fn write_msg(s: &mut quinn::SendStream, m: &Message) -> Result<(), Net
 }
 
 /// Read one frame: the 5-byte header is checked against the type's limit before the payload
-/// is read or allocated.
+/// is read, and the payload buffer grows only as bytes arrive (a claimed length is never
+/// allocated up front, so a peer dribbling a huge frame holds only what it has sent).
 pub async fn read_msg(r: &mut quinn::RecvStream) -> Result<Message, NetError> {
     let mut h = [0u8; 5];
     r.read_exact(&mut h).await.map_err(|e| NetError::Stream(e.to_string()))?;
     let (kind, n) = Message::check_header(&h)?;
-    let mut payload = vec![0u8; n];
-    r.read_exact(&mut payload).await.map_err(|e| NetError::Stream(e.to_string()))?;
+    let payload = read_payload(r, n).await?;
+    Ok(Message::from_payload(kind, &payload)?)
+}
+
+async fn read_payload(r: &mut quinn::RecvStream, n: usize) -> Result<Vec<u8>, NetError> {
+    let mut payload = Vec::with_capacity(n.min(64 * 1024));
+    while payload.len() < n {
+        match r.read_chunk(n - payload.len(), true).await {
+            Ok(Some(c)) => payload.extend_from_slice(&c.bytes),
+            Ok(None) => return Err(NetError::Stream("stream ended inside a frame".into())),
+            Err(e) => return Err(NetError::Stream(e.to_string())),
+        }
+    }
+    Ok(payload)
+}
+
+/// Slowest a peer may send a frame: the whole frame must arrive within [`FRAME_GRACE`] plus
+/// one second per this many bytes (a 1 MiB frame: 10 s + 16 s).
+pub const MIN_FRAME_RATE: usize = 64 * 1024;
+/// Time allowed for any frame, however small.
+pub const FRAME_GRACE: Duration = Duration::from_secs(10);
+
+/// [`read_msg`] with a deadline derived from the frame's size ([`MIN_FRAME_RATE`]): a peer
+/// that dribbles bytes is cut off ([`NetError::Slow`]) instead of holding a stream open.
+pub async fn read_msg_timed(r: &mut quinn::RecvStream) -> Result<Message, NetError> {
+    let mut h = [0u8; 5];
+    let header = tokio::time::timeout(FRAME_GRACE, r.read_exact(&mut h));
+    header.await.map_err(|_| NetError::Slow)?.map_err(|e| NetError::Stream(e.to_string()))?;
+    let (kind, n) = Message::check_header(&h)?;
+    let allowed = FRAME_GRACE + Duration::from_secs((n / MIN_FRAME_RATE) as u64);
+    let payload = tokio::time::timeout(allowed, read_payload(r, n)).await.map_err(|_| NetError::Slow)??;
     Ok(Message::from_payload(kind, &payload)?)
 }
 
