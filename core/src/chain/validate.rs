@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use crate::chain::pow::{meets, target_for_work};
 use crate::chain::ChainError;
-use crate::codec::Encode;
+use crate::codec::{Decode, Encode};
 use crate::crypto::{self, sha3, Hash, PublicKey};
 use crate::mmr::{leaf_node, Mmr, MmrError};
 use crate::params::Params;
@@ -73,6 +73,9 @@ pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainErr
     if sha3(&body_bytes) != h.body_hash {
         return Err(ChainError::WrongBodyHash);
     }
+    // What no peer could decode (more outputs than the wire allows, …) is invalid here too,
+    // or a locally built TxPoW would split us from the network.
+    crate::types::TxBody::decode(&body_bytes)?;
     let size = h.encoded_len() + body_bytes.len();
     if size > params.magic.max_txpow_bytes as usize {
         return Err(ChainError::TxPowTooLarge { size, max: params.magic.max_txpow_bytes as usize });

@@ -70,6 +70,10 @@ pub enum Kind {
     Ping = 15,
     /// `Pong`.
     Pong = 16,
+    /// `GetBodies`.
+    GetBodies = 17,
+    /// `Bodies`.
+    Bodies = 18,
 }
 
 impl Kind {
@@ -93,6 +97,8 @@ impl Kind {
             14 => Peers,
             15 => Ping,
             16 => Pong,
+            17 => GetBodies,
+            18 => Bodies,
             _ => return None,
         })
     }
@@ -100,7 +106,7 @@ impl Kind {
     /// Largest frame (type byte + payload) this kind may use.
     pub fn max_frame(self) -> usize {
         match self {
-            Kind::Headers | Kind::Blocks | Kind::Cascade => MAX_LARGE_FRAME,
+            Kind::Headers | Kind::Blocks | Kind::Bodies | Kind::Cascade => MAX_LARGE_FRAME,
             _ => MAX_FRAME,
         }
     }
@@ -188,6 +194,43 @@ pub struct BlockData {
     pub listed: Vec<TxPoW>,
 }
 
+/// A block without its header, for a receiver that already holds the header (catch-up and
+/// sync fetch headers first, so no header is sent twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockBody {
+    /// The block's body.
+    pub body: crate::types::TxBody,
+    /// Its MMR witness.
+    pub witness: BlockWitness,
+    /// Listed transaction TxPoWs included for convenience.
+    pub listed: Vec<TxPoW>,
+}
+
+impl BlockBody {
+    /// Join with its header into a [`BlockData`] (validation checks `body_hash`).
+    pub fn with_header(self, header: TxHeader) -> BlockData {
+        BlockData { txpow: TxPoW { header, body: self.body }, witness: self.witness, listed: self.listed }
+    }
+}
+
+impl Encode for BlockBody {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.body.encode_to(out);
+        self.witness.encode_to(out);
+        put_vec(out, &self.listed);
+    }
+}
+
+impl Decode for BlockBody {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(BlockBody {
+            body: crate::types::TxBody::decode_from(r)?,
+            witness: BlockWitness::decode_from(r)?,
+            listed: r.vec(crate::types::limits::MAX_TXPOW_IDS, "body.listed", TxPoW::decode_from)?,
+        })
+    }
+}
+
 /// Every message of SPEC §9.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -243,6 +286,11 @@ pub enum Message {
     GetPeers,
     /// Addresses we have connected to.
     Peers(Vec<String>),
+    /// Ask for blocks whose headers the asker holds: answered with `Bodies`, in the order
+    /// asked, stopping at the first id the answerer does not hold.
+    GetBodies(Vec<Hash>),
+    /// Block bodies with witnesses and listed TxPoWs.
+    Bodies(Vec<BlockBody>),
     /// Keep-alive.
     Ping(u64),
     /// Its answer.
@@ -324,6 +372,8 @@ impl Message {
             Message::Peers(_) => Kind::Peers,
             Message::Ping(_) => Kind::Ping,
             Message::Pong(_) => Kind::Pong,
+            Message::GetBodies(_) => Kind::GetBodies,
+            Message::Bodies(_) => Kind::Bodies,
         }
     }
 
@@ -341,7 +391,10 @@ impl Message {
                     out.push(b as u8);
                 }
             }
-            Message::Inv(v) | Message::GetTxPow(v) | Message::GetBlocks(v) => put_vec(out, v),
+            Message::Inv(v) | Message::GetTxPow(v) | Message::GetBlocks(v) | Message::GetBodies(v) => {
+                put_vec(out, v)
+            }
+            Message::Bodies(v) => put_vec(out, v),
             Message::TxPow(v) => {
                 put_len(out, v.len());
                 for t in v {
@@ -421,6 +474,8 @@ impl Message {
             }
             Kind::Headers => Message::Headers(r.vec(MAX_HEADERS, "headers", TxHeader::decode_from)?),
             Kind::Blocks => Message::Blocks(r.vec(MAX_GET, "blocks", BlockData::decode_from)?),
+            Kind::GetBodies => Message::GetBodies(r.vec(MAX_GET, "get_bodies", Hash::decode_from)?),
+            Kind::Bodies => Message::Bodies(r.vec(MAX_GET, "bodies", BlockBody::decode_from)?),
             Kind::GetCascade => Message::GetCascade,
             Kind::Cascade => Message::Cascade {
                 headers: r.vec(MAX_CASCADE_HEADERS, "cascade", TxHeader::decode_from)?,

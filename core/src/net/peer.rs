@@ -192,6 +192,8 @@ struct Shared {
     /// One cascade sync at a time: each candidate is compared with the chain the previous
     /// one left, so the heaviest verified chain offered wins.
     sync_lock: tokio::sync::Mutex<()>,
+    /// One catch-up at a time: a second one would fetch the same headers and blocks.
+    catch_lock: tokio::sync::Mutex<()>,
     /// Addresses peers told us about (dial candidates), and those being dialed.
     known: Mutex<Vec<SocketAddr>>,
     dialing: Mutex<HashSet<SocketAddr>>,
@@ -444,6 +446,7 @@ pub fn start(
         scores: Mutex::new(HashMap::new()),
         stats: NetStats::default(),
         sync_lock: tokio::sync::Mutex::new(()),
+        catch_lock: tokio::sync::Mutex::new(()),
         known: Mutex::new(vec![]),
         dialing: Mutex::new(HashSet::new()),
         endpoint: endpoint.clone(),
@@ -556,23 +559,53 @@ async fn discover(s: Arc<Shared>, target: usize, every: Duration) {
     }
 }
 
+/// Announce new tips and transactions. Announcements are gathered for [`RELAY_GATHER`] and
+/// only the newest tip of a burst is sent (a node catching up adds hundreds of blocks a
+/// second; its peers need only the last), with the transactions in the same `Inv`.
 async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
     loop {
-        let a = match tips.recv().await {
+        let first = match tips.recv().await {
             Ok(a) => a,
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        let conns: Vec<quinn::Connection> =
-            lock(&s.peers).values().filter(|p| a.block || p.hello.want_txs).map(|p| p.conn.clone()).collect();
-        for c in conns {
-            let id = a.id;
+        tokio::time::sleep(RELAY_GATHER).await;
+        let mut tip = None;
+        let mut txs = vec![];
+        let mut add = |a: TipAnnounce| {
+            if a.block {
+                tip = Some(a.id);
+            } else if txs.len() < crate::net::message::MAX_INV {
+                txs.push(a.id);
+            }
+        };
+        add(first);
+        loop {
+            match tips.try_recv() {
+                Ok(a) => add(a),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        let peers: Vec<(quinn::Connection, bool)> =
+            lock(&s.peers).values().map(|p| (p.conn.clone(), p.hello.want_txs)).collect();
+        for (c, want_txs) in peers {
+            let mut ids: Vec<Hash> = tip.into_iter().collect();
+            if want_txs {
+                ids.extend(&txs);
+            }
+            if ids.is_empty() {
+                continue;
+            }
             tokio::spawn(async move {
-                let _ = transport::announce(&c, &Message::Inv(vec![id])).await;
+                let _ = transport::announce(&c, &Message::Inv(ids)).await;
             });
         }
     }
 }
+
+/// How long announcements are gathered before one `Inv` goes out.
+pub const RELAY_GATHER: Duration = Duration::from_millis(100);
 
 /// Run one connection: handshake (the dialer sends `Hello` first; an inbound peer must send
 /// it as its first request within [`transport::FRAME_GRACE`]), then answer its requests
@@ -727,7 +760,13 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 if let Ok(Message::Blocks(bs)) = got {
                     for b in bs {
                         match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
-                            Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
+                            Ok(Submitted::UnknownParent) => {
+                                // Unless a catch-up is already running (it will get there).
+                                if let Ok(g) = s.catch_lock.try_lock() {
+                                    drop(g);
+                                    catch_up(s, conn, peer).await
+                                }
+                            }
                             Ok(Submitted::Invalid(e)) => {
                                 ban(s, conn, &peer, &format!("invalid block: {e}"));
                                 return None;
@@ -741,6 +780,20 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         }
         Message::GetBlocks(ids) => {
             Some(Message::Blocks(ask(s, |r| ChainRequest::Blocks(ids, r)).await.ok()?))
+        }
+        Message::GetBodies(ids) => {
+            let blocks = ask(s, |r| ChainRequest::Blocks(ids.clone(), r)).await.ok()?;
+            let bodies = blocks
+                .into_iter()
+                .zip(&ids)
+                .take_while(|(b, id)| b.txpow.id() == **id)
+                .map(|(b, _)| crate::net::message::BlockBody {
+                    body: b.txpow.body,
+                    witness: b.witness,
+                    listed: b.listed,
+                })
+                .collect();
+            Some(Message::Bodies(bodies))
         }
         Message::GetHeaders { locator, max } => {
             Some(Message::Headers(ask(s, |r| ChainRequest::Headers(locator, max, r)).await.ok()?))
@@ -769,6 +822,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
 /// or are new), or while our chain is below `min_chain_weight` (initial sync), sync from its
 /// cascade instead.
 async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
+    let _one_at_a_time = s.catch_lock.lock().await;
     if s.min_chain_weight > 0 {
         if let Ok((_, _, w)) = ask(s, ChainRequest::Hello).await {
             if w < s.min_chain_weight {
@@ -793,23 +847,17 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         }
         let mut want = vec![];
-        for h in &headers {
+        for h in headers {
             let id = h.id();
             if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
-                want.push(id);
+                want.push((id, h));
             }
         }
         if want.is_empty() {
             return;
         }
         for chunk in want.chunks(50) {
-            let blocks =
-                match transport::request(conn, &Message::GetBlocks(chunk.to_vec()), Duration::from_secs(60))
-                    .await
-                {
-                    Ok(Message::Blocks(b)) => b,
-                    _ => return,
-                };
+            let Some(blocks) = fetch_bodies(conn, chunk).await else { return };
             for b in blocks {
                 match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
                     Ok(Submitted::Accepted) => {}
@@ -859,25 +907,24 @@ async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash
             // The peer's tree moved on since it sent its cascade: not misbehaviour.
             return;
         }
-        let mut ids = Vec::with_capacity(headers.len());
+        let target = headers.last().map(|h| h.block_number).unwrap_or(0);
+        let n = headers.len();
+        let mut ids = Vec::with_capacity(n);
         let mut prev = last;
-        for h in &headers {
+        for h in headers {
             if h.parents.0[0] != prev {
                 ban(s, conn, &peer, "headers do not chain");
                 return;
             }
             prev = h.id();
-            ids.push(prev);
+            ids.push((prev, h));
         }
-        let target = headers.last().map(|h| h.block_number).unwrap_or(0);
         for chunk in ids.chunks(50) {
-            let blocks =
-                match transport::request(conn, &Message::GetBlocks(chunk.to_vec()), Duration::from_secs(60))
-                    .await
-                {
-                    Ok(Message::Blocks(b)) => b,
-                    _ => return,
-                };
+            let Some(blocks) = fetch_bodies(conn, chunk).await else { return };
+            if blocks.len() != chunk.len() {
+                // The peer dropped blocks it just announced (its tree moved): give up quietly.
+                return;
+            }
             match ask(s, |r| ChainRequest::SyncBlocks(blocks, target, r)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -888,7 +935,7 @@ async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash
             }
         }
         last = prev;
-        if headers.len() < MAX_HEADERS {
+        if n < MAX_HEADERS {
             break;
         }
     }
@@ -898,4 +945,24 @@ async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash
         Ok(other) => tracing::info!("sync from {} not taken: {other:?}", conn.remote_address()),
         Err(_) => {}
     }
+}
+
+/// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).
+/// A peer answers up to its byte budget; what is left is asked again. Answers the blocks the
+/// peer held, in order; `None` if it did not answer.
+async fn fetch_bodies(conn: &quinn::Connection, want: &[(Hash, TxHeader)]) -> Option<Vec<BlockData>> {
+    let mut out = Vec::with_capacity(want.len());
+    while out.len() < want.len() {
+        let rest = &want[out.len()..];
+        let ids: Vec<Hash> = rest.iter().map(|(id, _)| *id).collect();
+        let bodies = match transport::request(conn, &Message::GetBodies(ids), Duration::from_secs(60)).await {
+            Ok(Message::Bodies(b)) => b,
+            _ => return None,
+        };
+        if bodies.is_empty() {
+            break;
+        }
+        out.extend(bodies.into_iter().zip(rest).map(|(body, (_, h))| body.with_header(h.clone())));
+    }
+    Some(out)
 }

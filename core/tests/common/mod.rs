@@ -23,12 +23,27 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Start a networked node on 127.0.0.1 (listening on a free port when `listen`).
 pub fn start_net(dir: &Path, params: &Params, listen: bool, peers: Vec<SocketAddr>, mining: Mining) -> Node {
+    start_with(dir, params, listen.then_some([127, 0, 0, 1]), peers, mining, false)
+}
+
+/// Start a networked node listening on `ip` (a free port) when given, else a client; with
+/// the full coin set when `full_mmr`.
+pub fn start_with(
+    dir: &Path,
+    params: &Params,
+    ip: Option<[u8; 4]>,
+    peers: Vec<SocketAddr>,
+    mining: Mining,
+    full_mmr: bool,
+) -> Node {
     let mut cfg = Config::new(dir, params.clone());
     cfg.mining = mining;
+    cfg.full_mmr = full_mmr;
     cfg.net = Some(NetConfig {
-        listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        listen: ip.map(|ip| SocketAddr::from((ip, 0))),
         peers,
         backoff: Duration::from_millis(200),
+        discover_interval: Duration::from_secs(1),
         ..Default::default()
     });
     Node::start(cfg).unwrap()

@@ -1,0 +1,228 @@
+//! Initial sync and resync over real QUIC, with the rules of SPEC §5: `min_chain_weight` and
+//! `checkpoint` refusals, a node that slept beyond the tree resyncing from the cascade while
+//! keeping its non-chain data and then fetching coin proofs from a `full_mmr` peer, and the
+//! byte and time figures of sync and catch-up.
+
+mod common;
+use common::{start_with, wait_until};
+
+use std::time::{Duration, Instant};
+
+use minima_core::crypto::{script_address, Hash};
+use minima_core::fixture::ChainBuilder;
+use minima_core::net::message::CoinQuery;
+use minima_core::node::{Mining, Node};
+use minima_core::types::{Output, Transaction, Witness};
+use minima_core::Params;
+
+const NOW: u64 = 1_800_000_000_000;
+const LOCAL: Option<[u8; 4]> = Some([127, 0, 0, 1]);
+
+fn server(dir: &std::path::Path, b: &mut ChainBuilder, full_mmr: bool) -> Node {
+    let n = start_with(dir, &b.params, LOCAL, vec![], Mining::Off, full_mmr);
+    feed(&n, b);
+    n
+}
+
+fn feed(n: &Node, b: &mut ChainBuilder) {
+    let listed: Vec<_> = b.txpows().values().cloned().collect();
+    for (t, w) in b.take_blocks() {
+        let l: Vec<_> = listed.iter().filter(|x| t.body.txpow_ids.contains(&x.id())).cloned().collect();
+        n.submit_block(t, w, l).unwrap();
+    }
+}
+
+#[test]
+fn min_chain_weight_and_checkpoint_are_enforced_on_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 300);
+    b.tx_per_block = false;
+    b.mine(300);
+    let s = server(&dir.path().join("s"), &mut b, false);
+    let addr = s.net_addr().unwrap();
+    let st = s.status().unwrap();
+    let weight: u128 = st.weight.parse().unwrap();
+    // A checkpoint the real chain holds (a cascade header), and one it does not.
+    let kept = b.chain.cascade().entries().iter().find(|e| e.header.block_number > 50).unwrap();
+    let good_cp = (kept.header.block_number, kept.id);
+    let cases: Vec<(&str, Params, bool)> = vec![
+        (
+            "min_chain_weight above the chain",
+            Params { min_chain_weight: weight * 2, ..b.params.clone() },
+            false,
+        ),
+        (
+            "a checkpoint the chain lacks",
+            Params { checkpoint: Some((good_cp.0, Hash([7; 32]))), ..b.params.clone() },
+            false,
+        ),
+        ("the chain's own checkpoint", Params { checkpoint: Some(good_cp), ..b.params.clone() }, true),
+        ("min_chain_weight at the chain", Params { min_chain_weight: weight, ..b.params.clone() }, true),
+    ];
+    for (name, p, takes) in cases {
+        let c = start_with(&dir.path().join(name), &p, None, vec![addr], Mining::Off, false);
+        assert!(wait_until(Duration::from_secs(20), || c.status().unwrap().peers == 1), "{name}: connects");
+        if takes {
+            assert!(
+                wait_until(Duration::from_secs(60), || c.status().unwrap().tip == st.tip),
+                "{name}: synced (at {})",
+                c.status().unwrap().height
+            );
+        } else {
+            // Give it time to fetch and judge the chain, then check it took nothing.
+            std::thread::sleep(Duration::from_secs(4));
+            let cs = c.status().unwrap();
+            assert_eq!(cs.height, 0, "{name}: refused");
+            assert_eq!(cs.bans, 0, "{name}: a policy refusal is not misbehaviour");
+        }
+        c.stop(Duration::from_secs(5)).unwrap();
+    }
+    s.stop(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_node_that_slept_beyond_the_tree_resyncs_keeps_its_data_and_fetches_coin_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 700);
+    let watched = script_address("RETURN 0x01 EQ 0x01");
+    b.mine(60);
+    // Some coins at an address the sleeper will ask about.
+    let mut paid = vec![];
+    for i in 0..5u64 {
+        let t = b.pay_to_address(watched, 1_000 + i).unwrap();
+        paid.push(t.clone());
+        b.mine_block(false, vec![t]);
+    }
+    let early: Vec<_> = b.blocks().to_vec();
+    let s = server(&dir.path().join("s"), &mut b, true);
+    let addr = s.net_addr().unwrap();
+    // The sleeper syncs to height 65, then stops.
+    let ndir = dir.path().join("n");
+    let n = start_with(&ndir, &b.params, None, vec![addr], Mining::Off, false);
+    assert!(wait_until(Duration::from_secs(30), || n.status().unwrap().height == 65), "first sync");
+    let id = n.node_id();
+    n.stop(Duration::from_secs(5)).unwrap();
+    drop(n);
+    drop(early);
+    // Something of the node's own in its database (what the wallet will keep there).
+    {
+        let db = rusqlite::Connection::open(ndir.join(minima_core::store::DB_FILE)).unwrap();
+        db.execute_batch("CREATE TABLE keepsake (v TEXT); INSERT INTO keepsake VALUES ('mine');").unwrap();
+    }
+    // 500 blocks pass while it sleeps: far beyond the devnet tree of 64.
+    b.mine(500);
+    feed(&s, &mut b);
+    let tip = s.status().unwrap().tip;
+    let n = start_with(&ndir, &b.params, None, vec![addr], Mining::Off, false);
+    let t0 = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(60), || n.status().unwrap().tip == tip),
+        "resync: at {}",
+        n.status().unwrap().height
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    let st = n.status().unwrap();
+    assert!(st.cascade > 0, "restarted from the cascade");
+    assert_eq!(n.node_id(), id, "same identity");
+    let db = rusqlite::Connection::open(ndir.join(minima_core::store::DB_FILE)).unwrap();
+    let v: String = db.query_row("SELECT v FROM keepsake", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, "mine", "non-chain data survives the resync");
+    let peers: i64 = db.query_row("SELECT COUNT(*) FROM peers", [], |r| r.get(0)).unwrap();
+    assert!(peers >= 1, "the peer table survives");
+    // Coin proofs from the full_mmr peer, checked against the resynced chain.
+    let got = n.fetch_coin_proofs(CoinQuery::Addresses(vec![watched])).unwrap();
+    let mut amounts: Vec<u64> = got.iter().map(|(r, _)| r.coin.amount).collect();
+    amounts.sort();
+    assert_eq!(amounts, vec![1_000, 1_001, 1_002, 1_003, 1_004], "every coin at the address, proven");
+    let ids: Vec<Hash> = got.iter().map(|(r, _)| r.coin.coin_id).collect();
+    let by_id = n.fetch_coin_proofs(CoinQuery::Coins(ids)).unwrap();
+    assert_eq!(by_id.len(), 5);
+    eprintln!("resync over 500 blocks: {secs:.2} s, cascade {} headers, tree {}", st.cascade, st.tree);
+    n.stop(Duration::from_secs(5)).unwrap();
+    s.stop(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn sync_and_catch_up_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty chain shorter than the tree (a devnet with a main-sized tree, so the chain
+    // can be long enough to amortise the QUIC and TLS handshake): bytes received per block.
+    let blocks = 1_500u64;
+    let params = Params { tree_depth: 2_048, ..Params::devnet() };
+    let mut b = ChainBuilder::new(params, NOW, blocks);
+    b.tx_per_block = false;
+    b.mine(blocks);
+    let s = server(&dir.path().join("s"), &mut b, false);
+    let c =
+        start_with(&dir.path().join("c"), &b.params, None, vec![s.net_addr().unwrap()], Mining::Off, false);
+    let t0 = Instant::now();
+    let tip = s.status().unwrap().tip;
+    assert!(wait_until(Duration::from_secs(30), || c.status().unwrap().tip == tip));
+    let secs = t0.elapsed().as_secs_f64();
+    let cs = c.status().unwrap();
+    assert_eq!(cs.cascade, 0, "the whole chain is in the tree");
+    // What the client received is what the server sent it (its only peer, over loopback):
+    // quinn's UDP send counter (its receive counter over-counts under GRO on Linux).
+    let sent = s.status().unwrap().bytes_out;
+    let per_block = sent as f64 / blocks as f64;
+    eprintln!("empty-chain sync: {blocks} blocks, {sent} B received, {per_block:.0} B/block, {secs:.2} s");
+    // Target ≤ 600 B (the Java node ≈ 520 B); this is a reported figure, bounded loosely here.
+    assert!(per_block <= 800.0, "{per_block:.0} B per block");
+    c.stop(Duration::from_secs(5)).unwrap();
+    s.stop(Duration::from_secs(5)).unwrap();
+
+    // Catch-up of 50 blocks with an MMR of ≥ 100,000 leaves.
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 400);
+    b.tx_per_block = false;
+    // Grow a pool of free coins by splitting, then fan each out into 32 (the wire's limit).
+    while b.free_coins() < 3_300 {
+        let n = b.free_coins().min(100);
+        let txs: Vec<_> = (0..n).filter_map(|_| b.make_tx()).collect();
+        b.mine_block(false, txs);
+    }
+    let sink = script_address("RETURN TRUE");
+    while b.mmr().leaf_count() < 100_000 {
+        let mut txs = vec![];
+        for _ in 0..100 {
+            let c = b.take_free_coin().expect("free coin");
+            let n = 32u64;
+            let per = c.coin.amount / n;
+            let outputs: Vec<Output> = (0..n)
+                .map(|i| Output {
+                    address: sink,
+                    amount: if i == 0 { c.coin.amount - per * (n - 1) } else { per },
+                    token_id: Hash::ZERO,
+                    state: vec![],
+                })
+                .collect();
+            let tx = Transaction { version: 1, inputs: vec![c.coin.clone()], outputs, state: vec![] };
+            txs.push(b.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()])));
+        }
+        b.mine_block(false, txs);
+    }
+    b.tx_per_block = true;
+    let leaves = b.mmr().leaf_count();
+    let s = server(&dir.path().join("s2"), &mut b, false);
+    let cdir = dir.path().join("c2");
+    let c = start_with(&cdir, &b.params, None, vec![s.net_addr().unwrap()], Mining::Off, false);
+    let tip = s.status().unwrap().tip;
+    assert!(wait_until(Duration::from_secs(60), || c.status().unwrap().tip == tip), "first sync");
+    c.stop(Duration::from_secs(5)).unwrap();
+    drop(c);
+    b.mine(50);
+    feed(&s, &mut b);
+    let tip = s.status().unwrap().tip;
+    let before = s.status().unwrap().bytes_out;
+    let c = start_with(&cdir, &b.params, None, vec![s.net_addr().unwrap()], Mining::Off, false);
+    let t0 = Instant::now();
+    assert!(wait_until(Duration::from_secs(60), || c.status().unwrap().tip == tip), "catch-up");
+    let secs = t0.elapsed().as_secs_f64();
+    let sent = s.status().unwrap().bytes_out - before;
+    eprintln!(
+        "catch-up: 50 blocks (one transaction each) over an MMR of {leaves} leaves: {sent} B received, {:.0} B/block, {secs:.2} s",
+        sent as f64 / 50.0
+    );
+    assert!(sent < 200_000, "catch-up of 50 blocks took {sent} B");
+    c.stop(Duration::from_secs(5)).unwrap();
+    s.stop(Duration::from_secs(5)).unwrap();
+}
