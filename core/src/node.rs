@@ -1013,6 +1013,10 @@ impl Actor {
             self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
             if let Some(tips) = &self.tips {
                 let _ = tips.send(crate::net::peer::TipAnnounce { id: t.id, block: true });
+                // Transactions that came back from the losing branch go out again.
+                for (tx, _) in &mempool_added {
+                    let _ = tips.send(crate::net::peer::TipAnnounce { id: tx.id(), block: false });
+                }
             }
             self.refresh_template();
         }

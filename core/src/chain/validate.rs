@@ -73,9 +73,6 @@ pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainErr
     if sha3(&body_bytes) != h.body_hash {
         return Err(ChainError::WrongBodyHash);
     }
-    // What no peer could decode (more outputs than the wire allows, …) is invalid here too,
-    // or a locally built TxPoW would split us from the network.
-    crate::types::TxBody::decode(&body_bytes)?;
     let size = h.encoded_len() + body_bytes.len();
     if size > params.magic.max_txpow_bytes as usize {
         return Err(ChainError::TxPowTooLarge { size, max: params.magic.max_txpow_bytes as usize });
@@ -124,6 +121,9 @@ pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainErr
     } else if !b.witness.signatures.is_empty() || !b.witness.scripts.is_empty() {
         return Err(ChainError::UnexpectedWitness);
     }
+    // What no peer could decode (more outputs than the wire allows, …) is invalid here too,
+    // or a locally built TxPoW would split us from the network.
+    crate::types::TxBody::decode(&body_bytes)?;
     Ok(TxPowInfo { id, txid, size, is_block, is_transaction, sig_count: b.witness.signatures.len() as u32 })
 }
 

@@ -760,13 +760,8 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 if let Ok(Message::Blocks(bs)) = got {
                     for b in bs {
                         match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
-                            Ok(Submitted::UnknownParent) => {
-                                // Unless a catch-up is already running (it will get there).
-                                if let Ok(g) = s.catch_lock.try_lock() {
-                                    drop(g);
-                                    catch_up(s, conn, peer).await
-                                }
-                            }
+                            // Waits for a running catch-up, then fetches only what is still missing.
+                            Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
                             Ok(Submitted::Invalid(e)) => {
                                 ban(s, conn, &peer, &format!("invalid block: {e}"));
                                 return None;
