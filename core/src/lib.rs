@@ -43,6 +43,17 @@
 //!   whole list each time new headers arrive, which keeps exactly what one walk over the full
 //!   history would keep (tested against a reference).
 //! - Script semantics: see [`script`].
+//! - **No header sent twice.** Catch-up and sync fetch `Headers`, then block bodies with
+//!   `GetBodies` → `Bodies` (message types 17 and 18, added to SPEC §9's list; bodies carry
+//!   the witness and listed TxPoWs but not the header the receiver already holds).
+//! - **What the wire cannot carry is invalid.** A TxPoW whose body would not decode (e.g. more
+//!   than 32 outputs) is refused by validation too, so a local block can never fork us off.
+//! - **Checkpoint.** A block at the `checkpoint` height with another id is invalid; a synced
+//!   chain must reach that height and hold the id among its tree blocks, cascade headers or
+//!   their `parents` links (releases pick checkpoints of high super level).
+//! - **Fork inside our tree.** A synced chain may replace ours only if one of our tree blocks
+//!   appears among its blocks, cascade headers or their `parents`; otherwise it forks below our
+//!   root and counts towards `ChainConflict` (raised from two /16 groups).
 
 pub mod chain;
 pub mod codec;
