@@ -4,7 +4,7 @@
 //!
 //! The network task never touches chain state: it asks the chain actor through
 //! [`ChainRequest`]s, and every block it receives goes through the same validation path as the
-//! local miner's. Misbehaviour raises the peer's score ([`penalize`]); at [`BAN_SCORE`] its
+//! local miner's. Misbehaviour raises the peer's score; at [`BAN_SCORE`] its
 //! (IP, node id) is banned for [`BAN_TIME`]. Address groups (/24, /48) are only rate-limited.
 
 use std::collections::{HashMap, HashSet};
