@@ -1073,10 +1073,11 @@ impl Actor {
                 let _ = reply.send(self.coin_proofs(query, page)?);
             }
             R::CheckCoinProofs(proofs, reply) => {
-                let r = proofs
-                    .iter()
-                    .try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p))
-                    .map_err(|e| e.to_string());
+                let r =
+                    proofs.iter().try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p)).map_err(|e| {
+                        let penalty = if e.is_race() { 0 } else { crate::net::peer::BAN_SCORE };
+                        crate::net::peer::TxRefusal { penalty, reason: e.to_string() }
+                    });
                 let _ = reply.send(r);
             }
             R::SyncBegin(m, reply) => {

@@ -717,6 +717,12 @@ impl Chain {
     /// `proof_window` below the tip, the path leads to that block's root, and no later block
     /// changed the leaf.
     pub fn check_coin_proof(&self, rec: &CoinRecord, proof: &MmrProof) -> Result<(), ChainError> {
+        self.check_proof(rec, proof, true)
+    }
+
+    /// [`Chain::check_coin_proof`], with or without the `proof_window` age limit (a proof the
+    /// node already holds may be carried forward through the deltas of its whole tree).
+    fn check_proof(&self, rec: &CoinRecord, proof: &MmrProof, window: bool) -> Result<(), ChainError> {
         let path = self.best_path();
         let pos = path
             .iter()
@@ -724,7 +730,7 @@ impl Chain {
             .ok_or(ChainError::CoinProofUnknownBlock(proof.block_id))?;
         let b = &self.tree[&proof.block_id];
         let age = self.tip().number() - b.number();
-        if age > self.params.proof_window {
+        if window && age > self.params.proof_window {
             return Err(ChainError::CoinProofTooOld(age));
         }
         let leaf = crate::mmr::leaf_node(rec, false);
@@ -740,9 +746,10 @@ impl Chain {
         Ok(())
     }
 
-    /// Carry a valid coin proof forward to the tip.
+    /// Carry a valid coin proof forward to the tip (from any block of the best branch in the
+    /// tree: the node holds every delta there, so `proof_window` does not limit this).
     pub fn refresh_proof(&self, rec: &CoinRecord, proof: &MmrProof) -> Result<MmrProof, ChainError> {
-        self.check_coin_proof(rec, proof)?;
+        self.check_proof(rec, proof, false)?;
         let path = self.best_path();
         let pos = path.iter().position(|x| *x == proof.block_id).unwrap_or(0);
         let deltas: Vec<&MmrDelta> = path[pos + 1..].iter().map(|x| &self.tree[x].delta).collect();

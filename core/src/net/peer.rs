@@ -93,7 +93,9 @@ pub enum ChainRequest {
     /// Serve `GetCoinProofs` (`None` unless this node keeps the full coin set).
     CoinProofs(CoinQuery, u32, oneshot::Sender<Option<Message>>),
     /// Check coin proofs a peer served against our chain.
-    CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Result<(), String>>),
+    /// `Err(TxRefusal)` carries the penalty (0 when the proofs are against a block we do not
+    /// have yet or that just left our best chain: a race, not misbehaviour).
+    CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Result<(), TxRefusal>>),
 }
 
 /// Network settings.
@@ -288,8 +290,9 @@ impl NetHandle {
                         match ask(s, |r| ChainRequest::CheckCoinProofs(proofs.clone(), r)).await? {
                             Ok(()) => out.extend(proofs),
                             Err(e) => {
-                                penalize(s, &conn, &peer, BAN_SCORE, &format!("bad coin proof: {e}"));
-                                last = NetError::Protocol(format!("bad coin proof: {e}"));
+                                let why = format!("coin proof: {}", e.reason);
+                                penalize(s, &conn, &peer, e.penalty, &why);
+                                last = NetError::Protocol(why);
                                 continue 'peers;
                             }
                         }
