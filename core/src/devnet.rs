@@ -163,7 +163,21 @@ pub fn run(
         }
         let quiet = Instant::now();
         let mut converged = false;
+        let mut nudged = false;
         while quiet.elapsed() < Duration::from_secs(30) {
+            if !nudged && quiet.elapsed() > Duration::from_secs(5) {
+                // Equal-weight tips stay split (a tie keeps each node's own branch): one more
+                // block from node 0 settles it.
+                nudged = true;
+                let height = |p: &Proc| status(&p.dir).and_then(|s| s["height"].as_u64()).unwrap_or(0);
+                let top = procs.iter().map(height).max().unwrap_or(0);
+                let _ = rpc::call(&procs[0].dir, "mining", json!({"on": true}));
+                let t = Instant::now();
+                while height(&procs[0]) <= top && t.elapsed() < Duration::from_secs(20) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let _ = rpc::call(&procs[0].dir, "mining", json!({"on": false}));
+            }
             let tips: Vec<Option<Value>> =
                 procs.iter().map(|p| status(&p.dir).map(|s| s["tip"].clone())).collect();
             if tips.iter().all(|t| t.is_some() && *t == tips[0]) {
