@@ -183,3 +183,211 @@ fn inbound_connections_are_capped_and_rate_limited_per_group() {
     c2.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// A raw peer: connect from `ip` with a fresh identity and complete the handshake with `hello`.
+async fn raw_peer(
+    addr: SocketAddr,
+    ip: [u8; 4],
+    hello: &Hello,
+) -> Option<(quinn::Endpoint, quinn::Connection)> {
+    let id = Identity::ephemeral().ok()?;
+    let mut ep = quinn::Endpoint::client(SocketAddr::from((ip, 0))).ok()?;
+    ep.set_default_client_config(transport::client_config(&id, Timing::default()).ok()?);
+    let conn = ep.connect(addr, "minima").ok()?.await.ok()?;
+    match transport::request(&conn, &Message::Hello(hello.clone()), Duration::from_secs(10)).await {
+        Ok(Message::Hello(_)) => Some((ep, conn)),
+        _ => None,
+    }
+}
+
+fn hello_for(genesis: Hash) -> Hello {
+    Hello {
+        version: PROTOCOL_VERSION,
+        chain_id: 2,
+        genesis,
+        tip: genesis,
+        tip_weight: 0,
+        time_ms: 0,
+        listen: None,
+        is_client: true,
+        want_txs: true,
+        serves_blocks: false,
+        full_mmr: false,
+    }
+}
+
+#[test]
+fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.mine(5);
+    let node = start_net_off(&dir.path().join("n"), &b.params, true, vec![]);
+    for (t, w) in b.take_blocks() {
+        node.submit_block(t, w, vec![]).unwrap();
+    }
+    let addr = node.net_addr().unwrap();
+    let hello = hello_for(b.chain.genesis_id());
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("unknown message type", vec![0, 0, 0, 1, 99, 0], true),
+        ("undecodable payload", vec![0, 0, 0, 9, 2, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5], true),
+        ("garbage instead of Hello", vec![0xde, 0xad, 0xbe, 0xef, 0x55, 1, 2, 3], false),
+    ];
+    for (i, (name, bytes, handshake)) in cases.into_iter().enumerate() {
+        let closed = rt.block_on(async {
+            let (_ep, conn) = if handshake {
+                raw_peer(addr, [127, 0, 0, 1], &hello).await.expect("handshake")
+            } else {
+                let id = Identity::ephemeral().unwrap();
+                let mut ep = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+                ep.set_default_client_config(transport::client_config(&id, Timing::default()).unwrap());
+                let c = ep.connect(addr, "minima").unwrap().await.unwrap();
+                (ep, c)
+            };
+            let (mut s, _r) = conn.open_bi().await.unwrap();
+            s.write_all(&bytes).await.unwrap();
+            let _ = s.finish();
+            tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.map(|e| e.to_string())
+        });
+        let why = closed.unwrap_or_else(|_| panic!("{name}: not cut off"));
+        assert!(why.contains("bad frame"), "{name}: {why}");
+        assert_eq!(node.status().unwrap().bans, i + 1, "{name}: banned");
+    }
+    assert_eq!(node.status().unwrap().height, 5, "the node is unharmed");
+    node.stop(Duration::from_secs(5)).unwrap();
+}
+
+/// Serve a scripted peer's side of a connection: `Blocks([])` for any block asked, and the
+/// TxPoW `txs[id]` for `GetTxPow([id])`.
+fn serve_txs(
+    rt: &tokio::runtime::Runtime,
+    conn: quinn::Connection,
+    txs: std::collections::HashMap<Hash, minima_core::net::message::RelayTxPow>,
+) {
+    let txs = std::sync::Arc::new(txs);
+    rt.spawn(async move {
+        while let Ok((mut s, mut r)) = conn.accept_bi().await {
+            let txs = txs.clone();
+            tokio::spawn(async move {
+                let Ok(m) = transport::read_msg(&mut r).await else { return };
+                let answer = match m {
+                    Message::GetBlocks(_) => Message::Blocks(vec![]),
+                    Message::GetTxPow(ids) => {
+                        Message::TxPow(ids.iter().filter_map(|i| txs.get(i).cloned()).collect())
+                    }
+                    _ => return,
+                };
+                let _ = transport::write_msg(&mut s, &answer).await;
+                let _ = s.finish();
+            });
+        }
+    });
+}
+
+#[test]
+fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed() {
+    use minima_core::crypto::script_address;
+    use minima_core::types::{Output, Transaction, Witness};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut p = Params::devnet();
+    p.genesis.time_ms = now;
+    let honest = common::start_with(
+        &dir.path().join("h"),
+        &p,
+        Some([127, 0, 0, 1]),
+        vec![],
+        Mining::Continuous { duty: 0.2 },
+        false,
+    );
+    let victim = common::start_with(
+        &dir.path().join("v"),
+        &p,
+        Some([127, 0, 0, 1]),
+        vec![honest.net_addr().unwrap()],
+        Mining::Off,
+        false,
+    );
+    assert!(wait_until(Duration::from_secs(60), || victim.status().unwrap().height >= 3), "victim follows");
+    let addr = victim.net_addr().unwrap();
+    let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
+    // One transaction spending the genesis coin (`RETURN TRUE` on devnet).
+    let mut fx = ChainBuilder::new(p.clone(), now, 0);
+    let g = fx.take_free_coin().unwrap();
+    let sink = script_address("RETURN TRUE");
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![g.coin.clone()],
+        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
+        state: vec![],
+    };
+    let base = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    let (_, gmmr) = minima_core::chain::genesis(&p).unwrap();
+    let proof = |v: &Node| {
+        let tip = Hash::from_hex(&v.status().unwrap().tip).unwrap();
+        vec![(0u64, gmmr.proof(0, tip).unwrap())]
+    };
+
+    // 1. A flood below minimum work: each costs the sender 20 points; banned by the fifth.
+    let mut weak = std::collections::HashMap::new();
+    for i in 0..20u8 {
+        let mut t = base.clone();
+        t.body.prng = [i; 32];
+        t.header.body_hash = t.body.hash();
+        // Not mined: a nonce whose id misses the transaction target.
+        for n in 0u8..=255 {
+            t.header.nonce = [n; 32];
+            if minima_core::chain::validate::check_txpow(&p, &t).is_err() {
+                break;
+            }
+        }
+        weak.insert(t.id(), (t, proof(&victim)));
+    }
+    let ids: Vec<Hash> = weak.keys().copied().collect();
+    let cut = rt.block_on(async {
+        let (_ep, conn) = raw_peer(addr, [127, 0, 0, 1], &hello_for(genesis)).await.expect("handshake");
+        serve_txs(&rt, conn.clone(), weak);
+        let _ = transport::announce(&conn, &Message::Inv(ids)).await;
+        tokio::time::timeout(Duration::from_secs(30), conn.closed()).await.map(|e| e.to_string())
+    });
+    assert!(cut.is_ok(), "the weak-work flooder is cut off");
+    assert_eq!(victim.status().unwrap().bans, 1);
+    assert_eq!(victim.status().unwrap().mempool, 0, "nothing below minimum work entered the mempool");
+
+    // 2. One transaction re-wrapped in 1,000 TxPoWs: one enters, the rest score 2 each.
+    let mut wraps = std::collections::HashMap::new();
+    let pr = proof(&victim);
+    for i in 0..1_000u32 {
+        let mut t = base.clone();
+        t.body.prng[..4].copy_from_slice(&i.to_be_bytes());
+        t.body.prng[4] = 0xaa;
+        ChainBuilder::reseal(&mut t, true);
+        wraps.insert(t.id(), (t, pr.clone()));
+    }
+    let ids: Vec<Hash> = wraps.keys().copied().collect();
+    let cut = rt.block_on(async {
+        let (_ep, conn) = raw_peer(addr, [127, 0, 0, 1], &hello_for(genesis)).await.expect("handshake");
+        serve_txs(&rt, conn.clone(), wraps);
+        for chunk in ids.chunks(64) {
+            if transport::announce(&conn, &Message::Inv(chunk.to_vec())).await.is_err() {
+                break;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(60), conn.closed()).await.map(|e| e.to_string())
+    });
+    assert!(cut.is_ok(), "the re-wrapper is cut off");
+    assert_eq!(victim.status().unwrap().bans, 2);
+    // At most the one transaction is pending (or already mined by the honest node).
+    assert!(victim.status().unwrap().mempool <= 1);
+
+    // The victim kept following the honest chain throughout.
+    honest.set_mining(false).unwrap();
+    let tip = || honest.status().unwrap().tip;
+    assert!(
+        wait_until(Duration::from_secs(30), || victim.status().unwrap().tip == tip()),
+        "follows the honest tip"
+    );
+    victim.stop(Duration::from_secs(5)).unwrap();
+    honest.stop(Duration::from_secs(5)).unwrap();
+}

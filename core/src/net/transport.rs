@@ -297,21 +297,24 @@ async fn read_payload(r: &mut quinn::RecvStream, n: usize) -> Result<Vec<u8>, Ne
     Ok(payload)
 }
 
-/// Slowest a peer may send a frame: the whole frame must arrive within [`FRAME_GRACE`] plus
-/// one second per this many bytes (a 1 MiB frame: 10 s + 16 s).
-pub const MIN_FRAME_RATE: usize = 64 * 1024;
+/// Slowest a peer may send a request frame: the whole frame (header included) must arrive
+/// within [`FRAME_GRACE`] plus one second per this many bytes (a 1 MiB frame: 14 s).
+pub const MIN_FRAME_RATE: usize = 256 * 1024;
 /// Time allowed for any frame, however small.
 pub const FRAME_GRACE: Duration = Duration::from_secs(10);
 
 /// [`read_msg`] with a deadline derived from the frame's size ([`MIN_FRAME_RATE`]): a peer
-/// that dribbles bytes is cut off ([`NetError::Slow`]) instead of holding a stream open.
+/// that dribbles bytes is cut off ([`NetError::Slow`]) instead of holding a stream open and
+/// memory with it.
 pub async fn read_msg_timed(r: &mut quinn::RecvStream) -> Result<Message, NetError> {
+    let start = tokio::time::Instant::now();
     let mut h = [0u8; 5];
     let header = tokio::time::timeout(FRAME_GRACE, r.read_exact(&mut h));
     header.await.map_err(|_| NetError::Slow)?.map_err(|e| NetError::Stream(e.to_string()))?;
     let (kind, n) = Message::check_header(&h)?;
-    let allowed = FRAME_GRACE + Duration::from_secs((n / MIN_FRAME_RATE) as u64);
-    let payload = tokio::time::timeout(allowed, read_payload(r, n)).await.map_err(|_| NetError::Slow)??;
+    let deadline = start + FRAME_GRACE + Duration::from_secs((n / MIN_FRAME_RATE) as u64);
+    let payload =
+        tokio::time::timeout_at(deadline, read_payload(r, n)).await.map_err(|_| NetError::Slow)??;
     Ok(Message::from_payload(kind, &payload)?)
 }
 
