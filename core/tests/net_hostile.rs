@@ -391,3 +391,113 @@ fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed(
     victim.stop(Duration::from_secs(5)).unwrap();
     honest.stop(Duration::from_secs(5)).unwrap();
 }
+
+fn rss_bytes(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// 200 connections × 8 streams, each announcing a 1 MiB frame and sending it at 1 KB/s, at a
+/// `minima node` process: every stream is cut off at its deadline, every connection scored
+/// until banned, and the node's resident memory stays within its baseline + 64 MiB.
+#[test]
+fn two_hundred_slow_connections_stay_within_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("victim");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minima"))
+        .args(["node", "--params", "devnet", "--genesis", "--no-mine", "--listen"])
+        .arg(addr.to_string())
+        .arg("--data")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(wait_until(Duration::from_secs(20), || minima_core::node::stored_genesis(&data).is_some()
+        && data.join(minima_core::rpc::SOCKET_FILE).exists()));
+    let (_, time, prng) = minima_core::node::stored_genesis(&data).unwrap();
+    let mut p = Params::devnet();
+    p.genesis.time_ms = time;
+    p.genesis.prng = prng;
+    let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
+    std::thread::sleep(Duration::from_secs(2));
+    let baseline = rss_bytes(pid);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+    let (opened, cut) = rt.block_on(async {
+        let mut tasks = vec![];
+        for g in 1..=4u8 {
+            for _ in 0..50 {
+                let hello = hello_for(genesis);
+                tasks.push(tokio::spawn(async move {
+                    let Some((ep, conn)) = raw_peer(addr, [127, g, 0, 1], &hello).await else {
+                        return (0, false);
+                    };
+                    let mut streams = 0;
+                    for _ in 0..8 {
+                        let c = conn.clone();
+                        let Ok((mut s, _r)) = c.open_bi().await else { break };
+                        streams += 1;
+                        tokio::spawn(async move {
+                            // An `Inv` claiming 1 MiB, then 1 KB a second.
+                            let n = (1u32 << 20) - 5;
+                            let mut h = n.to_be_bytes().to_vec();
+                            h.push(2);
+                            if s.write_all(&h).await.is_err() {
+                                return;
+                            }
+                            loop {
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                if s.write_all(&[0u8; 1000]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                    let cut = tokio::time::timeout(Duration::from_secs(60), conn.closed()).await.is_ok();
+                    drop(ep);
+                    (streams, cut)
+                }));
+            }
+        }
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_bytes(pid), std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        let (mut opened, mut cut) = (0, 0);
+        for t in tasks {
+            if let Ok((s, c)) = t.await {
+                opened += s;
+                cut += c as usize;
+            }
+        }
+        sampler.abort();
+        (opened, cut)
+    });
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    let status = minima_core::rpc::call(&data, "status", serde_json::json!({})).unwrap();
+    eprintln!(
+        "200 × 8 slow streams: {opened} streams opened, {cut} connections cut off; RSS baseline {} MiB, peak {} MiB; bans {}",
+        baseline >> 20,
+        peak >> 20,
+        status["bans"]
+    );
+    assert!(opened >= 1_000, "the attack ran ({opened} streams)");
+    assert_eq!(cut, 200, "every connection was cut off");
+    assert!(peak <= baseline + (64 << 20), "RSS {peak} over baseline {baseline} + 64 MiB");
+    assert!(status["bans"].as_u64().unwrap() >= 200);
+    let _ = minima_core::rpc::call(&data, "stop", serde_json::json!({}));
+    let _ = child.wait();
+}
