@@ -121,6 +121,9 @@ pub struct NetConfig {
     pub discover_interval: Duration,
     /// Ask for transaction `Inv`s (the energy policy turns this off on cellular background).
     pub want_txs: bool,
+    /// Initial sync (a node still at genesis) waits up to this long for 3 peers from 2 /16
+    /// groups, then syncs from the heaviest claim first (SPEC §5).
+    pub initial_wait: Duration,
 }
 
 /// The address group of an IP: its /24 (IPv4) or /48 (IPv6).
@@ -151,6 +154,7 @@ impl Default for NetConfig {
             outbound_target: None,
             discover_interval: Duration::from_secs(30),
             want_txs: true,
+            initial_wait: Duration::from_secs(5),
         }
     }
 }
@@ -201,6 +205,9 @@ struct Shared {
     dialing: Mutex<HashSet<SocketAddr>>,
     endpoint: quinn::Endpoint,
     backoff: Duration,
+    initial_wait: Duration,
+    /// Peers an initial sync has already tried.
+    tried: Mutex<HashSet<Hash>>,
 }
 
 /// Live counters of the network task.
@@ -454,6 +461,8 @@ pub fn start(
         dialing: Mutex::new(HashSet::new()),
         endpoint: endpoint.clone(),
         backoff: cfg.backoff,
+        initial_wait: cfg.initial_wait,
+        tried: Mutex::new(HashSet::new()),
     });
     if cfg.listen.is_some() {
         rt.spawn(accept_loop(shared.clone(), cfg.max_inbound, cfg.group_rate_per_min));
@@ -882,6 +891,8 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
 /// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer.
 async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let _one_at_a_time = s.sync_lock.lock().await;
+    let (conn, peer) = pick_sync_peer(s, conn, peer).await;
+    let conn = &conn;
     let m = match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
         Ok(m @ Message::Cascade { .. }) => m,
         _ => return,
@@ -943,6 +954,39 @@ async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash
         Ok(other) => tracing::info!("sync from {} not taken: {other:?}", conn.remote_address()),
         Err(_) => {}
     }
+}
+
+/// For an initial sync (our tip is still genesis): wait up to `initial_wait` for 3 peers from
+/// 2 /16 groups, then take the untried peer with the heaviest claimed chain. Every handshake
+/// with a heavier peer triggers a sync, so the claims are tried heaviest first, one at a time,
+/// and the heaviest chain that verifies is the one kept (lighter ones are `NotHeavier`).
+async fn pick_sync_peer(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -> (quinn::Connection, Hash) {
+    let Ok((genesis, tip, _)) = ask(s, ChainRequest::Hello).await else { return (conn.clone(), peer) };
+    if tip != genesis {
+        return (conn.clone(), peer);
+    }
+    let deadline = Instant::now() + s.initial_wait;
+    while Instant::now() < deadline {
+        let (n, groups) = {
+            let p = lock(&s.peers);
+            let g: HashSet<Vec<u8>> =
+                p.values().map(|i| source_group(i.conn.remote_address().ip())).collect();
+            (p.len(), g.len())
+        };
+        if n >= 3 && groups >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut tried = lock(&s.tried);
+    let best = lock(&s.peers)
+        .iter()
+        .filter(|(id, _)| !tried.contains(*id))
+        .max_by_key(|(_, i)| i.hello.tip_weight)
+        .map(|(id, i)| (i.conn.clone(), *id));
+    let (c, id) = best.unwrap_or_else(|| (conn.clone(), peer));
+    tried.insert(id);
+    (c, id)
 }
 
 /// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).

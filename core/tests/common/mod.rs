@@ -44,6 +44,7 @@ pub fn start_with(
         peers,
         backoff: Duration::from_millis(200),
         discover_interval: Duration::from_secs(1),
+        initial_wait: Duration::from_secs(1),
         ..Default::default()
     });
     Node::start(cfg).unwrap()
