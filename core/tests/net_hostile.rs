@@ -501,3 +501,140 @@ fn two_hundred_slow_connections_stay_within_memory() {
     let _ = minima_core::rpc::call(&data, "stop", serde_json::json!({}));
     let _ = child.wait();
 }
+
+/// A peer serving `blocks` (some tampered) as its chain, claiming it is heavy.
+fn chain_server(rt: &tokio::runtime::Runtime, genesis: Hash, blocks: Vec<BlockData>) -> SocketAddr {
+    use minima_core::net::message::BlockBody;
+    let _g = rt.enter();
+    let id = Identity::ephemeral().unwrap();
+    let ep = quinn::Endpoint::server(
+        transport::server_config(&id, Timing::default()).unwrap(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .unwrap();
+    let addr = ep.local_addr().unwrap();
+    let blocks = std::sync::Arc::new(blocks);
+    rt.spawn(async move {
+        while let Some(inc) = ep.accept().await {
+            let blocks = blocks.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = inc.await else { return };
+                while let Ok((mut s, mut r)) = conn.accept_bi().await {
+                    let blocks = blocks.clone();
+                    tokio::spawn(async move {
+                        let Ok(m) = transport::read_msg(&mut r).await else { return };
+                        let find = |id: &Hash| blocks.iter().find(|b| b.txpow.id() == *id).cloned();
+                        let answer = match m {
+                            Message::Hello(_) => Message::Hello(Hello {
+                                tip: blocks.last().unwrap().txpow.id(),
+                                tip_weight: u128::MAX / 2,
+                                serves_blocks: true,
+                                ..hello_for(genesis)
+                            }),
+                            Message::GetHeaders { .. } => {
+                                Message::Headers(blocks.iter().map(|b| b.txpow.header.clone()).collect())
+                            }
+                            Message::GetBodies(ids) => Message::Bodies(
+                                ids.iter()
+                                    .map_while(find)
+                                    .map(|b| BlockBody {
+                                        body: b.txpow.body,
+                                        witness: b.witness,
+                                        listed: b.listed,
+                                    })
+                                    .collect(),
+                            ),
+                            Message::GetBlocks(ids) => Message::Blocks(ids.iter().filter_map(find).collect()),
+                            _ => return,
+                        };
+                        let _ = transport::write_msg(&mut s, &answer).await;
+                        let _ = s.finish();
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.mine(40);
+    let params = b.params.clone();
+    let honest = start_net_off(&dir.path().join("honest"), &params, true, vec![]);
+    let data: Vec<BlockData> = b
+        .blocks()
+        .iter()
+        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
+        .collect();
+    for d in &data {
+        honest.submit_block(d.txpow.clone(), d.witness.clone(), vec![]).unwrap();
+    }
+    let genesis = b.chain.genesis_id();
+    let tampered: Vec<(&str, Vec<BlockData>)> = vec![
+        ("bad proof of work", {
+            let mut v = data.clone();
+            v[20].txpow.header.nonce = [0x11; 32];
+            v
+        }),
+        ("wrong MMR witness", {
+            let mut v = data.clone();
+            let w = &mut v[20].witness;
+            assert!(!w.inputs.is_empty(), "block 21 spends a coin");
+            w.inputs[0].leaf_index += 1;
+            v
+        }),
+    ];
+    for (i, (name, blocks)) in tampered.into_iter().enumerate() {
+        let evil = chain_server(&rt, genesis, blocks);
+        let vdir = dir.path().join(format!("v{i}"));
+        let victim = start_net_off(&vdir, &params, false, vec![evil]);
+        assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "{name}: banned");
+        let h = victim.status().unwrap().height;
+        assert!(h < 21, "{name}: nothing from the bad block on was taken (at {h})");
+        victim.stop(Duration::from_secs(5)).unwrap();
+        drop(victim);
+        // With the honest peer too, it reaches the honest tip.
+        let victim = start_net_off(&vdir, &params, false, vec![evil, honest.net_addr().unwrap()]);
+        let tip = honest.status().unwrap().tip;
+        assert!(
+            wait_until(Duration::from_secs(30), || victim.status().unwrap().tip == tip),
+            "{name}: honest tip"
+        );
+        victim.stop(Duration::from_secs(5)).unwrap();
+    }
+    honest.stop(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn an_inflated_cascade_is_refused_and_its_sender_banned() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);
+    b.tx_per_block = false;
+    b.mine(400);
+    let chain = &b.chain;
+    let root = chain.root();
+    let honest = chain.cascade().headers();
+    // Far more headers than any cascade can hold (levels × per level), from real blocks.
+    let cap = b.params.cascade_per_level * b.params.cascade_levels as usize;
+    let headers: Vec<_> = honest.iter().cycle().take(cap + 100).cloned().collect();
+    let inflated = Message::Cascade {
+        headers,
+        root: Box::new(BlockData {
+            txpow: root.txpow.clone(),
+            witness: root.witness.clone(),
+            listed: vec![],
+        }),
+        root_peaks: root.peaks.clone(),
+    };
+    let evil =
+        evil_server(&rt, chain.genesis_id(), Message::Headers(vec![root.txpow.header.clone()]), inflated);
+    let victim = start_net_off(&dir.path().join("v"), &b.params, false, vec![evil]);
+    assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "banned");
+    assert_eq!(victim.status().unwrap().height, 0, "nothing taken");
+    victim.stop(Duration::from_secs(5)).unwrap();
+}
