@@ -70,6 +70,7 @@ fn evil_server(rt: &tokio::runtime::Runtime, genesis: Hash, headers: Message, fo
 
 #[test]
 fn forged_cascade_is_refused_and_the_honest_chain_wins() {
+    let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);
@@ -119,6 +120,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
 
 #[test]
 fn an_oversized_frame_gets_the_sender_banned() {
+    let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
@@ -152,6 +154,7 @@ fn an_oversized_frame_gets_the_sender_banned() {
 
 #[test]
 fn inbound_connections_are_capped_and_rate_limited_per_group() {
+    let _serial = common::serial();
     use minima_core::net::peer::NetConfig;
     use minima_core::node::Config;
     let dir = tempfile::tempdir().unwrap();
@@ -218,6 +221,7 @@ fn hello_for(genesis: Hash) -> Hello {
 
 #[test]
 fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
+    let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
@@ -286,6 +290,7 @@ fn serve_txs(
 
 #[test]
 fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed() {
+    let _serial = common::serial();
     use minima_core::crypto::script_address;
     use minima_core::types::{Output, Transaction, Witness};
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -406,6 +411,7 @@ fn rss_bytes(pid: u32) -> u64 {
 /// until banned, and the node's resident memory stays within its baseline + 64 MiB.
 #[test]
 fn two_hundred_slow_connections_stay_within_memory() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("victim");
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -559,6 +565,7 @@ fn chain_server(rt: &tokio::runtime::Runtime, genesis: Hash, blocks: Vec<BlockDa
 
 #[test]
 fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
+    let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
@@ -611,6 +618,7 @@ fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
 
 #[test]
 fn an_inflated_cascade_is_refused_and_its_sender_banned() {
+    let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);

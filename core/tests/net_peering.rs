@@ -12,6 +12,7 @@ use minima_core::Params;
 
 #[test]
 fn a_node_catches_up_then_follows_relayed_blocks() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(40);
@@ -54,6 +55,7 @@ fn a_node_catches_up_then_follows_relayed_blocks() {
 
 #[test]
 fn a_peer_follows_a_mining_node() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut params = Params::devnet();
     params.genesis.time_ms =
@@ -81,6 +83,7 @@ fn a_peer_follows_a_mining_node() {
 
 #[test]
 fn devnet_command_converges() {
+    let _serial = common::serial();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_minima"))
         .args(["devnet", "--nodes", "3", "--seconds", "8", "--json"])
         .output()
@@ -101,6 +104,7 @@ fn devnet_command_converges() {
 
 #[test]
 fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 2_000);
     let params = b.params.clone();
@@ -135,6 +139,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
 
 #[test]
 fn transactions_are_relayed_then_confirmed() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(15);
@@ -161,6 +166,7 @@ fn transactions_are_relayed_then_confirmed() {
 
 #[test]
 fn connections_survive_a_network_change() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(10);
@@ -192,6 +198,7 @@ fn connections_survive_a_network_change() {
 
 #[test]
 fn peers_are_remembered_across_restarts() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
     b.mine(5);

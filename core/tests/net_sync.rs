@@ -34,6 +34,7 @@ fn feed(n: &Node, b: &mut ChainBuilder) {
 
 #[test]
 fn min_chain_weight_and_checkpoint_are_enforced_on_sync() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), NOW, 300);
     b.tx_per_block = false;
@@ -82,6 +83,7 @@ fn min_chain_weight_and_checkpoint_are_enforced_on_sync() {
 
 #[test]
 fn a_node_that_slept_beyond_the_tree_resyncs_keeps_its_data_and_fetches_coin_proofs() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut b = ChainBuilder::new(Params::devnet(), NOW, 700);
     let watched = script_address("RETURN 0x01 EQ 0x01");
@@ -144,6 +146,7 @@ fn a_node_that_slept_beyond_the_tree_resyncs_keeps_its_data_and_fetches_coin_pro
 
 #[test]
 fn sync_and_catch_up_bytes() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     // An empty chain shorter than the tree (a devnet with a main-sized tree, so the chain
     // can be long enough to amortise the QUIC and TLS handshake): bytes received per block.
@@ -239,6 +242,7 @@ fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
 
 #[test]
 fn initial_sync_takes_the_heaviest_of_several_peers() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
     base.tx_per_block = false;
@@ -267,6 +271,7 @@ fn initial_sync_takes_the_heaviest_of_several_peers() {
 
 #[test]
 fn a_heavier_chain_forking_below_the_root_raises_chain_conflict_from_two_groups() {
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
     base.tx_per_block = false;

@@ -49,3 +49,10 @@ pub fn start_with(
     });
     Node::start(cfg).unwrap()
 }
+
+/// Multi-node tests of one binary run one at a time (hold this for the whole test): they
+/// share two cores and compare tips only once the network is quiet.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
