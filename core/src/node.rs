@@ -348,7 +348,9 @@ impl Node {
         }
         let (mut endpoint, mut node_id, mut handle) = (None, None, None);
         if let Some(mut net) = cfg.net.clone() {
-            for a in remembered {
+            // Seeds of the network (none on devnet), then peers we connected to before.
+            let seeds = cfg.params.seeds.iter().filter_map(|a| a.parse::<std::net::SocketAddr>().ok());
+            for a in seeds.chain(remembered) {
                 if !net.peers.contains(&a) && net.peers.len() < 8 {
                     net.peers.push(a);
                 }

@@ -106,11 +106,11 @@ fn devnet_command_converges() {
 fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 2_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 6_000);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
-    // 1,200 blocks with a transaction each: the serving node's tree root is far past genesis.
-    for _ in 0..1_200 {
+    // 5,000 blocks with a transaction each: the serving node's tree root is far past genesis.
+    for _ in 0..5_000 {
         b.mine_block(true, vec![]);
         for (t, w) in b.take_blocks() {
             a.submit_block(t, w, vec![]).unwrap();
@@ -125,7 +125,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
         c.status().unwrap().height
     );
     let sc = c.status().unwrap();
-    assert_eq!(sc.height, 1_200);
+    assert_eq!(sc.height, 5_000);
     assert_eq!(sc.weight, sa.weight, "same chain weight, cascade included");
     assert_eq!(sc.mmr_total, sa.mmr_total);
     // The synced chain survives a restart (stored cascade and root re-validate).

@@ -217,9 +217,13 @@ fn sync_and_catch_up_bytes() {
     let tip = s.status().unwrap().tip;
     let before = s.status().unwrap().bytes_out;
     let c = start_with(&cdir, &b.params, None, vec![s.net_addr().unwrap()], Mining::Off, false);
+    let mut ev = c.subscribe();
     let t0 = Instant::now();
     assert!(wait_until(Duration::from_secs(60), || c.status().unwrap().tip == tip), "catch-up");
     let secs = t0.elapsed().as_secs_f64();
+    // From the fork point, headers then blocks: no cascade sync (which reports progress).
+    let resynced = std::iter::from_fn(|| ev.try_recv().ok()).any(|e| matches!(e, Event::SyncProgress { .. }));
+    assert!(!resynced, "a catch-up inside the tree is not a resync");
     let sent = s.status().unwrap().bytes_out - before;
     eprintln!(
         "catch-up: 50 blocks (one transaction each) over an MMR of {leaves} leaves: {sent} B received, {:.0} B/block, {secs:.2} s",
