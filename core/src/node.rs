@@ -1043,7 +1043,14 @@ impl Actor {
                 let out = ids
                     .iter()
                     .take(crate::net::message::MAX_GET)
-                    .filter_map(|id| self.mempool.get_by_id(id).map(|e| (e.txpow.clone(), e.proofs.clone())))
+                    .filter_map(|id| {
+                        // Pending ones with their proofs; ones listed by tree blocks without
+                        // (a peer completing a pending block asks for those).
+                        self.mempool
+                            .get_by_id(id)
+                            .map(|e| (e.txpow.clone(), e.proofs.clone()))
+                            .or_else(|| self.txpows.get(id).map(|t| (t.clone(), vec![])))
+                    })
                     .collect();
                 let _ = reply.send(out);
             }
@@ -1154,9 +1161,7 @@ impl Actor {
                 let b = *b;
                 let r = match self.on_block(b.txpow, b.witness, b.listed) {
                     Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => Submitted::Accepted,
-                    Ok(AddOutcome::Pending { missing }) => {
-                        Submitted::Invalid(format!("lists {} TxPoWs not sent", missing.len()))
-                    }
+                    Ok(AddOutcome::Pending { missing }) => Submitted::Pending(missing),
                     Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
                     Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
                     Err(NodeError::Store(e)) => {

@@ -508,8 +508,14 @@ fn two_hundred_slow_connections_stay_within_memory() {
     let _ = child.wait();
 }
 
-/// A peer serving `blocks` (some tampered) as its chain, claiming it is heavy.
-fn chain_server(rt: &tokio::runtime::Runtime, genesis: Hash, blocks: Vec<BlockData>) -> SocketAddr {
+/// A peer serving `blocks` (some tampered) as its chain, claiming it is heavy, and the
+/// transaction TxPoWs `txs` on `GetTxPow`.
+fn chain_server(
+    rt: &tokio::runtime::Runtime,
+    genesis: Hash,
+    blocks: Vec<BlockData>,
+    txs: Vec<minima_core::types::TxPoW>,
+) -> SocketAddr {
     use minima_core::net::message::BlockBody;
     let _g = rt.enter();
     let id = Identity::ephemeral().unwrap();
@@ -520,13 +526,14 @@ fn chain_server(rt: &tokio::runtime::Runtime, genesis: Hash, blocks: Vec<BlockDa
     .unwrap();
     let addr = ep.local_addr().unwrap();
     let blocks = std::sync::Arc::new(blocks);
+    let txs = std::sync::Arc::new(txs);
     rt.spawn(async move {
         while let Some(inc) = ep.accept().await {
-            let blocks = blocks.clone();
+            let (blocks, txs) = (blocks.clone(), txs.clone());
             tokio::spawn(async move {
                 let Ok(conn) = inc.await else { return };
                 while let Ok((mut s, mut r)) = conn.accept_bi().await {
-                    let blocks = blocks.clone();
+                    let (blocks, txs) = (blocks.clone(), txs.clone());
                     tokio::spawn(async move {
                         let Ok(m) = transport::read_msg(&mut r).await else { return };
                         let find = |id: &Hash| blocks.iter().find(|b| b.txpow.id() == *id).cloned();
@@ -551,6 +558,12 @@ fn chain_server(rt: &tokio::runtime::Runtime, genesis: Hash, blocks: Vec<BlockDa
                                     .collect(),
                             ),
                             Message::GetBlocks(ids) => Message::Blocks(ids.iter().filter_map(find).collect()),
+                            Message::GetTxPow(ids) => Message::TxPow(
+                                txs.iter()
+                                    .filter(|t| ids.contains(&t.id()))
+                                    .map(|t| (t.clone(), vec![]))
+                                    .collect(),
+                            ),
                             _ => return,
                         };
                         let _ = transport::write_msg(&mut s, &answer).await;
@@ -596,7 +609,7 @@ fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
         }),
     ];
     for (i, (name, blocks)) in tampered.into_iter().enumerate() {
-        let evil = chain_server(&rt, genesis, blocks);
+        let evil = chain_server(&rt, genesis, blocks, vec![]);
         let vdir = dir.path().join(format!("v{i}"));
         let victim = start_net_off(&vdir, &params, false, vec![evil]);
         assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "{name}: banned");
@@ -645,4 +658,33 @@ fn an_inflated_cascade_is_refused_and_its_sender_banned() {
     assert!(wait_until(Duration::from_secs(30), || victim.status().unwrap().bans >= 1), "banned");
     assert_eq!(victim.status().unwrap().height, 0, "nothing taken");
     victim.stop(Duration::from_secs(5)).unwrap();
+}
+
+/// Blocks that arrive without the transaction TxPoWs they list stay pending until those are
+/// fetched from the sender, then complete.
+#[test]
+fn pending_blocks_complete_when_their_transactions_arrive() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.tx_per_block = false;
+    let mut txs = vec![];
+    for _ in 0..10 {
+        let t = b.make_tx().unwrap();
+        txs.push(t.clone());
+        b.mine_block(false, vec![t]);
+    }
+    // Served without their listed TxPoWs.
+    let data: Vec<BlockData> = b
+        .blocks()
+        .iter()
+        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
+        .collect();
+    let server = chain_server(&rt, b.chain.genesis_id(), data, txs);
+    let n = start_net_off(&dir.path().join("n"), &b.params, false, vec![server]);
+    let tip = b.head().to_hex();
+    assert!(wait_until(Duration::from_secs(30), || n.status().unwrap().tip == tip), "completed");
+    assert_eq!(n.status().unwrap().bans, 0);
+    n.stop(Duration::from_secs(5)).unwrap();
 }

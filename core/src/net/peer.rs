@@ -30,6 +30,8 @@ pub enum Submitted {
     UnknownParent,
     /// Valid-looking but useless (a fork below our tree root): ignored, not punished.
     Stale,
+    /// It lists transaction TxPoWs we lack (and were not sent with it): fetch them, offer again.
+    Pending(Vec<Hash>),
     /// Refused.
     Invalid(String),
 }
@@ -771,7 +773,7 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 }
                 if let Ok(Message::Blocks(bs)) = got {
                     for b in bs {
-                        match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
+                        match submit_block(s, conn, b).await {
                             // Waits for a running catch-up, then fetches only what is still missing.
                             Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
                             Ok(Submitted::Invalid(e)) => {
@@ -824,6 +826,31 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
     }
 }
 
+/// Offer a block to the chain; if it lists transactions we lack, fetch them from the peer
+/// (`GetTxPow`) and offer it once more, so a pending block completes when they arrive.
+async fn submit_block(
+    s: &Arc<Shared>,
+    conn: &quinn::Connection,
+    b: BlockData,
+) -> Result<Submitted, NetError> {
+    let mut again = b.clone();
+    match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await? {
+        Submitted::Pending(missing) => {
+            let req = Message::GetTxPow(missing.into_iter().take(crate::net::message::MAX_GET).collect());
+            if let Ok(Message::TxPow(ts)) = transport::request(conn, &req, Duration::from_secs(30)).await {
+                again.listed.extend(ts.into_iter().map(|(t, _)| t));
+            }
+            match ask(s, |r| ChainRequest::Submit(Box::new(again), r)).await? {
+                Submitted::Pending(m) => {
+                    Ok(Submitted::Invalid(format!("lists {} TxPoWs its sender cannot supply", m.len())))
+                }
+                other => Ok(other),
+            }
+        }
+        other => Ok(other),
+    }
+}
+
 /// Catch up from the fork point: headers after our locator, then the blocks we lack, in order.
 /// When the peer's headers do not connect to anything we hold (we slept longer than the tree,
 /// or are new), or while our chain is below `min_chain_weight` (initial sync), sync from its
@@ -866,7 +893,7 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         for chunk in want.chunks(50) {
             let Some(blocks) = fetch_bodies(conn, chunk).await else { return };
             for b in blocks {
-                match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await {
+                match submit_block(s, conn, b).await {
                     Ok(Submitted::Accepted) => {}
                     Ok(Submitted::Invalid(e)) => {
                         ban(s, conn, &peer, &format!("invalid block: {e}"));
