@@ -20,9 +20,12 @@ use minima_core::net::transport::{self, Identity, Timing};
 use minima_core::node::{Mining, Node};
 use minima_core::Params;
 
-/// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
-/// it answers `GetCascade` with `forged`.
-fn evil_server(rt: &tokio::runtime::Runtime, genesis: Hash, headers: Message, forged: Message) -> SocketAddr {
+/// A scripted peer listening on 127.0.0.1: every request it receives is answered with
+/// `answer(request)` (nothing when `None`).
+fn scripted_server(
+    rt: &tokio::runtime::Runtime,
+    answer: impl Fn(Message) -> Option<Message> + Send + Sync + 'static,
+) -> SocketAddr {
     let _g = rt.enter();
     let id = Identity::ephemeral().unwrap();
     let ep = quinn::Endpoint::server(
@@ -31,41 +34,53 @@ fn evil_server(rt: &tokio::runtime::Runtime, genesis: Hash, headers: Message, fo
     )
     .unwrap();
     let addr = ep.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    let h = rt.handle().clone();
     rt.spawn(async move {
         while let Some(inc) = ep.accept().await {
-            let (headers, forged) = (headers.clone(), forged.clone());
+            let (answer, h) = (answer.clone(), h.clone());
             tokio::spawn(async move {
-                let Ok(conn) = inc.await else { return };
-                while let Ok((mut s, mut r)) = conn.accept_bi().await {
-                    let (headers, forged) = (headers.clone(), forged.clone());
-                    tokio::spawn(async move {
-                        let Ok(m) = transport::read_msg(&mut r).await else { return };
-                        let answer = match m {
-                            Message::Hello(_) => Message::Hello(Hello {
-                                version: PROTOCOL_VERSION,
-                                chain_id: 2,
-                                genesis,
-                                tip: Hash([9; 32]),
-                                tip_weight: u128::MAX / 2,
-                                time_ms: 0,
-                                listen: None,
-                                is_client: false,
-                                want_txs: false,
-                                serves_blocks: true,
-                                full_mmr: false,
-                            }),
-                            Message::GetHeaders { .. } => headers,
-                            Message::GetCascade => forged,
-                            _ => return,
-                        };
-                        let _ = transport::write_msg(&mut s, &answer).await;
-                        let _ = s.finish();
-                    });
+                if let Ok(conn) = inc.await {
+                    answer_on(&h, conn, answer);
                 }
             });
         }
     });
     addr
+}
+
+type Answer = std::sync::Arc<dyn Fn(Message) -> Option<Message> + Send + Sync>;
+
+/// Answer every request arriving on `conn` with `answer(request)`.
+fn answer_on(rt: &tokio::runtime::Handle, conn: quinn::Connection, answer: Answer) {
+    rt.spawn(async move {
+        while let Ok((mut s, mut r)) = conn.accept_bi().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let Ok(m) = transport::read_msg(&mut r).await else { return };
+                let Some(a) = answer(m) else { return };
+                let _ = transport::write_msg(&mut s, &a).await;
+                let _ = s.finish();
+            });
+        }
+    });
+}
+
+/// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
+/// it answers `GetCascade` with `forged`.
+fn evil_server(rt: &tokio::runtime::Runtime, genesis: Hash, headers: Message, forged: Message) -> SocketAddr {
+    scripted_server(rt, move |m| match m {
+        Message::Hello(_) => Some(Message::Hello(Hello {
+            tip: Hash([9; 32]),
+            tip_weight: u128::MAX / 2,
+            is_client: false,
+            serves_blocks: true,
+            ..hello_for(genesis)
+        })),
+        Message::GetHeaders { .. } => Some(headers.clone()),
+        Message::GetCascade => Some(forged.clone()),
+        _ => None,
+    })
 }
 
 #[test]
@@ -268,24 +283,17 @@ fn serve_txs(
     conn: quinn::Connection,
     txs: std::collections::HashMap<Hash, minima_core::net::message::RelayTxPow>,
 ) {
-    let txs = std::sync::Arc::new(txs);
-    rt.spawn(async move {
-        while let Ok((mut s, mut r)) = conn.accept_bi().await {
-            let txs = txs.clone();
-            tokio::spawn(async move {
-                let Ok(m) = transport::read_msg(&mut r).await else { return };
-                let answer = match m {
-                    Message::GetBlocks(_) => Message::Blocks(vec![]),
-                    Message::GetTxPow(ids) => {
-                        Message::TxPow(ids.iter().filter_map(|i| txs.get(i).cloned()).collect())
-                    }
-                    _ => return,
-                };
-                let _ = transport::write_msg(&mut s, &answer).await;
-                let _ = s.finish();
-            });
-        }
-    });
+    answer_on(
+        rt.handle(),
+        conn,
+        std::sync::Arc::new(move |m| match m {
+            Message::GetBlocks(_) => Some(Message::Blocks(vec![])),
+            Message::GetTxPow(ids) => {
+                Some(Message::TxPow(ids.iter().filter_map(|i| txs.get(i).cloned()).collect()))
+            }
+            _ => None,
+        }),
+    );
 }
 
 #[test]
@@ -517,63 +525,31 @@ fn chain_server(
     txs: Vec<minima_core::types::TxPoW>,
 ) -> SocketAddr {
     use minima_core::net::message::BlockBody;
-    let _g = rt.enter();
-    let id = Identity::ephemeral().unwrap();
-    let ep = quinn::Endpoint::server(
-        transport::server_config(&id, Timing::default()).unwrap(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .unwrap();
-    let addr = ep.local_addr().unwrap();
-    let blocks = std::sync::Arc::new(blocks);
-    let txs = std::sync::Arc::new(txs);
-    rt.spawn(async move {
-        while let Some(inc) = ep.accept().await {
-            let (blocks, txs) = (blocks.clone(), txs.clone());
-            tokio::spawn(async move {
-                let Ok(conn) = inc.await else { return };
-                while let Ok((mut s, mut r)) = conn.accept_bi().await {
-                    let (blocks, txs) = (blocks.clone(), txs.clone());
-                    tokio::spawn(async move {
-                        let Ok(m) = transport::read_msg(&mut r).await else { return };
-                        let find = |id: &Hash| blocks.iter().find(|b| b.txpow.id() == *id).cloned();
-                        let answer = match m {
-                            Message::Hello(_) => Message::Hello(Hello {
-                                tip: blocks.last().unwrap().txpow.id(),
-                                tip_weight: u128::MAX / 2,
-                                serves_blocks: true,
-                                ..hello_for(genesis)
-                            }),
-                            Message::GetHeaders { .. } => {
-                                Message::Headers(blocks.iter().map(|b| b.txpow.header.clone()).collect())
-                            }
-                            Message::GetBodies(ids) => Message::Bodies(
-                                ids.iter()
-                                    .map_while(find)
-                                    .map(|b| BlockBody {
-                                        body: b.txpow.body,
-                                        witness: b.witness,
-                                        listed: b.listed,
-                                    })
-                                    .collect(),
-                            ),
-                            Message::GetBlocks(ids) => Message::Blocks(ids.iter().filter_map(find).collect()),
-                            Message::GetTxPow(ids) => Message::TxPow(
-                                txs.iter()
-                                    .filter(|t| ids.contains(&t.id()))
-                                    .map(|t| (t.clone(), vec![]))
-                                    .collect(),
-                            ),
-                            _ => return,
-                        };
-                        let _ = transport::write_msg(&mut s, &answer).await;
-                        let _ = s.finish();
-                    });
-                }
-            });
-        }
-    });
-    addr
+    scripted_server(rt, move |m| {
+        let find = |id: &Hash| blocks.iter().find(|b| b.txpow.id() == *id).cloned();
+        Some(match m {
+            Message::Hello(_) => Message::Hello(Hello {
+                tip: blocks.last()?.txpow.id(),
+                tip_weight: u128::MAX / 2,
+                serves_blocks: true,
+                ..hello_for(genesis)
+            }),
+            Message::GetHeaders { .. } => {
+                Message::Headers(blocks.iter().map(|b| b.txpow.header.clone()).collect())
+            }
+            Message::GetBodies(ids) => Message::Bodies(
+                ids.iter()
+                    .map_while(find)
+                    .map(|b| BlockBody { body: b.txpow.body, witness: b.witness, listed: b.listed })
+                    .collect(),
+            ),
+            Message::GetBlocks(ids) => Message::Blocks(ids.iter().filter_map(find).collect()),
+            Message::GetTxPow(ids) => Message::TxPow(
+                txs.iter().filter(|t| ids.contains(&t.id())).map(|t| (t.clone(), vec![])).collect(),
+            ),
+            _ => return None,
+        })
+    })
 }
 
 #[test]

@@ -918,8 +918,22 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
 /// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer.
 async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let _one_at_a_time = s.sync_lock.lock().await;
-    let (conn, peer) = pick_sync_peer(s, conn, peer).await;
-    let conn = &conn;
+    for _ in 0..16 {
+        let (c, p, initial) = pick_sync_peer(s, conn, peer).await;
+        sync_once(s, &c, p).await;
+        if !initial || p == peer {
+            return;
+        }
+        // An initial sync that took nothing (the heaviest claim was false): try the next.
+        match ask(s, ChainRequest::Hello).await {
+            Ok((genesis, tip, _)) if tip == genesis => {}
+            _ => return,
+        }
+    }
+}
+
+/// One sync from one peer's cascade (see [`sync_from_cascade`]).
+async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let m = match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
         Ok(m @ Message::Cascade { .. }) => m,
         _ => return,
@@ -987,10 +1001,14 @@ async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash
 /// 2 /16 groups, then take the untried peer with the heaviest claimed chain. Every handshake
 /// with a heavier peer triggers a sync, so the claims are tried heaviest first, one at a time,
 /// and the heaviest chain that verifies is the one kept (lighter ones are `NotHeavier`).
-async fn pick_sync_peer(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -> (quinn::Connection, Hash) {
-    let Ok((genesis, tip, _)) = ask(s, ChainRequest::Hello).await else { return (conn.clone(), peer) };
+async fn pick_sync_peer(
+    s: &Arc<Shared>,
+    conn: &quinn::Connection,
+    peer: Hash,
+) -> (quinn::Connection, Hash, bool) {
+    let Ok((genesis, tip, _)) = ask(s, ChainRequest::Hello).await else { return (conn.clone(), peer, false) };
     if tip != genesis {
-        return (conn.clone(), peer);
+        return (conn.clone(), peer, false);
     }
     let deadline = Instant::now() + s.initial_wait;
     while Instant::now() < deadline {
@@ -1013,7 +1031,7 @@ async fn pick_sync_peer(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -
         .map(|(id, i)| (i.conn.clone(), *id));
     let (c, id) = best.unwrap_or_else(|| (conn.clone(), peer));
     tried.insert(id);
-    (c, id)
+    (c, id, true)
 }
 
 /// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).
