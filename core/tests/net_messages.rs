@@ -140,3 +140,30 @@ fn frame_headers_are_checked_before_allocation() {
     f[n - 4..].copy_from_slice(&2001u32.to_be_bytes());
     assert!(matches!(Message::from_frame(&f), Err(FrameError::Payload { kind: Kind::GetHeaders, .. })));
 }
+
+#[test]
+fn consecutive_headers_travel_compactly_and_only_canonically() {
+    use minima_core::codec::Encode;
+    let s = sample();
+    let headers: Vec<_> = s.blocks.iter().map(|b| b.txpow.header.clone()).collect();
+    let full: usize = headers.iter().map(|h| h.encode().len()).sum();
+    let m = Message::Headers(headers.clone());
+    let frame = m.to_frame();
+    assert_eq!(Message::from_frame(&frame).unwrap(), m);
+    assert!(frame.len() * 3 < full * 2, "compact {} B vs full {full} B", frame.len());
+    // The same headers each sent whole (tag 0): refused as not canonical.
+    let mut payload = vec![];
+    minima_core::codec::put_len(&mut payload, headers.len());
+    for h in &headers {
+        payload.push(0);
+        h.encode_to(&mut payload);
+    }
+    let mut f = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+    f.push(Kind::Headers as u8);
+    f.extend_from_slice(&payload);
+    let e = Message::from_frame(&f).unwrap_err();
+    assert!(format!("{e:?}").contains("not canonical"), "{e:?}");
+    // The first header alone is fine whole.
+    let one = Message::Headers(headers[..1].to_vec());
+    assert_eq!(Message::from_frame(&one.to_frame()).unwrap(), one);
+}
