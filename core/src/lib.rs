@@ -46,8 +46,8 @@
 //! - **No header sent twice.** Catch-up and sync fetch `Headers`, then block bodies with
 //!   `GetBodies` → `Bodies` (message types 17 and 18, added to SPEC §9's list; bodies carry
 //!   the witness and listed TxPoWs but not the header the receiver already holds).
-//! - **Compact `Headers`.** A header that follows the previous one in a `Headers` list (number
-//!   + 1, same chain id/version/magic, `parents` as §5 derives them) travels as tag 1 with only
+//! - **Compact `Headers`.** A header that follows the previous one in a `Headers` list (the
+//!   next number, same chain id/version/magic, `parents` as §5 derives them) travels as tag 1 with only
 //!   its other fields and is rebuilt by the receiver; others travel whole as tag 0 (a tag 0
 //!   that could be tag 1 is refused, so the encoding stays canonical).
 //! - **What the wire cannot carry is invalid.** A TxPoW whose body would not decode (e.g. more

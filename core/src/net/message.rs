@@ -335,8 +335,8 @@ impl Decode for BlockData {
     }
 }
 
-/// `Headers` travel compactly: a header that follows the previous one in the list (number
-/// + 1, same chain id, version and magic, and `parents` exactly as SPEC §5 derives them from
+/// `Headers` travel compactly: a header that follows the previous one in the list (the next
+/// number, same chain id, version and magic, and `parents` exactly as SPEC §5 derives them from
 /// the previous header) is sent as tag 1 and only its other fields (145 bytes instead of
 /// ≈ 300–400); the receiver rebuilds it. Anything else is tag 0 and the whole header.
 fn put_headers(out: &mut Vec<u8>, v: &[TxHeader]) {
