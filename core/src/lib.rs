@@ -74,6 +74,7 @@ pub mod rpc;
 pub mod script;
 pub mod store;
 pub mod types;
+pub mod wallet;
 
 /// 256-bit unsigned integer (targets).
 pub type U256 = ruint::aliases::U256;

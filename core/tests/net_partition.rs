@@ -34,6 +34,7 @@ fn show(all: &[&Node]) -> String {
 
 #[test]
 fn partition_and_heal() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     // Genesis now, so the difficulty rule paces blocks at devnet's 2 s from the start.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;

@@ -202,6 +202,8 @@ struct Shared {
     sync_lock: tokio::sync::Mutex<()>,
     /// One catch-up at a time: a second one would fetch the same headers and blocks.
     catch_lock: tokio::sync::Mutex<()>,
+    /// Peers with a catch-up waiting for [`Shared::catch_lock`] (one queued per peer).
+    queued: Mutex<HashSet<Hash>>,
     /// Addresses peers told us about (dial candidates), and those being dialed.
     known: Mutex<Vec<SocketAddr>>,
     dialing: Mutex<HashSet<SocketAddr>>,
@@ -459,6 +461,7 @@ pub fn start(
         stats: NetStats::default(),
         sync_lock: tokio::sync::Mutex::new(()),
         catch_lock: tokio::sync::Mutex::new(()),
+        queued: Mutex::new(HashSet::new()),
         known: Mutex::new(vec![]),
         dialing: Mutex::new(HashSet::new()),
         endpoint: endpoint.clone(),
@@ -757,7 +760,11 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                     if let Ok(Message::TxPow(ts)) =
                         transport::request(conn, &Message::GetTxPow(vec![id]), Duration::from_secs(30)).await
                     {
-                        for t in ts.into_iter().take(1) {
+                        // One without proofs is one its sender holds only as listed by a block
+                        // (it left the mempool in between): nothing to relay, no fault.
+                        let with_proofs =
+                            ts.into_iter().filter(|(t, p)| p.len() == t.body.transaction.inputs.len());
+                        for t in with_proofs.take(1) {
                             if let Ok(Err(e)) = ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
                                 penalize(
                                     s,
@@ -774,8 +781,14 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                 if let Ok(Message::Blocks(bs)) = got {
                     for b in bs {
                         match submit_block(s, conn, b).await {
-                            // Waits for a running catch-up, then fetches only what is still missing.
-                            Ok(Submitted::UnknownParent) => catch_up(s, conn, peer).await,
+                            // In its own task (this stream must not wait on other peers), queued
+                            // behind a running catch-up; one queued per peer is enough.
+                            Ok(Submitted::UnknownParent) => {
+                                if lock(&s.queued).insert(peer) {
+                                    let (s2, c2) = (s.clone(), conn.clone());
+                                    tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
+                                }
+                            }
                             Ok(Submitted::Invalid(e)) => {
                                 ban(s, conn, &peer, &format!("invalid block: {e}"));
                                 return None;
@@ -857,6 +870,7 @@ async fn submit_block(
 /// cascade instead.
 async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let _one_at_a_time = s.catch_lock.lock().await;
+    lock(&s.queued).remove(&peer);
     if s.min_chain_weight > 0 {
         if let Ok((_, _, w)) = ask(s, ChainRequest::Hello).await {
             if w < s.min_chain_weight {

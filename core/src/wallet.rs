@@ -1,0 +1,200 @@
+//! The wallet (issue 5). This first part keeps the seed: the 32-byte BIP39 entropy (24
+//! words) from which every key derives ([`crate::crypto::Keypair::derive`]).
+//!
+//! A host either passes the seed at each start and the node stores nothing secret, or the
+//! node stores it sealed: Argon2id turns the host's passphrase (or key) and a random salt into
+//! a 32-byte key, and XChaCha20-Poly1305 encrypts the seed under it with a random nonce. The
+//! sealed form records its Argon2 costs, so they can grow without breaking old wallets. A
+//! wrong passphrase and a tampered blob look the same (the AEAD tag fails): both are
+//! [`WalletError::WrongPassphrase`]. The seed never appears in `Debug` output or errors.
+
+use argon2::{Algorithm, Argon2, Params as KdfParams, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use thiserror::Error;
+
+use crate::codec::{CodecError, Decode, Encode, Reader};
+
+/// Wallet errors.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WalletError {
+    /// The passphrase does not open the sealed seed (or the sealed bytes were altered).
+    #[error("wrong passphrase (or the sealed seed was altered)")]
+    WrongPassphrase,
+    /// The sealed seed's bytes are not a sealed seed.
+    #[error("sealed seed is malformed: {0}")]
+    Malformed(#[from] CodecError),
+    /// Key derivation costs out of range.
+    #[error("key derivation: {0}")]
+    Kdf(String),
+    /// The system's random source failed.
+    #[error("no randomness: {0}")]
+    Random(String),
+}
+
+/// A wallet seed (BIP39 entropy). Its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seed(pub [u8; 32]);
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seed(…)")
+    }
+}
+
+impl Seed {
+    /// A fresh random seed.
+    pub fn generate() -> Result<Seed, WalletError> {
+        let mut s = [0u8; 32];
+        random(&mut s)?;
+        Ok(Seed(s))
+    }
+}
+
+fn random(buf: &mut [u8]) -> Result<(), WalletError> {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    OsRng.try_fill_bytes(buf).map_err(|e| WalletError::Random(e.to_string()))
+}
+
+/// Argon2id costs: memory in KiB, passes, lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Costs {
+    /// Memory (KiB).
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Costs {
+    /// Defaults for phones: 64 MiB, 3 passes, 1 lane.
+    pub const DEFAULT: Costs = Costs { m_kib: 64 * 1024, t: 3, p: 1 };
+    /// Largest memory cost a sealed seed may ask for (1 GiB): a crafted blob cannot make us
+    /// allocate more.
+    pub const MAX_M_KIB: u32 = 1024 * 1024;
+}
+
+/// A seed sealed under a passphrase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSeed {
+    costs: Costs,
+    salt: [u8; 16],
+    nonce: [u8; 24],
+    ciphertext: Vec<u8>,
+}
+
+const AAD: &[u8] = b"minima/seed/v1";
+const VERSION: u8 = 1;
+
+fn key(passphrase: &[u8], salt: &[u8; 16], c: Costs) -> Result<[u8; 32], WalletError> {
+    if c.m_kib > Costs::MAX_M_KIB {
+        return Err(WalletError::Kdf(format!("memory cost {} KiB above the limit", c.m_kib)));
+    }
+    let params = KdfParams::new(c.m_kib, c.t, c.p, Some(32)).map_err(|e| WalletError::Kdf(e.to_string()))?;
+    let mut k = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase, salt, &mut k)
+        .map_err(|e| WalletError::Kdf(e.to_string()))?;
+    Ok(k)
+}
+
+impl SealedSeed {
+    /// Seal `seed` under `passphrase` with [`Costs::DEFAULT`].
+    pub fn seal(seed: &Seed, passphrase: &[u8]) -> Result<SealedSeed, WalletError> {
+        Self::seal_with(seed, passphrase, Costs::DEFAULT)
+    }
+
+    /// Seal with chosen costs.
+    pub fn seal_with(seed: &Seed, passphrase: &[u8], costs: Costs) -> Result<SealedSeed, WalletError> {
+        let mut salt = [0u8; 16];
+        let mut nonce = [0u8; 24];
+        random(&mut salt)?;
+        random(&mut nonce)?;
+        let k = key(passphrase, &salt, costs)?;
+        let ciphertext = XChaCha20Poly1305::new(&k.into())
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &seed.0, aad: AAD })
+            .map_err(|_| WalletError::Kdf("encryption failed".into()))?;
+        Ok(SealedSeed { costs, salt, nonce, ciphertext })
+    }
+
+    /// Open with `passphrase`.
+    pub fn open(&self, passphrase: &[u8]) -> Result<Seed, WalletError> {
+        let k = key(passphrase, &self.salt, self.costs)?;
+        let plain = XChaCha20Poly1305::new(&k.into())
+            .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: AAD })
+            .map_err(|_| WalletError::WrongPassphrase)?;
+        let seed: [u8; 32] = plain.try_into().map_err(|_| WalletError::WrongPassphrase)?;
+        Ok(Seed(seed))
+    }
+}
+
+impl Encode for SealedSeed {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        for v in [self.costs.m_kib, self.costs.t, self.costs.p] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&self.salt);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.ciphertext);
+    }
+}
+
+impl Decode for SealedSeed {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let v = r.u8("sealed.version")?;
+        if v != VERSION {
+            return Err(CodecError::InvalidTag { field: "sealed.version", tag: v });
+        }
+        let costs = Costs { m_kib: r.u32("sealed.m")?, t: r.u32("sealed.t")?, p: r.u32("sealed.p")? };
+        Ok(SealedSeed {
+            costs,
+            salt: r.array("sealed.salt")?,
+            nonce: r.array("sealed.nonce")?,
+            // 32 bytes of seed + 16 of tag.
+            ciphertext: r.array::<48>("sealed.ciphertext")?.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: Costs = Costs { m_kib: 1024, t: 1, p: 1 };
+
+    #[test]
+    fn seals_and_opens_and_refuses_the_wrong_passphrase_or_altered_bytes() {
+        let seed = Seed([7; 32]);
+        let s = SealedSeed::seal_with(&seed, b"correct horse", FAST).unwrap();
+        assert_eq!(s.open(b"correct horse").unwrap(), seed);
+        assert_eq!(s.open(b"wrong horse"), Err(WalletError::WrongPassphrase));
+        let bytes = s.encode();
+        assert_eq!(bytes.len(), 1 + 12 + 16 + 24 + 48);
+        assert_eq!(SealedSeed::decode(&bytes).unwrap(), s);
+        for i in [0usize, 13, 30, 60, bytes.len() - 1] {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            if let Ok(t) = SealedSeed::decode(&b) {
+                assert!(t.open(b"correct horse").is_err(), "byte {i} altered, still opens");
+            }
+        }
+        assert!(matches!(SealedSeed::decode(&bytes[..40]), Err(CodecError::UnexpectedEnd { .. })));
+        // Two seals of one seed differ (fresh salt and nonce).
+        let again = SealedSeed::seal_with(&seed, b"correct horse", FAST).unwrap();
+        assert_ne!(again.encode(), bytes);
+    }
+
+    #[test]
+    fn a_crafted_memory_cost_is_refused_and_the_seed_never_prints() {
+        let seed = Seed([9; 32]);
+        let mut s = SealedSeed::seal_with(&seed, b"pw", FAST).unwrap();
+        s.costs.m_kib = u32::MAX;
+        assert!(matches!(s.open(b"pw"), Err(WalletError::Kdf(_))));
+        assert_eq!(format!("{seed:?}"), "Seed(…)");
+        assert!(!format!("{s:?}").contains("9, 9, 9"));
+        let fresh = Seed::generate().unwrap();
+        assert_ne!(fresh, Seed::generate().unwrap());
+    }
+}
