@@ -783,11 +783,9 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                         match submit_block(s, conn, b).await {
                             // In its own task (this stream must not wait on other peers), queued
                             // behind a running catch-up; one queued per peer is enough.
-                            Ok(Submitted::UnknownParent) => {
-                                if lock(&s.queued).insert(peer) {
-                                    let (s2, c2) = (s.clone(), conn.clone());
-                                    tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
-                                }
+                            Ok(Submitted::UnknownParent) if lock(&s.queued).insert(peer) => {
+                                let (s2, c2) = (s.clone(), conn.clone());
+                                tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
                             }
                             Ok(Submitted::Invalid(e)) => {
                                 ban(s, conn, &peer, &format!("invalid block: {e}"));
