@@ -25,10 +25,19 @@ fn server(dir: &std::path::Path, b: &mut ChainBuilder, full_mmr: bool) -> Node {
 }
 
 fn feed(n: &Node, b: &mut ChainBuilder) {
-    let listed: Vec<_> = b.txpows().values().cloned().collect();
-    for (t, w) in b.take_blocks() {
-        let l: Vec<_> = listed.iter().filter(|x| t.body.txpow_ids.contains(&x.id())).cloned().collect();
-        n.submit_block(t, w, l).unwrap();
+    let blocks = b.take_blocks();
+    submit_all(n, b, &blocks);
+}
+
+/// Submit `blocks` to `n`, each with the TxPoWs it lists (made by `b`).
+fn submit_all(
+    n: &Node,
+    b: &ChainBuilder,
+    blocks: &[(minima_core::types::TxPoW, minima_core::mmr::BlockWitness)],
+) {
+    for (t, w) in blocks {
+        let l: Vec<_> = t.body.txpow_ids.iter().filter_map(|id| b.txpows().get(id).cloned()).collect();
+        n.submit_block(t.clone(), w.clone(), l).unwrap();
     }
 }
 
@@ -236,11 +245,7 @@ fn sync_and_catch_up_bytes() {
 
 fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
     let n = start_with(dir, &b.params, Some(ip), vec![], Mining::Off, false);
-    let listed: Vec<_> = b.txpows().values().cloned().collect();
-    for (t, w) in b.blocks() {
-        let l: Vec<_> = listed.iter().filter(|x| t.body.txpow_ids.contains(&x.id())).cloned().collect();
-        n.submit_block(t.clone(), w.clone(), l).unwrap();
-    }
+    submit_all(&n, b, b.blocks());
     n
 }
 
