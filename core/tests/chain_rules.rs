@@ -300,3 +300,58 @@ fn params_invariants_are_enforced_at_start() {
     assert!(matches!(Chain::new(Params::main()), Err(ChainError::Params(_))));
     assert!(Chain::new(Params::test()).is_ok());
 }
+
+#[test]
+fn coin_fates_follow_spends_and_reorgs() {
+    use minima_core::chain::CoinFate;
+    use minima_core::crypto::script_address;
+    use minima_core::types::{Output, Transaction, Witness};
+    const SCRIPT: &str = "RETURN TRUE AND TRUE";
+    let mut a = ChainBuilder::new(Params::devnet(), NOW, 100);
+    a.mine(6);
+    let addr = script_address(SCRIPT);
+    let pay = a.pay_to_address(addr, 1_000).unwrap();
+    let x_id = pay.body.transaction.output_coin_id(0).unwrap();
+    let k = a.mine_block(false, vec![pay]);
+    let (x, leaf) = a.coin(&x_id).unwrap();
+    // A proof from the creating block alone, carried to a later tip.
+    let p_k = a.chain.proof_in_block(&k, leaf, &x).expect("created by k");
+    assert!(a.chain.proof_in_block(&k, leaf + 1, &x).is_none(), "another leaf");
+    let mut b = a.clone().with_salt(7);
+    a.mine_block(false, vec![]);
+    match &a.chain.coin_fates(&[(&x, &p_k)])[..] {
+        [CoinFate::Unspent(p)] => assert_eq!(p.block_id, a.head()),
+        other => panic!("{other:?}"),
+    }
+    // Spent on A's branch: the fate names the block and proves the coin just before it.
+    let out = Output { address: addr, amount: 600, token_id: Hash::ZERO, state: vec![] };
+    let spend = Transaction { version: 1, inputs: vec![x.coin.clone()], outputs: vec![out], state: vec![] };
+    let y_id = spend.output_coin_id(0).unwrap();
+    let spend = a.make_custom_tx(spend, Witness::new(vec![], vec![SCRIPT.into()]));
+    let s = a.mine_block(false, vec![spend]);
+    let before = match &a.chain.coin_fates(&[(&x, &p_k)])[..] {
+        [CoinFate::Spent { block, before, .. }] => {
+            assert_eq!(*block, s);
+            before.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    let (y, y_leaf) = a.coin(&y_id).unwrap();
+    let p_y = a.chain.proof_in_block(&s, y_leaf, &y).unwrap();
+    // B's heavier branch without the spend: x is unspent again (its proof rewound from A's
+    // side branch), y never existed there; a proof against an unknown block is Unknown.
+    b.mine(4);
+    for (t, w) in &b.blocks()[b.blocks().len() - 4..] {
+        a.chain.add_block(t.clone(), w.clone(), b.txpows()).unwrap();
+    }
+    assert_eq!(a.chain.tip_id(), b.head());
+    let mut forged = p_y.clone();
+    forged.block_id = Hash([9; 32]);
+    match &a.chain.coin_fates(&[(&x, &before), (&y, &p_y), (&y, &forged)])[..] {
+        [CoinFate::Unspent(p), CoinFate::Gone, CoinFate::Unknown] => {
+            assert_eq!(p.block_id, b.head());
+            assert!(a.chain.check_coin_proof(&x, p).is_ok());
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -86,6 +86,27 @@ pub enum AddOutcome {
     },
 }
 
+/// Where a coin stands on the best chain (see [`Chain::coin_fates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoinFate {
+    /// Unspent at the tip; a proof against the tip.
+    Unspent(MmrProof),
+    /// Spent by best-chain block `block` (number `number`); `before` proves it at that
+    /// block's parent, so a reorg that removes `block` can bring the coin back.
+    Spent {
+        /// The spending block.
+        block: Hash,
+        /// Its number.
+        number: u64,
+        /// Proof against the spending block's parent.
+        before: MmrProof,
+    },
+    /// Not on the best chain: created on a branch that left it.
+    Gone,
+    /// Its proof's block is no longer in the tree, or the proof does not check against it.
+    Unknown,
+}
+
 /// The consensus state: cascade + tree, with the best tip by GHOST.
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -711,6 +732,76 @@ impl Chain {
             return Some(proof);
         }
         self.refresh_proof(rec, &proof).ok()
+    }
+
+    /// A proof, against block `block`, of the coin its MMR step put at leaf `leaf` (a coin the
+    /// block created): the block's parent peaks replayed through its delta. `None` if the
+    /// block is not in the tree or the coin is not at that leaf.
+    pub fn proof_in_block(&self, block: &Hash, leaf: u64, rec: &CoinRecord) -> Option<MmrProof> {
+        let b = self.tree.get(block)?;
+        let mut m = Mmr::from_peaks(&b.witness.parent_peaks).ok()?;
+        m.apply_forward(&b.delta);
+        let p = m.proof(leaf, *block).ok()?;
+        p.verify(rec, b.peaks.leaf_count, &b.txpow.header.mmr_root).then_some(p)
+    }
+
+    /// Where each coin stands on the best chain, from a proof against any tree block — one on
+    /// the best chain, or one a reorg left on a side branch (rewound to the fork point through
+    /// its branch's deltas, then carried forward). How a wallet keeps its coins current.
+    pub fn coin_fates(&self, coins: &[(&CoinRecord, &MmrProof)]) -> Vec<CoinFate> {
+        let path = self.best_path();
+        let on_best: HashMap<Hash, usize> = path.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        coins.iter().map(|(rec, proof)| self.coin_fate(&path, &on_best, rec, proof)).collect()
+    }
+
+    fn coin_fate(
+        &self,
+        path: &[Hash],
+        on_best: &HashMap<Hash, usize>,
+        rec: &CoinRecord,
+        proof: &MmrProof,
+    ) -> CoinFate {
+        let Some(b) = self.tree.get(&proof.block_id) else { return CoinFate::Unknown };
+        let leaf = crate::mmr::leaf_node(rec, false);
+        let count = b.peaks.leaf_count;
+        if proof.root_for(&leaf, count).ok() != Some(b.txpow.header.mmr_root) {
+            return CoinFate::Unknown;
+        }
+        let Ok(mut m) = Mmr::from_proof(proof, &leaf, count) else { return CoinFate::Unknown };
+        // Rewind a side branch to the fork point.
+        let mut cur = proof.block_id;
+        while !on_best.contains_key(&cur) {
+            let Some(x) = self.tree.get(&cur) else { return CoinFate::Unknown };
+            if proof.leaf_index >= x.delta.old_leaf_count {
+                return CoinFate::Gone;
+            }
+            m.rollback(&x.delta);
+            cur = x.parent();
+        }
+        if cur != proof.block_id {
+            let Some(fork) = self.tree.get(&cur) else { return CoinFate::Unknown };
+            let Ok(sibs) = m.siblings(proof.leaf_index) else { return CoinFate::Unknown };
+            let Ok(mut at) = Mmr::from_peaks(&fork.peaks) else { return CoinFate::Unknown };
+            if at.add_path(proof.leaf_index, &leaf, &sibs).is_err() {
+                return CoinFate::Unknown;
+            }
+            m = at;
+        }
+        let pos = on_best[&cur];
+        for id in &path[pos + 1..] {
+            let x = &self.tree[id];
+            if x.delta.touches_leaf(proof.leaf_index) {
+                return match m.proof(proof.leaf_index, x.parent()) {
+                    Ok(before) => CoinFate::Spent { block: *id, number: x.number(), before },
+                    Err(_) => CoinFate::Unknown,
+                };
+            }
+            if x.delta.old_leaf_count != m.leaf_count() {
+                return CoinFate::Unknown;
+            }
+            m.apply_forward(&x.delta);
+        }
+        m.proof(proof.leaf_index, self.tip).map(CoinFate::Unspent).unwrap_or(CoinFate::Unknown)
     }
 
     /// Check a relay coin proof for the mempool: its block is on the best branch at most
