@@ -1,5 +1,7 @@
-//! The wallet (issue 5). This first part keeps the seed: the 32-byte BIP39 entropy (24
-//! words) from which every key derives ([`crate::crypto::Keypair::derive`]).
+//! The wallet: the seed (the 32-byte BIP39 entropy of 24 words) from which every key
+//! derives ([`crate::crypto::Keypair::derive`]); the wallet's coins, balance and history
+//! ([`state`]); building, signing and mining payments ([`spend`]). The node runs it: its
+//! chain actor keeps the public part current, and only payments touch the seed.
 //!
 //! A host either passes the seed at each start and the node stores nothing secret, or the
 //! node stores it sealed: Argon2id turns the host's passphrase (or key) and a random salt into
@@ -15,9 +17,61 @@ use thiserror::Error;
 
 use crate::codec::{CodecError, Decode, Encode, Reader};
 
+pub mod spend;
+pub mod state;
+
+pub use spend::{sign_and_mine, Draft, Signed};
+pub use state::{Balance, HistoryEntry, OwnCoin, WalletChanges, WalletKey, WalletState};
+
 /// Wallet errors.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WalletError {
+    /// The address is malformed, fails its checksum or belongs to another network.
+    #[error("{0}")]
+    Address(#[from] crate::crypto::CryptoError),
+    /// A payment of zero.
+    #[error("amount must be at least one base unit")]
+    ZeroAmount,
+    /// An amount that is not a number of coins with at most 9 decimals.
+    #[error("invalid amount '{0}': want coins with at most 9 decimals, e.g. 10 or 0.5")]
+    BadAmount(String),
+    /// The amounts add up beyond u64.
+    #[error("amounts add up beyond the coin supply")]
+    AmountOverflow,
+    /// More recipients than one transaction holds.
+    #[error("{0} recipients: at most 31 fit one transaction (with change)")]
+    TooManyOutputs(usize),
+    /// Not enough spendable coins.
+    #[error("insufficient funds: need {needed} base units, {sendable} sendable ({pending} more wait on pending payments)")]
+    InsufficientFunds {
+        /// Payment plus burn.
+        needed: u64,
+        /// Coins free to spend.
+        sendable: u64,
+        /// Confirmed coins locked by pending payments.
+        pending: u64,
+    },
+    /// The payment needs more inputs or signatures than one TxPoW can hold.
+    #[error("payment does not fit one TxPoW: {reason}")]
+    TxTooLarge {
+        /// What overflowed.
+        reason: String,
+    },
+    /// A coin names a key the wallet lacks.
+    #[error("no key with index {0}")]
+    UnknownKey(u32),
+    /// Key derivation or signing failed.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// The node runs without a wallet.
+    #[error("no wallet is open (create one with `minima seed --new` or `--restore`)")]
+    NoWallet,
+    /// A wallet is already open or sealed in this data dir.
+    #[error("a wallet already exists here")]
+    Exists,
+    /// The seed given is not the one this data dir's wallet was made with.
+    #[error("this data dir's wallet belongs to another seed")]
+    OtherSeed,
     /// The passphrase does not open the sealed seed (or the sealed bytes were altered).
     #[error("wrong passphrase (or the sealed seed was altered)")]
     WrongPassphrase,
@@ -51,9 +105,42 @@ impl Seed {
     }
 }
 
-fn random(buf: &mut [u8]) -> Result<(), WalletError> {
+pub(crate) fn random(buf: &mut [u8]) -> Result<(), WalletError> {
     use chacha20poly1305::aead::rand_core::RngCore;
     OsRng.try_fill_bytes(buf).map_err(|e| WalletError::Random(e.to_string()))
+}
+
+/// Base units per coin.
+pub const UNITS_PER_COIN: u64 = 1_000_000_000;
+
+/// Parse an amount of coins (`10`, `0.5`, at most 9 decimals) into base units.
+pub fn parse_coins(s: &str) -> Result<u64, WalletError> {
+    let bad = || WalletError::BadAmount(s.chars().take(40).collect());
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() && frac.is_empty() || frac.len() > 9 {
+        return Err(bad());
+    }
+    if !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let w: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let f: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().map_err(|_| bad())? };
+    w.checked_mul(UNITS_PER_COIN).and_then(|x| x.checked_add(f)).ok_or(WalletError::AmountOverflow)
+}
+
+/// Base units as coins (`10`, `0.5`).
+pub fn format_coins(units: u64) -> String {
+    let (w, f) = (units / UNITS_PER_COIN, units % UNITS_PER_COIN);
+    if f == 0 {
+        return w.to_string();
+    }
+    let frac = format!("{f:09}");
+    format!("{w}.{}", frac.trim_end_matches('0'))
+}
+
+/// A seed's public fingerprint (which seed a data dir's wallet belongs to; reveals nothing).
+pub fn fingerprint(seed: &Seed) -> crate::crypto::Hash {
+    crate::crypto::TaggedHasher::new("minima/wallet-id/v1").bytes(&seed.0).finish()
 }
 
 /// Argon2id costs: memory in KiB, passes, lanes.
@@ -184,6 +271,21 @@ mod tests {
         // Two seals of one seed differ (fresh salt and nonce).
         let again = SealedSeed::seal_with(&seed, b"correct horse", FAST).unwrap();
         assert_ne!(again.encode(), bytes);
+    }
+
+    #[test]
+    fn amounts_parse_and_print() {
+        assert_eq!(parse_coins("10"), Ok(10 * UNITS_PER_COIN));
+        assert_eq!(parse_coins("0.5"), Ok(UNITS_PER_COIN / 2));
+        assert_eq!(parse_coins(".000000001"), Ok(1));
+        assert_eq!(parse_coins("0"), Ok(0));
+        for bad in ["", ".", "1.0000000001", "-1", "1e3", "abc", "1.2.3", " 1"] {
+            assert!(matches!(parse_coins(bad), Err(WalletError::BadAmount(_))), "{bad}");
+        }
+        assert_eq!(parse_coins("18446744074"), Err(WalletError::AmountOverflow));
+        assert_eq!(format_coins(10 * UNITS_PER_COIN), "10");
+        assert_eq!(format_coins(1_500_000_000), "1.5");
+        assert_eq!(format_coins(1), "0.000000001");
     }
 
     #[test]
