@@ -112,6 +112,41 @@ pub struct BlockCommit<'a> {
     pub coins_from: Option<u64>,
     /// Full-MMR coin index: coins created, with their leaf index.
     pub coins_added: Vec<(u64, CoinRecord)>,
+    /// What the block changed in the wallet.
+    pub wallet: Option<&'a crate::wallet::WalletChanges>,
+}
+
+/// A stored wallet: the seed fingerprint it belongs to, keys, coins and history.
+#[derive(Debug, Default)]
+pub struct StoredWallet {
+    /// Fingerprint of the seed (None: no wallet yet).
+    pub fingerprint: Option<Hash>,
+    /// Keys by index.
+    pub keys: Vec<crate::wallet::WalletKey>,
+    /// Coins.
+    pub coins: Vec<crate::wallet::OwnCoin>,
+    /// History.
+    pub history: Vec<crate::wallet::HistoryEntry>,
+}
+
+fn write_wallet(tx: &rusqlite::Transaction<'_>, w: &crate::wallet::WalletChanges) -> Result<(), StoreError> {
+    for c in &w.coins_put {
+        tx.execute("INSERT OR REPLACE INTO wallet_coins VALUES (?1, ?2)", params![&c.rec.coin.coin_id.0[..], c.encode()])
+            .map_err(map_full)?;
+    }
+    for id in &w.coins_del {
+        tx.execute("DELETE FROM wallet_coins WHERE coin_id = ?1", params![&id.0[..]]).map_err(map_full)?;
+    }
+    for h in &w.history_put {
+        let id = Hash::from_hex(&h.txid).map_err(|_| StoreError::Corrupt("history txid".into()))?;
+        let json = serde_json::to_string(h).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.execute("INSERT OR REPLACE INTO wallet_history VALUES (?1, ?2)", params![&id.0[..], json])
+            .map_err(map_full)?;
+    }
+    for i in &w.keys_used {
+        tx.execute("UPDATE wallet_keys SET used = 1 WHERE idx = ?1", params![*i as i64]).map_err(map_full)?;
+    }
+    Ok(())
 }
 
 /// The storage handle: the writer connection.
@@ -189,7 +224,11 @@ impl Store {
                      CREATE TABLE IF NOT EXISTS coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
                         leaf INTEGER NOT NULL, record BLOB NOT NULL);
                      CREATE INDEX IF NOT EXISTS coins_address ON coins(address);
-                     CREATE INDEX IF NOT EXISTS coins_leaf ON coins(leaf);",
+                     CREATE INDEX IF NOT EXISTS coins_leaf ON coins(leaf);
+                     CREATE TABLE IF NOT EXISTS wallet_keys (idx INTEGER PRIMARY KEY, pk BLOB NOT NULL,
+                        address BLOB NOT NULL, used INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS wallet_coins (coin_id BLOB PRIMARY KEY, coin BLOB NOT NULL);
+                     CREATE TABLE IF NOT EXISTS wallet_history (txid BLOB PRIMARY KEY, entry TEXT NOT NULL);",
                 )?;
                 let net: Option<String> = self
                     .conn
@@ -226,7 +265,11 @@ impl Store {
                      CREATE TABLE coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
                         leaf INTEGER NOT NULL, record BLOB NOT NULL);
                      CREATE INDEX coins_address ON coins(address);
-                     CREATE INDEX coins_leaf ON coins(leaf);",
+                     CREATE INDEX coins_leaf ON coins(leaf);
+                     CREATE TABLE wallet_keys (idx INTEGER PRIMARY KEY, pk BLOB NOT NULL,
+                        address BLOB NOT NULL, used INTEGER NOT NULL);
+                     CREATE TABLE wallet_coins (coin_id BLOB PRIMARY KEY, coin BLOB NOT NULL);
+                     CREATE TABLE wallet_history (txid BLOB PRIMARY KEY, entry TEXT NOT NULL);",
                 )?;
                 tx.execute("INSERT INTO meta VALUES ('schema_version', ?1)", params![SCHEMA_VERSION])?;
                 tx.execute("INSERT INTO meta VALUES ('network', ?1)", params![network])?;
@@ -360,8 +403,77 @@ impl Store {
             tx.execute("INSERT OR REPLACE INTO meta VALUES ('mmr_leaf_count', ?1)", params![lc as i64])
                 .map_err(map_full)?;
         }
+        if let Some(w) = c.wallet {
+            write_wallet(&tx, w)?;
+        }
         tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&c.tip.0[..]])
             .map_err(map_full)?;
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Read the stored wallet.
+    pub fn wallet(&self) -> Result<StoredWallet, StoreError> {
+        let fp: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'wallet_fingerprint'", [], |r| r.get(0))
+            .optional()?;
+        let fingerprint = match fp {
+            Some(b) => Some(Hash(b.try_into().map_err(|_| StoreError::Corrupt("wallet fingerprint".into()))?)),
+            None => None,
+        };
+        let mut w = StoredWallet { fingerprint, ..Default::default() };
+        let mut st = self.conn.prepare("SELECT idx, pk, address, used FROM wallet_keys ORDER BY idx")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        for row in rows {
+            let (i, pk, addr, used) = row?;
+            let bad = || StoreError::Corrupt("wallet key".into());
+            w.keys.push(crate::wallet::WalletKey {
+                index: u32::try_from(i).map_err(|_| bad())?,
+                public: crate::crypto::PublicKey(pk.try_into().map_err(|_| bad())?),
+                address: Hash(addr.try_into().map_err(|_| bad())?),
+                used: used != 0,
+            });
+        }
+        let mut st = self.conn.prepare("SELECT coin FROM wallet_coins")?;
+        for row in st.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
+            w.coins.push(crate::wallet::OwnCoin::decode(&row?)?);
+        }
+        let mut st = self.conn.prepare("SELECT entry FROM wallet_history")?;
+        for row in st.query_map([], |r| r.get::<_, String>(0))? {
+            w.history.push(serde_json::from_str(&row?).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        }
+        Ok(w)
+    }
+
+    /// Start a wallet for a seed fingerprint (refused by the caller if another is stored).
+    pub fn set_wallet_fingerprint(&mut self, fp: &Hash) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta VALUES ('wallet_fingerprint', ?1)", params![&fp.0[..]])
+            .map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Store derived keys (public parts only).
+    pub fn add_wallet_keys(&mut self, keys: &[crate::wallet::WalletKey]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(map_full)?;
+        for k in keys {
+            tx.execute(
+                "INSERT OR IGNORE INTO wallet_keys VALUES (?1, ?2, ?3, ?4)",
+                params![k.index as i64, &k.public.0[..], &k.address.0[..], k.used as i64],
+            )
+            .map_err(map_full)?;
+        }
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Write wallet changes outside a block commit (a pending payment, an import).
+    pub fn write_wallet(&mut self, w: &crate::wallet::WalletChanges) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(map_full)?;
+        write_wallet(&tx, w)?;
         tx.commit().map_err(map_full)?;
         Ok(())
     }

@@ -69,6 +69,9 @@ pub enum WalletError {
     /// A wallet is already open or sealed in this data dir.
     #[error("a wallet already exists here")]
     Exists,
+    /// Exported coins that cannot be read.
+    #[error("cannot import: {0}")]
+    BadImport(String),
     /// The seed given is not the one this data dir's wallet was made with.
     #[error("this data dir's wallet belongs to another seed")]
     OtherSeed,

@@ -26,8 +26,10 @@ use crate::U256;
 pub struct Draft {
     /// The transaction.
     pub tx: Transaction,
-    /// Key index of each input (same order).
+    /// Key index of each input signed by a wallet key (same order as the inputs).
     pub keys: Vec<u32>,
+    /// Scripts of inputs no key signs (the devnet `RETURN TRUE` genesis coin).
+    pub scripts: Vec<String>,
     /// Relay proof of each input: (created, proof).
     pub proofs: Vec<(u64, MmrProof)>,
     /// Header to mine (block target zero: a transaction, never a block).
@@ -149,6 +151,7 @@ impl WalletState {
         }
         Ok(Draft {
             keys: chosen.iter().map(|c| c.key).collect(),
+            scripts: vec![],
             proofs: chosen.iter().map(|c| (c.rec.created, c.proof.clone())).collect(),
             tx,
             header,
@@ -207,6 +210,7 @@ pub fn sign_and_mine(seed: &Seed, params: &Params, d: Draft, work: u128) -> Resu
         sigs.push((kp.public, kp.sign_tx(params.chain_id, &txid)));
         scripts.push(kp.public.default_script());
     }
+    scripts.extend(d.scripts);
     let sign_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut prng = [0u8; 32];
     super::random(&mut prng)?;

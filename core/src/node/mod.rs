@@ -25,6 +25,10 @@ use crate::mmr::{BlockWitness, Mmr, MmrProof, NodeKey, WitnessInput};
 use crate::params::Params;
 use crate::store::{BlockCommit, Store, StoreError};
 use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witness};
+use crate::wallet::{WalletError, WalletState};
+
+mod wallet;
+pub use wallet::{SendReport, WalletSecret};
 
 /// How the node mines.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +59,13 @@ pub struct Config {
     pub max_db_pages: Option<u64>,
     /// Peering over QUIC (`None`: no network).
     pub net: Option<crate::net::peer::NetConfig>,
+    /// The wallet to open at start: a seed the host keeps, or a passphrase that opens the
+    /// seed sealed in the data dir (`None`: no wallet until one is created or opened).
+    pub wallet: Option<WalletSecret>,
+    /// Claim the `RETURN TRUE` genesis coin into the wallet once it opens (devnet `--genesis`).
+    pub claim_genesis: bool,
+    /// Hashes of work each payment's TxPoW carries (at least the size-scaled minimum).
+    pub txn_work: u128,
 }
 
 impl Config {
@@ -70,6 +81,9 @@ impl Config {
             mempool_bytes: 64 << 20,
             max_db_pages: None,
             net: None,
+            wallet: None,
+            claim_genesis: false,
+            txn_work: 0,
         }
     }
 }
@@ -115,6 +129,9 @@ pub enum NodeError {
     /// Networking could not start.
     #[error("network: {0}")]
     Net(String),
+    /// The wallet refused (bad address or amount, funds, passphrase, ...).
+    #[error("wallet: {0}")]
+    Wallet(#[from] WalletError),
 }
 
 /// Things that happened, for the host and the wallet.
@@ -158,6 +175,17 @@ pub enum Event {
         height: u64,
         /// Height the peer's headers reach.
         target: u64,
+    },
+    /// A transaction moved the wallet's coins, or its confirmation changed.
+    Payment {
+        /// Transaction id (hex).
+        txid: String,
+        /// Base units to the wallet.
+        received: u64,
+        /// Base units of the wallet's coins spent.
+        sent: u64,
+        /// Confirming block (`None`: pending).
+        block: Option<u64>,
     },
     /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root.
     /// The node will not reorganise that deep by itself; the host may call
@@ -231,6 +259,7 @@ enum Cmd {
     SetMining(bool),
     AcceptConflict(oneshot::Sender<Result<bool, NodeError>>),
     CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Vec<(CoinRecord, MmrProof)>>),
+    Wallet(wallet::WalletCmd),
     Stop(oneshot::Sender<()>),
 }
 
@@ -244,6 +273,10 @@ pub struct Node {
     endpoint: Option<quinn::Endpoint>,
     net: Option<crate::net::peer::NetHandle>,
     node_id: Option<Hash>,
+    params: Params,
+    seed: std::sync::Mutex<Option<crate::wallet::Seed>>,
+    claim_genesis: bool,
+    txn_work: u128,
 }
 
 /// Name of the lock file in the data dir.
@@ -263,6 +296,7 @@ fn is_our_file(name: &str) -> bool {
         || name == LOCK_FILE
         || name.starts_with("minima.sock")
         || name.starts_with(crate::net::transport::KEY_FILE)
+        || name.starts_with(wallet::SEALED_FILE)
         || name.starts_with('.')
 }
 
@@ -382,7 +416,7 @@ impl Node {
             node_id = Some(identity.node_id);
         }
         rt.spawn(actor.run(rx));
-        Ok(Node {
+        let node = Node {
             rt: std::sync::Mutex::new(Some(rt)),
             tx,
             events,
@@ -391,7 +425,15 @@ impl Node {
             endpoint,
             net: handle,
             node_id,
-        })
+            params: cfg.params,
+            seed: std::sync::Mutex::new(None),
+            claim_genesis: cfg.claim_genesis,
+            txn_work: cfg.txn_work,
+        };
+        if let Some(secret) = cfg.wallet {
+            node.open_wallet(secret)?;
+        }
+        Ok(node)
     }
 
     /// Dial a peer and keep the connection up while the node runs.
@@ -555,6 +597,10 @@ struct Actor {
     /// A heavier chain forking below our root, and the /16 groups that offered one.
     conflict: Option<Candidate>,
     conflict_groups: std::collections::HashSet<Vec<u8>>,
+    /// The wallet's public state, when a wallet is open.
+    wallet: Option<WalletState>,
+    /// Coins chosen by payments being signed, and when.
+    reserved: HashMap<Hash, Instant>,
 }
 
 /// A chain built from a peer's cascade during sync, with the TxPoWs its blocks list.
@@ -705,6 +751,8 @@ impl Actor {
             candidate: None,
             conflict: None,
             conflict_groups: Default::default(),
+            wallet: None,
+            reserved: HashMap::new(),
         })
     }
 
@@ -759,6 +807,7 @@ impl Actor {
                         .collect();
                     let _ = reply.send(ok);
                 }
+                Cmd::Wallet(c) => self.on_wallet(c),
                 Cmd::SetMining(on) => {
                     self.mining_on = on;
                     if on {
@@ -865,6 +914,7 @@ impl Actor {
             mempool_added: vec![(&e.txpow, &e.proofs)],
             ..Default::default()
         })?;
+        self.wallet_pending(&e.txpow)?;
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
         if let Some(tips) = &self.tips {
             // Announce to peers (the relay sends `Inv`; receivers fetch what they lack).
@@ -991,6 +1041,10 @@ impl Actor {
                 self.chain.tree_blocks().flat_map(|b| b.txpow.body.txpow_ids.iter().copied()).collect();
             self.txpows.retain(|id, _| listed.contains(id));
         }
+        let wallet = match reorg {
+            Some(r) => self.wallet_follow(&r.connected, &r.disconnected),
+            None => None,
+        };
         let added_refs: Vec<(&TxPoW, &[(u64, MmrProof)])> =
             mempool_added.iter().map(|(t, p)| (t, p.as_slice())).collect();
         self.store.commit(&BlockCommit {
@@ -1005,7 +1059,11 @@ impl Actor {
             mmr_changes,
             coins_from,
             coins_added,
+            wallet: wallet.as_ref(),
         })?;
+        if let Some(w) = &wallet {
+            self.emit_payments(w);
+        }
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
         if let Some(r) = reorg {
             if !r.disconnected.is_empty() {
@@ -1357,6 +1415,7 @@ impl Actor {
         }
         self.conflict = None;
         self.conflict_groups.clear();
+        self.wallet_rescan_tree()?;
         let t = self.chain.tip();
         let (height, id) = (t.number(), t.id);
         self.emit(Event::NewTip { height, tip: id.to_hex() });
