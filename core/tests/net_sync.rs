@@ -26,19 +26,7 @@ fn server(dir: &std::path::Path, b: &mut ChainBuilder, full_mmr: bool) -> Node {
 
 fn feed(n: &Node, b: &mut ChainBuilder) {
     let blocks = b.take_blocks();
-    submit_all(n, b, &blocks);
-}
-
-/// Submit `blocks` to `n`, each with the TxPoWs it lists (made by `b`).
-fn submit_all(
-    n: &Node,
-    b: &ChainBuilder,
-    blocks: &[(minima_core::types::TxPoW, minima_core::mmr::BlockWitness)],
-) {
-    for (t, w) in blocks {
-        let l: Vec<_> = t.body.txpow_ids.iter().filter_map(|id| b.txpows().get(id).cloned()).collect();
-        n.submit_block(t.clone(), w.clone(), l).unwrap();
-    }
+    common::submit_blocks(n, b, &blocks);
 }
 
 #[test]
@@ -245,7 +233,7 @@ fn sync_and_catch_up_bytes() {
 
 fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
     let n = start_with(dir, &b.params, Some(ip), vec![], Mining::Off, false);
-    submit_all(&n, b, b.blocks());
+    common::submit_blocks(&n, b, b.blocks());
     n
 }
 

@@ -372,6 +372,15 @@ impl Node {
         let remembered: Vec<std::net::SocketAddr> =
             store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
         let mut actor = Actor::load(&cfg, store, events.clone())?;
+        // The wallet opens before the miner starts (devnet blocks come fast at first).
+        let seed = match cfg.wallet.clone() {
+            Some(secret) => {
+                let seed = wallet::unseal(&cfg.data_dir, secret)?;
+                wallet::open_at_start(&mut actor, &seed, cfg.claim_genesis, cfg.txn_work)?;
+                Some(seed)
+            }
+            None => None,
+        };
         if let Mining::Continuous { duty } = cfg.mining {
             let mtx = tx.clone();
             actor.miner = Some(Arc::new(Miner::start(move |f| {
@@ -416,7 +425,7 @@ impl Node {
             node_id = Some(identity.node_id);
         }
         rt.spawn(actor.run(rx));
-        let node = Node {
+        Ok(Node {
             rt: std::sync::Mutex::new(Some(rt)),
             tx,
             events,
@@ -426,14 +435,10 @@ impl Node {
             net: handle,
             node_id,
             params: cfg.params,
-            seed: std::sync::Mutex::new(None),
+            seed: std::sync::Mutex::new(seed),
             claim_genesis: cfg.claim_genesis,
             txn_work: cfg.txn_work,
-        };
-        if let Some(secret) = cfg.wallet {
-            node.open_wallet(secret)?;
-        }
-        Ok(node)
+        })
     }
 
     /// Dial a peer and keep the connection up while the node runs.

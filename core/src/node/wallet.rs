@@ -79,6 +79,41 @@ pub struct ScanReport {
 
 type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
+/// The seed of a [`WalletSecret`] (unsealing the data dir's seed with a passphrase).
+pub(super) fn unseal(data_dir: &std::path::Path, secret: WalletSecret) -> Result<Seed, NodeError> {
+    use crate::codec::Decode;
+    let p = match secret {
+        WalletSecret::Seed(s) => return Ok(s),
+        WalletSecret::Passphrase(p) => p,
+    };
+    let path = data_dir.join(SEALED_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WalletError::NoWallet.into()),
+        Err(e) => return Err(super::io_err(&path, e)),
+    };
+    let sealed = SealedSeed::decode(&bytes).map_err(WalletError::Malformed)?;
+    Ok(sealed.open(&p)?)
+}
+
+/// Open the wallet in an actor that is not running yet (at node start, before the miner):
+/// and claim the genesis coin if asked, so it is pending before the first block is mined.
+pub(super) fn open_at_start(
+    actor: &mut Actor,
+    seed: &Seed,
+    claim: bool,
+    txn_work: u128,
+) -> Result<(), NodeError> {
+    actor.wallet_open(fingerprint(seed), key_of(seed, 0)?)?;
+    if claim {
+        if let Some(d) = actor.genesis_claim()? {
+            let s = sign_and_mine(seed, &actor.params, d, txn_work)?;
+            actor.on_txpow(s.txpow, s.proofs)?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) enum WalletCmd {
     Open { fingerprint: Hash, first: WalletKey, reply: Reply<()> },
     AddKeys(Vec<WalletKey>, Reply<()>),
@@ -139,22 +174,7 @@ impl Node {
     /// Open the wallet: with a seed the host passes, or by unsealing the data dir's seed with
     /// a passphrase. The data dir's wallet must belong to this seed.
     pub fn open_wallet(&self, secret: WalletSecret) -> Result<(), NodeError> {
-        let seed = match secret {
-            WalletSecret::Seed(s) => s,
-            WalletSecret::Passphrase(p) => self.sealed()?.open(&p)?,
-        };
-        self.load_seed(seed)
-    }
-
-    fn sealed(&self) -> Result<SealedSeed, NodeError> {
-        use crate::codec::Decode;
-        let path = self.data_dir.join(SEALED_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(WalletError::NoWallet.into()),
-            Err(e) => return Err(super::io_err(&path, e)),
-        };
-        Ok(SealedSeed::decode(&bytes).map_err(WalletError::Malformed)?)
+        self.load_seed(unseal(&self.data_dir, secret)?)
     }
 
     /// Whether the data dir holds a sealed seed.

@@ -36,6 +36,18 @@ pub fn start_with(
     mining: Mining,
     full_mmr: bool,
 ) -> Node {
+    Node::start(net_config(dir, params, ip, peers, mining, full_mmr)).unwrap()
+}
+
+/// The config [`start_with`] uses, for tests that change more of it.
+pub fn net_config(
+    dir: &Path,
+    params: &Params,
+    ip: Option<[u8; 4]>,
+    peers: Vec<SocketAddr>,
+    mining: Mining,
+    full_mmr: bool,
+) -> Config {
     let mut cfg = Config::new(dir, params.clone());
     cfg.mining = mining;
     cfg.full_mmr = full_mmr;
@@ -47,7 +59,7 @@ pub fn start_with(
         initial_wait: Duration::from_secs(1),
         ..Default::default()
     });
-    Node::start(cfg).unwrap()
+    cfg
 }
 
 /// Multi-node tests of one binary run one at a time (hold this for the whole test): they
@@ -55,4 +67,16 @@ pub fn start_with(
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Submit `blocks` to `n`, each with the TxPoWs it lists (made by `b`).
+pub fn submit_blocks(
+    n: &Node,
+    b: &minima_core::fixture::ChainBuilder,
+    blocks: &[(minima_core::types::TxPoW, minima_core::mmr::BlockWitness)],
+) {
+    for (t, w) in blocks {
+        let l: Vec<_> = t.body.txpow_ids.iter().filter_map(|id| b.txpows().get(id).cloned()).collect();
+        n.submit_block(t.clone(), w.clone(), l).unwrap();
+    }
 }

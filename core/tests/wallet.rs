@@ -1,0 +1,434 @@
+//! Wallet acceptance over real QUIC, real SQLite and real SPHINCS+ signatures: a payment
+//! between two nodes (seen, then confirmed), fifty payments among three wallets reconciled
+//! with the chain's `mmr_total`, a payment through a reorg, bad input refused with typed errors
+//! and nothing spent, and a restore from the seed phrase through a `full_mmr` peer.
+
+mod common;
+use common::{net_config, wait_until};
+
+use std::time::{Duration, Instant};
+
+use minima_core::crypto::{encode_address, phrase_to_seed, seed_to_phrase, Hash, Keypair};
+use minima_core::fixture::ChainBuilder;
+use minima_core::node::{Config, Event, Mining, Node, NodeError, WalletSecret};
+use minima_core::wallet::{Balance, Seed, WalletError, UNITS_PER_COIN};
+use minima_core::Params;
+
+const COIN: u64 = UNITS_PER_COIN;
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Devnet with 1-second blocks and genesis now (the difficulty rule paces blocks from the start).
+fn params() -> Params {
+    let mut p = Params { block_time_ms: 1_000, ..Params::devnet() };
+    p.genesis.time_ms = now();
+    p
+}
+
+fn seed(n: u8) -> Seed {
+    Seed([n; 32])
+}
+
+struct Opts {
+    ip: u8,
+    peers: Vec<std::net::SocketAddr>,
+    mining: Mining,
+    full_mmr: bool,
+    seed: Option<Seed>,
+    claim: bool,
+}
+
+fn opts(ip: u8) -> Opts {
+    Opts { ip, peers: vec![], mining: Mining::Off, full_mmr: false, seed: None, claim: false }
+}
+
+fn config(dir: &std::path::Path, p: &Params, o: Opts) -> Config {
+    let mut cfg = net_config(dir, p, Some([127, o.ip, 0, 1]), o.peers, o.mining, o.full_mmr);
+    cfg.wallet = o.seed.map(WalletSecret::Seed);
+    cfg.claim_genesis = o.claim;
+    cfg
+}
+
+fn start(dir: &std::path::Path, p: &Params, o: Opts) -> Node {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    Node::start(config(dir, p, o)).unwrap()
+}
+
+fn mine(duty: f64) -> Mining {
+    Mining::Continuous { duty }
+}
+
+fn bal(n: &Node) -> Balance {
+    n.wallet_balance().unwrap()
+}
+
+fn show(all: &[&Node]) -> String {
+    all.iter()
+        .map(|n| {
+            let s = n.status().unwrap();
+            let b = bal(n);
+            format!("h{} {} mp{} c{} u{} s{}", s.height, &s.tip[..8], s.mempool, b.confirmed, b.unconfirmed, b.sendable)
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Stop mining everywhere, then let one node add a block so equal-weight tips settle, and
+/// wait until every node is on one tip.
+fn settle(all: &[&Node], miner: &Node) -> bool {
+    for n in all {
+        n.set_mining(false).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let top = all.iter().map(|n| n.status().unwrap().height).max().unwrap();
+    miner.set_mining(true).unwrap();
+    let grew = wait_until(Duration::from_secs(30), || miner.status().unwrap().height > top);
+    miner.set_mining(false).unwrap();
+    grew && wait_until(Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let t: Vec<String> = all.iter().map(|n| n.status().unwrap().tip).collect();
+        t.iter().all(|x| *x == t[0])
+    })
+}
+
+#[test]
+fn a_payment_between_two_nodes_is_seen_then_confirmed() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let total = p.genesis.amount;
+    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(1)), claim: true, ..opts(20) });
+    let b = start(&dir.path().join("b"), &p, Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(2)), ..opts(21) });
+    // The genesis node claims the genesis coin into its wallet at once.
+    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == total), "claimed: {}", show(&[&a, &b]));
+    let to = b.wallet_address(false).unwrap();
+    assert!(to.starts_with("mxd1"));
+    let mut ev = b.subscribe();
+    let burn = COIN / 1000;
+    let t0 = Instant::now();
+    let sent = a.wallet_send(&to, 10 * COIN, burn).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || bal(&b).unconfirmed == 10 * COIN), "seen: {}", show(&[&a, &b]));
+    let seen = t0.elapsed();
+    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 10 * COIN), "confirmed: {}", show(&[&a, &b]));
+    let confirmed = t0.elapsed();
+    assert_eq!(bal(&b).unconfirmed, 0);
+    assert!(wait_until(Duration::from_secs(30), || bal(&a).confirmed == total - 10 * COIN - burn));
+    // Both balances add up, minus the burn, to the chain's total.
+    assert!(settle(&[&a, &b], &a), "one tip: {}", show(&[&a, &b]));
+    assert_eq!(bal(&a).confirmed + bal(&b).confirmed, total - burn);
+    assert_eq!(a.status().unwrap().mmr_total, total - burn);
+    // The receiver's events: pending, then confirmed, for this transaction.
+    let pay: Vec<Option<u64>> = std::iter::from_fn(|| ev.try_recv().ok())
+        .filter_map(|e| match e {
+            Event::Payment { txid, received, block, .. } if txid == sent.txid => {
+                assert_eq!(received, 10 * COIN);
+                Some(block)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pay.first(), Some(&None), "{pay:?}");
+    assert!(pay.last().unwrap().is_some(), "{pay:?}");
+    // History on both sides.
+    let hb = b.wallet_history().unwrap();
+    assert_eq!((hb.len(), hb[0].received, hb[0].sent), (1, 10 * COIN, 0));
+    let ha = a.wallet_history().unwrap();
+    let h = ha.iter().find(|h| h.txid == sent.txid).unwrap();
+    assert_eq!((h.sent, h.received, h.burn), (total, total - 10 * COIN - burn, burn));
+    assert!(h.block.is_some());
+    // Report (acceptance 6): a 1-in/2-out payment.
+    assert_eq!((sent.inputs, sent.outputs), (1, 2));
+    let main = Params::main();
+    let mut header = minima_core::types::TxHeader { block_target: minima_core::U256::ZERO, ..a_header(&p) };
+    let target = minima_core::chain::validate::txn_target_for(&main, sent.bytes, 0);
+    let t1 = Instant::now();
+    let hashes = minima_core::wallet::spend::mine(&mut header, &target).unwrap();
+    let main_ms = t1.elapsed().as_secs_f64() * 1e3;
+    eprintln!(
+        "REPORT payment: send->seen {:.0} ms, send->confirmed {:.0} ms; 1-in/2-out TxPoW {} bytes; \
+         sign {:.0} ms; mine {:.1} ms ({} hashes, devnet target); at main's default target {:.1} ms ({} hashes)",
+        seen.as_secs_f64() * 1e3,
+        confirmed.as_secs_f64() * 1e3,
+        sent.bytes,
+        sent.sign_ms,
+        sent.mine_ms,
+        sent.hashes,
+        main_ms,
+        hashes
+    );
+    for n in [&a, &b] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// A header to mine in the report (any fields; only its hash matters).
+fn a_header(p: &Params) -> minima_core::types::TxHeader {
+    let (g, _) = minima_core::chain::genesis(p).unwrap();
+    g.header
+}
+
+#[test]
+fn fifty_payments_among_three_wallets_reconcile_with_the_chain() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let total = p.genesis.amount;
+    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(11)), claim: true, ..opts(30) });
+    let peers = vec![a.net_addr().unwrap()];
+    let b = start(&dir.path().join("b"), &p, Opts { peers: peers.clone(), seed: Some(seed(12)), ..opts(31) });
+    let c = start(&dir.path().join("c"), &p, Opts { peers, seed: Some(seed(13)), ..opts(32) });
+    let all = [&a, &b, &c];
+    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == total), "claimed: {}", show(&[&a]));
+    // A funds B and C with several coins each, so they can pay several times a block.
+    let ab = b.wallet_address(false).unwrap();
+    let ac = c.wallet_address(false).unwrap();
+    let funding: Vec<(String, u64)> =
+        (0..6).flat_map(|_| [(ab.clone(), 1_000 * COIN), (ac.clone(), 1_000 * COIN)]).collect();
+    a.wallet_send_many(&funding, 0).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 6_000 * COIN && bal(&c).confirmed == 6_000 * COIN),
+        "funded: {}",
+        show(&all)
+    );
+    let addrs: Vec<String> = all.iter().map(|n| n.wallet_address(false).unwrap()).collect();
+    let t0 = Instant::now();
+    let mut made = 0;
+    let mut i = 0usize;
+    let mut burned = 0u64;
+    while made < 50 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "stuck after {made} payments: {}", show(&all));
+        let from = i % 3;
+        let to = (i + 1 + i / 3 % 2) % 3;
+        i += 1;
+        let amount = (1 + (i as u64 * 7) % 13) * COIN;
+        let burn = i as u64 % 3;
+        match all[from].wallet_send(&addrs[to], amount, burn) {
+            Ok(_) => {
+                made += 1;
+                burned += burn;
+            }
+            Err(NodeError::Wallet(WalletError::InsufficientFunds { .. })) => {
+                // Every coin of this wallet waits on a pending payment: next block.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("payment {made}: {e}"),
+        }
+    }
+    let pay_time = t0.elapsed();
+    // Every payment confirms; then the three wallets hold exactly the chain's total.
+    let quiet = || all.iter().all(|n| n.status().unwrap().mempool == 0 && bal(n).unconfirmed == 0);
+    assert!(wait_until(Duration::from_secs(60), quiet), "all confirmed: {}", show(&all));
+    assert!(settle(&all, &a), "one tip: {}", show(&all));
+    let sum: u64 = all.iter().map(|n| bal(n).confirmed).sum();
+    let mmr_total = a.status().unwrap().mmr_total;
+    assert_eq!(sum, mmr_total, "{}", show(&all));
+    assert_eq!(mmr_total, total - burned);
+    // No coin is held twice (and none spent twice: the sum would not match).
+    let mut ids = std::collections::HashSet::new();
+    for n in all {
+        for line in n.wallet_export().unwrap().lines() {
+            assert!(ids.insert(line.split(' ').next().unwrap().to_string()), "coin held twice");
+        }
+    }
+    let payments: usize = all.iter().map(|n| n.wallet_history().unwrap().iter().filter(|h| h.sent > 0).count()).sum();
+    assert_eq!(payments, 50 + 1, "50 payments and the funding one");
+    eprintln!("REPORT 50 payments among 3 wallets in {:.1} s; {} coins held", pay_time.as_secs_f64(), ids.len());
+    for n in all {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
+
+#[test]
+fn a_payment_confirmed_on_the_losing_branch_confirms_again() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    // A fixture prefix pays A's first key, so the coin exists on both sides of the split.
+    let sa = seed(21);
+    let a_addr = Keypair::derive(&sa.0, 0).unwrap().public.default_address();
+    let mut p = params();
+    p.tree_depth = 2_048;
+    let mut fx = ChainBuilder::new(p, now(), 6);
+    fx.tx_per_block = false;
+    fx.mine(3);
+    let pay = fx.pay_to_address(a_addr, 100 * COIN).unwrap();
+    fx.mine_block(false, vec![pay]);
+    fx.mine(2);
+    let p = fx.params.clone();
+    let blocks = fx.take_blocks();
+    // Side 1: A (sender, light miner) and B (receiver). Side 2: C, a heavier miner.
+    let a = start(&dir.path().join("a"), &p, Opts { seed: Some(sa), ..opts(40) });
+    let b = start(&dir.path().join("b"), &p, Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(22)), ..opts(41) });
+    let c = start(&dir.path().join("c"), &p, opts(42));
+    for n in [&a, &b, &c] {
+        common::submit_blocks(n, &fx, &blocks);
+    }
+    assert!(wait_until(Duration::from_secs(30), || bal(&a).confirmed == 100 * COIN), "A funded");
+    let to = b.wallet_address(false).unwrap();
+    let mut ev = b.subscribe();
+    let sent = a.wallet_send(&to, 10 * COIN, 0).unwrap();
+    assert!(wait_until(Duration::from_secs(30), || bal(&b).unconfirmed == 10 * COIN), "relayed to B");
+    // A node started without mining has no miner: restart A as a (light) miner.
+    let a = {
+        a.stop(Duration::from_secs(5)).unwrap();
+        drop(a);
+        start(&dir.path().join("a"), &p, Opts { mining: mine(0.05), seed: Some(seed(21)), ..opts(40) })
+    };
+    a.add_peer(b.net_addr().unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 10 * COIN), "confirmed on A's side: {}", show(&[&a, &b]));
+    a.set_mining(false).unwrap();
+    let c = {
+        c.stop(Duration::from_secs(5)).unwrap();
+        drop(c);
+        start(&dir.path().join("c"), &p, Opts { mining: mine(0.5), ..opts(42) })
+    };
+    let w = |n: &Node| n.status().unwrap().weight.parse::<u128>().unwrap();
+    assert!(wait_until(Duration::from_secs(90), || w(&c) > w(&a) * 3 / 2), "C heavier");
+    b.add_peer(c.net_addr().unwrap()).unwrap();
+    // B sees the payment go back to pending, then confirm on C's branch.
+    let mut seen: Vec<Option<u64>> = vec![];
+    let ok = wait_until(Duration::from_secs(90), || {
+        for e in std::iter::from_fn(|| ev.try_recv().ok()) {
+            if let Event::Payment { txid, block, .. } = e {
+                if txid == sent.txid && seen.last() != Some(&block) {
+                    seen.push(block);
+                }
+            }
+        }
+        let n = seen.len();
+        n >= 3 && seen[n - 1].is_some() && seen[..n - 1].contains(&None) && seen[0].is_none()
+    });
+    assert!(ok, "pending → confirmed → pending → confirmed, got {seen:?}: {}", show(&[&a, &b]));
+    let back = seen.iter().rposition(|x| x.is_none()).unwrap();
+    assert!(seen[..back].iter().any(|x| x.is_some()), "confirmed before the reorg: {seen:?}");
+    assert!(wait_until(Duration::from_secs(30), || bal(&b).confirmed == 10 * COIN && bal(&b).unconfirmed == 0));
+    for n in [&a, &b, &c] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_gets_typed_errors_and_nothing_leaves_the_wallet() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let total = p.genesis.amount;
+    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(31)), claim: true, ..opts(50) });
+    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == total), "claimed: {}", show(&[&a]));
+    // Spread the wallet over nine keys of one coin each; the rest goes elsewhere.
+    let own: Vec<String> = (0..9).map(|_| a.wallet_address(true).unwrap()).collect();
+    let elsewhere = encode_address(&Hash([7; 32]), p.chain_id);
+    let mut outs: Vec<(String, u64)> = own.iter().map(|x| (x.clone(), COIN)).collect();
+    outs.push((elsewhere.clone(), total - 9 * COIN));
+    a.wallet_send_many(&outs, 0).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == 9 * COIN && bal(&a).unconfirmed == 0));
+    a.set_mining(false).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = (bal(&a), a.wallet_history().unwrap().len(), a.status().unwrap().mempool);
+    let good = own[0].clone();
+    let mut flipped = good.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let main_addr = encode_address(&Hash([7; 32]), 0);
+    use minima_core::crypto::CryptoError;
+    let err = |to: &str, amount: u64| match a.wallet_send(to, amount, 0) {
+        Err(NodeError::Wallet(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(err("mxd1notanaddress", COIN), WalletError::Address(CryptoError::AddressEncoding(_))));
+    assert!(matches!(err(&flipped, COIN), WalletError::Address(CryptoError::AddressEncoding(_))));
+    assert!(matches!(err(&main_addr, COIN), WalletError::Address(CryptoError::WrongNetwork { .. })));
+    assert_eq!(err(&good, 0), WalletError::ZeroAmount);
+    assert!(matches!(err(&good, 10 * COIN), WalletError::InsufficientFunds { needed, sendable, .. }
+        if needed == 10 * COIN && sendable == 9 * COIN));
+    // 8.5 coins need all nine keys: nine signatures do not fit one 64 KiB TxPoW.
+    match err(&elsewhere, 8 * COIN + COIN / 2) {
+        WalletError::TxTooLarge { reason } => eprintln!("TxTooLarge: {reason}"),
+        other => panic!("{other:?}"),
+    }
+    let after = (bal(&a), a.wallet_history().unwrap().len(), a.status().unwrap().mempool);
+    assert_eq!(before, after, "nothing left the wallet");
+    // Eight keys still fit: 7.5 coins go out.
+    let r = a.wallet_send(&elsewhere, 7 * COIN + COIN / 2, 0).unwrap();
+    assert!(r.bytes <= 64 * 1024, "{} bytes", r.bytes);
+    a.stop(Duration::from_secs(5)).unwrap();
+    drop(a);
+
+    // A sealed seed: the wrong passphrase is refused at start, the right one opens it.
+    let sealed = dir.path().join("sealed");
+    let n = start(&sealed, &p, opts(51));
+    assert!(matches!(n.wallet_balance(), Err(NodeError::Wallet(WalletError::NoWallet))));
+    n.create_wallet(seed(32), Some(b"correct horse")).unwrap();
+    assert!(matches!(n.create_wallet(seed(33), Some(b"x")), Err(NodeError::Wallet(WalletError::Exists))));
+    let addr = n.wallet_address(false).unwrap();
+    n.stop(Duration::from_secs(5)).unwrap();
+    drop(n);
+    let mut cfg = config(&sealed, &p, opts(51));
+    cfg.wallet = Some(WalletSecret::Passphrase(b"wrong horse".to_vec()));
+    match Node::start(cfg) {
+        Err(e @ NodeError::Wallet(WalletError::WrongPassphrase)) => {
+            assert!(!format!("{e} {e:?}").contains("horse"), "no passphrase in errors");
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let mut cfg = config(&sealed, &p, opts(51));
+    cfg.wallet = Some(WalletSecret::Passphrase(b"correct horse".to_vec()));
+    let n = Node::start(cfg).unwrap();
+    assert_eq!(n.wallet_address(false).unwrap(), addr);
+    n.stop(Duration::from_secs(5)).unwrap();
+    drop(n);
+    // Another seed on this data dir is refused.
+    let mut cfg = config(&sealed, &p, opts(51));
+    cfg.wallet = Some(WalletSecret::Seed(seed(34)));
+    assert!(matches!(Node::start(cfg), Err(NodeError::Wallet(WalletError::OtherSeed))));
+}
+
+#[test]
+fn a_restored_seed_finds_its_coins_through_a_full_mmr_peer() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Genesis at 0: blocks come at minimum work, so coins sink below the 64-block tree fast.
+    let p = Params::devnet();
+    let f = start(
+        &dir.path().join("f"),
+        &p,
+        Opts { mining: mine(0.5), full_mmr: true, seed: Some(seed(41)), claim: true, ..opts(60) },
+    );
+    let sb = seed(42);
+    let b_dir = dir.path().join("b");
+    let b = start(&b_dir, &p, Opts { peers: vec![f.net_addr().unwrap()], seed: Some(sb.clone()), ..opts(61) });
+    assert!(wait_until(Duration::from_secs(60), || bal(&f).confirmed == p.genesis.amount), "claimed");
+    // Coins at two of B's keys, and one payment back (B then holds change).
+    let b0 = b.wallet_address(false).unwrap();
+    let b1 = b.wallet_address(true).unwrap();
+    f.wallet_send_many(&[(b0, 30 * COIN), (b1, 12 * COIN)], 0).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 42 * COIN), "B paid");
+    let fa = f.wallet_address(false).unwrap();
+    b.wallet_send(&fa, 5 * COIN, 7).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 37 * COIN - 7 && bal(&b).unconfirmed == 0));
+    let h = f.status().unwrap().height;
+    assert!(wait_until(Duration::from_secs(120), || f.status().unwrap().height > h + p.tree_depth + 8), "deep");
+    assert!(settle(&[&f, &b], &f));
+    let before = bal(&b);
+    b.stop(Duration::from_secs(5)).unwrap();
+    drop(b);
+    std::fs::remove_dir_all(&b_dir).unwrap();
+    // A fresh node restores B's seed from its phrase.
+    let phrase = seed_to_phrase(&sb.0);
+    let restored = Seed(phrase_to_seed(&phrase).unwrap());
+    let b = start(&b_dir, &p, Opts { peers: vec![f.net_addr().unwrap()], seed: Some(restored), ..opts(61) });
+    let tip = f.status().unwrap().tip;
+    assert!(wait_until(Duration::from_secs(60), || b.status().unwrap().tip == tip), "synced");
+    assert_eq!(bal(&b).confirmed, 0, "the coins are older than the tree");
+    let r = b.wallet_rescan().unwrap();
+    assert!(r.coins_found >= 2, "{r:?}");
+    assert_eq!(bal(&b), before, "{r:?}");
+    // And it can spend them.
+    b.wallet_send(&fa, 36 * COIN, 0).unwrap();
+    eprintln!("REPORT restore: {} keys scanned, {} coins found, balance {}", r.keys_scanned, r.coins_found, r.confirmed);
+    for n in [&f, &b] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
