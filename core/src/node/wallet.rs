@@ -125,6 +125,7 @@ pub(super) enum WalletCmd {
     Export(Reply<Vec<(CoinRecord, MmrProof)>>),
     Import(Vec<(CoinRecord, MmrProof)>, Reply<usize>),
     GenesisClaim(Reply<Option<Draft>>),
+    Submit(Box<crate::types::TxPoW>, Vec<(u64, MmrProof)>, Reply<()>),
 }
 
 fn key_of(seed: &Seed, index: u32) -> Result<WalletKey, NodeError> {
@@ -288,7 +289,8 @@ impl Node {
             mine_ms: s.mine_ms,
             hashes: s.hashes,
         };
-        self.submit_txpow(s.txpow, s.proofs)?;
+        let (txpow, proofs) = (Box::new(s.txpow), s.proofs);
+        self.wallet_call(|r| WalletCmd::Submit(txpow, proofs, r))?;
         Ok(report)
     }
 
@@ -445,6 +447,22 @@ impl Actor {
             }
             WalletCmd::GenesisClaim(reply) => {
                 let _ = reply.send(self.genesis_claim());
+            }
+            WalletCmd::Submit(txpow, proofs, reply) => {
+                // Blocks may have come while it was signed and mined: carry the proofs to
+                // the tip first (the node holds every delta of its tree).
+                let proofs = txpow
+                    .body
+                    .transaction
+                    .inputs
+                    .iter()
+                    .zip(&proofs)
+                    .map(|(c, (created, p))| {
+                        let rec = CoinRecord { coin: c.clone(), created: *created };
+                        (*created, self.chain.refresh_proof(&rec, p).unwrap_or_else(|_| p.clone()))
+                    })
+                    .collect();
+                let _ = reply.send(self.on_txpow(*txpow, proofs));
             }
         }
     }
