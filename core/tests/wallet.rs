@@ -68,8 +68,11 @@ fn show(all: &[&Node]) -> String {
     all.iter()
         .map(|n| {
             let s = n.status().unwrap();
-            let b = bal(n);
-            format!("h{} {} mp{} c{} u{} s{}", s.height, &s.tip[..8], s.mempool, b.confirmed, b.unconfirmed, b.sendable)
+            let w = match n.wallet_balance() {
+                Ok(b) => format!("c{} u{} s{}", b.confirmed, b.unconfirmed, b.sendable),
+                Err(_) => "no wallet".into(),
+            };
+            format!("h{} {} mp{} peers{} {w}", s.height, &s.tip[..8], s.mempool, s.peers)
         })
         .collect::<Vec<_>>()
         .join(" | ")
@@ -311,7 +314,7 @@ fn a_payment_confirmed_on_the_losing_branch_confirms_again() {
         let n = seen.len();
         n >= 3 && seen[n - 1].is_some() && seen[..n - 1].contains(&None) && seen[0].is_none()
     });
-    assert!(ok, "pending → confirmed → pending → confirmed, got {seen:?}: {}", show(&[&a, &b]));
+    assert!(ok, "pending → confirmed → pending → confirmed, got {seen:?}: {}", show(&[&a, &b, &c]));
     let back = seen.iter().rposition(|x| x.is_none()).unwrap();
     assert!(seen[..back].iter().any(|x| x.is_some()), "confirmed before the reorg: {seen:?}");
     assert!(wait_until(Duration::from_secs(30), || bal(&b).confirmed == 10 * COIN && bal(&b).unconfirmed == 0));

@@ -1109,9 +1109,11 @@ impl Actor {
                     .filter_map(|id| {
                         // Pending ones with their proofs; ones listed by tree blocks without
                         // (a peer completing a pending block asks for those).
+                        // Proofs carried to our tip: a node that does not mine never
+                        // refreshes its mempool's, and a peer checks them against its window.
                         self.mempool
                             .get_by_id(id)
-                            .map(|e| (e.txpow.clone(), e.proofs.clone()))
+                            .map(|e| (e.txpow.clone(), self.refreshed(e).unwrap_or_else(|| e.proofs.clone())))
                             .or_else(|| self.txpows.get(id).map(|t| (t.clone(), vec![])))
                     })
                     .collect();
