@@ -238,18 +238,52 @@ extern "C" {
     ) -> i32;
 }
 
+// The AVX2 build of the same function (same keys, about three times faster), compiled on
+// x86-64 with the crate's `avx2` feature; used when the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    fn PQCLEAN_SPHINCSSHAKE128SSIMPLE_AVX2_crypto_sign_seed_keypair(
+        pk: *mut u8,
+        sk: *mut u8,
+        seed: *const u8,
+    ) -> i32;
+}
+
 impl Keypair {
     /// Deterministic key pair from 48 seed bytes (SK.seed ‖ SK.prf ‖ PK.seed).
     pub fn from_seed(seed: &[u8; KEYPAIR_SEED_BYTES]) -> Result<Keypair, CryptoError> {
         let mut pk = [0u8; PUBLIC_KEY_BYTES];
         let mut sk = [0u8; SECRET_KEY_BYTES];
-        // SAFETY: the buffers have exactly the sizes the C function writes (32, 64) and reads (48).
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        // SAFETY: the buffers have exactly the sizes the C functions write (32, 64) and read (48);
+        // the AVX2 one runs only on a CPU that has AVX2.
         let rc = unsafe {
-            PQCLEAN_SPHINCSSHAKE128SSIMPLE_CLEAN_crypto_sign_seed_keypair(
-                pk.as_mut_ptr(),
-                sk.as_mut_ptr(),
-                seed.as_ptr(),
-            )
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                PQCLEAN_SPHINCSSHAKE128SSIMPLE_AVX2_crypto_sign_seed_keypair(
+                    pk.as_mut_ptr(),
+                    sk.as_mut_ptr(),
+                    seed.as_ptr(),
+                )
+            } else {
+                PQCLEAN_SPHINCSSHAKE128SSIMPLE_CLEAN_crypto_sign_seed_keypair(
+                    pk.as_mut_ptr(),
+                    sk.as_mut_ptr(),
+                    seed.as_ptr(),
+                )
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = avx2;
+                PQCLEAN_SPHINCSSHAKE128SSIMPLE_CLEAN_crypto_sign_seed_keypair(
+                    pk.as_mut_ptr(),
+                    sk.as_mut_ptr(),
+                    seed.as_ptr(),
+                )
+            }
         };
         if rc != 0 {
             return Err(CryptoError::KeyDerivation);

@@ -131,8 +131,11 @@ pub struct StoredWallet {
 
 fn write_wallet(tx: &rusqlite::Transaction<'_>, w: &crate::wallet::WalletChanges) -> Result<(), StoreError> {
     for c in &w.coins_put {
-        tx.execute("INSERT OR REPLACE INTO wallet_coins VALUES (?1, ?2)", params![&c.rec.coin.coin_id.0[..], c.encode()])
-            .map_err(map_full)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO wallet_coins VALUES (?1, ?2)",
+            params![&c.rec.coin.coin_id.0[..], c.encode()],
+        )
+        .map_err(map_full)?;
     }
     for id in &w.coins_del {
         tx.execute("DELETE FROM wallet_coins WHERE coin_id = ?1", params![&id.0[..]]).map_err(map_full)?;
@@ -419,7 +422,9 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = 'wallet_fingerprint'", [], |r| r.get(0))
             .optional()?;
         let fingerprint = match fp {
-            Some(b) => Some(Hash(b.try_into().map_err(|_| StoreError::Corrupt("wallet fingerprint".into()))?)),
+            Some(b) => {
+                Some(Hash(b.try_into().map_err(|_| StoreError::Corrupt("wallet fingerprint".into()))?))
+            }
             None => None,
         };
         let mut w = StoredWallet { fingerprint, ..Default::default() };

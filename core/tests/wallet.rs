@@ -102,10 +102,22 @@ fn a_payment_between_two_nodes_is_seen_then_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
     let total = p.genesis.amount;
-    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(1)), claim: true, ..opts(20) });
-    let b = start(&dir.path().join("b"), &p, Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(2)), ..opts(21) });
+    let a = start(
+        &dir.path().join("a"),
+        &p,
+        Opts { mining: mine(0.3), seed: Some(seed(1)), claim: true, ..opts(20) },
+    );
+    let b = start(
+        &dir.path().join("b"),
+        &p,
+        Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(2)), ..opts(21) },
+    );
     // The genesis node claims the genesis coin into its wallet at once.
-    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == total), "claimed: {}", show(&[&a, &b]));
+    assert!(
+        wait_until(Duration::from_secs(60), || bal(&a).confirmed == total),
+        "claimed: {}",
+        show(&[&a, &b])
+    );
     let to = b.wallet_address(false).unwrap();
     assert!(to.starts_with("mxd1"));
     let mut ev = b.subscribe();
@@ -190,7 +202,11 @@ fn fifty_payments_among_three_wallets_reconcile_with_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
     let total = p.genesis.amount;
-    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(11)), claim: true, ..opts(30) });
+    let a = start(
+        &dir.path().join("a"),
+        &p,
+        Opts { mining: mine(0.3), seed: Some(seed(11)), claim: true, ..opts(30) },
+    );
     let peers = vec![a.net_addr().unwrap()];
     let b = start(&dir.path().join("b"), &p, Opts { peers: peers.clone(), seed: Some(seed(12)), ..opts(31) });
     let c = start(&dir.path().join("c"), &p, Opts { peers, seed: Some(seed(13)), ..opts(32) });
@@ -203,7 +219,8 @@ fn fifty_payments_among_three_wallets_reconcile_with_the_chain() {
         (0..6).flat_map(|_| [(ab.clone(), 1_000 * COIN), (ac.clone(), 1_000 * COIN)]).collect();
     a.wallet_send_many(&funding, 0).unwrap();
     assert!(
-        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 6_000 * COIN && bal(&c).confirmed == 6_000 * COIN),
+        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 6_000 * COIN
+            && bal(&c).confirmed == 6_000 * COIN),
         "funded: {}",
         show(&all)
     );
@@ -247,9 +264,14 @@ fn fifty_payments_among_three_wallets_reconcile_with_the_chain() {
             assert!(ids.insert(line.split(' ').next().unwrap().to_string()), "coin held twice");
         }
     }
-    let payments: usize = all.iter().map(|n| n.wallet_history().unwrap().iter().filter(|h| h.sent > 0).count()).sum();
+    let payments: usize =
+        all.iter().map(|n| n.wallet_history().unwrap().iter().filter(|h| h.sent > 0).count()).sum();
     assert_eq!(payments, 50 + 1, "50 payments and the funding one");
-    eprintln!("REPORT 50 payments among 3 wallets in {:.1} s; {} coins held", pay_time.as_secs_f64(), ids.len());
+    eprintln!(
+        "REPORT 50 payments among 3 wallets in {:.1} s; {} coins held",
+        pay_time.as_secs_f64(),
+        ids.len()
+    );
     for n in all {
         n.stop(Duration::from_secs(5)).unwrap();
     }
@@ -274,7 +296,11 @@ fn a_payment_confirmed_on_the_losing_branch_confirms_again() {
     let blocks = fx.take_blocks();
     // Side 1: A (sender, light miner) and B (receiver). Side 2: C, a heavier miner.
     let a = start(&dir.path().join("a"), &p, Opts { seed: Some(sa), ..opts(40) });
-    let b = start(&dir.path().join("b"), &p, Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(22)), ..opts(41) });
+    let b = start(
+        &dir.path().join("b"),
+        &p,
+        Opts { peers: vec![a.net_addr().unwrap()], seed: Some(seed(22)), ..opts(41) },
+    );
     let c = start(&dir.path().join("c"), &p, opts(42));
     for n in [&a, &b, &c] {
         common::submit_blocks(n, &fx, &blocks);
@@ -291,7 +317,11 @@ fn a_payment_confirmed_on_the_losing_branch_confirms_again() {
         start(&dir.path().join("a"), &p, Opts { mining: mine(0.05), seed: Some(seed(21)), ..opts(40) })
     };
     a.add_peer(b.net_addr().unwrap()).unwrap();
-    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 10 * COIN), "confirmed on A's side: {}", show(&[&a, &b]));
+    assert!(
+        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 10 * COIN),
+        "confirmed on A's side: {}",
+        show(&[&a, &b])
+    );
     a.set_mining(false).unwrap();
     let c = {
         c.stop(Duration::from_secs(5)).unwrap();
@@ -317,7 +347,9 @@ fn a_payment_confirmed_on_the_losing_branch_confirms_again() {
     assert!(ok, "pending → confirmed → pending → confirmed, got {seen:?}: {}", show(&[&a, &b, &c]));
     let back = seen.iter().rposition(|x| x.is_none()).unwrap();
     assert!(seen[..back].iter().any(|x| x.is_some()), "confirmed before the reorg: {seen:?}");
-    assert!(wait_until(Duration::from_secs(30), || bal(&b).confirmed == 10 * COIN && bal(&b).unconfirmed == 0));
+    assert!(
+        wait_until(Duration::from_secs(30), || bal(&b).confirmed == 10 * COIN && bal(&b).unconfirmed == 0)
+    );
     for n in [&a, &b, &c] {
         n.stop(Duration::from_secs(5)).unwrap();
     }
@@ -329,7 +361,11 @@ fn bad_input_gets_typed_errors_and_nothing_leaves_the_wallet() {
     let dir = tempfile::tempdir().unwrap();
     let p = params();
     let total = p.genesis.amount;
-    let a = start(&dir.path().join("a"), &p, Opts { mining: mine(0.3), seed: Some(seed(31)), claim: true, ..opts(50) });
+    let a = start(
+        &dir.path().join("a"),
+        &p,
+        Opts { mining: mine(0.3), seed: Some(seed(31)), claim: true, ..opts(50) },
+    );
     assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == total), "claimed: {}", show(&[&a]));
     // Spread the wallet over nine keys of one coin each; the rest goes elsewhere.
     let own: Vec<String> = (0..9).map(|_| a.wallet_address(true).unwrap()).collect();
@@ -404,8 +440,8 @@ fn bad_input_gets_typed_errors_and_nothing_leaves_the_wallet() {
 fn a_restored_seed_finds_its_coins_through_a_full_mmr_peer() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    // Genesis at 0: blocks come at minimum work, so coins sink below the 64-block tree fast.
-    let p = Params::devnet();
+    // A 32-block tree, so coins sink below it soon.
+    let p = Params { tree_depth: 32, proof_window: 16, ..params() };
     let f = start(
         &dir.path().join("f"),
         &p,
@@ -413,18 +449,31 @@ fn a_restored_seed_finds_its_coins_through_a_full_mmr_peer() {
     );
     let sb = seed(42);
     let b_dir = dir.path().join("b");
-    let b = start(&b_dir, &p, Opts { peers: vec![f.net_addr().unwrap()], seed: Some(sb.clone()), ..opts(61) });
+    let b =
+        start(&b_dir, &p, Opts { peers: vec![f.net_addr().unwrap()], seed: Some(sb.clone()), ..opts(61) });
     assert!(wait_until(Duration::from_secs(60), || bal(&f).confirmed == p.genesis.amount), "claimed");
     // Coins at two of B's keys, and one payment back (B then holds change).
     let b0 = b.wallet_address(false).unwrap();
     let b1 = b.wallet_address(true).unwrap();
     f.wallet_send_many(&[(b0, 30 * COIN), (b1, 12 * COIN)], 0).unwrap();
-    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 42 * COIN), "B paid");
+    assert!(
+        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 42 * COIN),
+        "B paid: {}",
+        show(&[&f, &b])
+    );
     let fa = f.wallet_address(false).unwrap();
     b.wallet_send(&fa, 5 * COIN, 7).unwrap();
-    assert!(wait_until(Duration::from_secs(60), || bal(&b).confirmed == 37 * COIN - 7 && bal(&b).unconfirmed == 0));
+    assert!(
+        wait_until(Duration::from_secs(60), || bal(&b).confirmed == 37 * COIN - 7
+            && bal(&b).unconfirmed == 0),
+        "B paid back: {}",
+        show(&[&f, &b])
+    );
     let h = f.status().unwrap().height;
-    assert!(wait_until(Duration::from_secs(120), || f.status().unwrap().height > h + p.tree_depth + 8), "deep");
+    assert!(
+        wait_until(Duration::from_secs(120), || f.status().unwrap().height > h + p.tree_depth + 8),
+        "deep"
+    );
     assert!(settle(&[&f, &b], &f));
     let before = bal(&b);
     b.stop(Duration::from_secs(5)).unwrap();
@@ -442,7 +491,10 @@ fn a_restored_seed_finds_its_coins_through_a_full_mmr_peer() {
     assert_eq!(bal(&b), before, "{r:?}");
     // And it can spend them.
     b.wallet_send(&fa, 36 * COIN, 0).unwrap();
-    eprintln!("REPORT restore: {} keys scanned, {} coins found, balance {}", r.keys_scanned, r.coins_found, r.confirmed);
+    eprintln!(
+        "REPORT restore: {} keys scanned, {} coins found, balance {}",
+        r.keys_scanned, r.coins_found, r.confirmed
+    );
     for n in [&f, &b] {
         n.stop(Duration::from_secs(5)).unwrap();
     }

@@ -275,6 +275,8 @@ pub struct Node {
     node_id: Option<Hash>,
     params: Params,
     seed: std::sync::Mutex<Option<crate::wallet::Seed>>,
+    /// Key pairs derived for signing (derivation costs ~0.1 s a key).
+    keypairs: std::sync::Mutex<HashMap<u32, Arc<crate::crypto::Keypair>>>,
     claim_genesis: bool,
     txn_work: u128,
 }
@@ -436,6 +438,7 @@ impl Node {
             node_id,
             params: cfg.params,
             seed: std::sync::Mutex::new(seed),
+            keypairs: std::sync::Mutex::new(HashMap::new()),
             claim_genesis: cfg.claim_genesis,
             txn_work: cfg.txn_work,
         })

@@ -3,6 +3,7 @@
 //! and is touched only to derive keys and sign, on the caller's thread, never the actor's.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -13,8 +14,8 @@ use crate::crypto::{decode_address, encode_address, script_address, Hash, Keypai
 use crate::mmr::MmrProof;
 use crate::types::{CoinRecord, Output, Transaction, TxHeader};
 use crate::wallet::{
-    fingerprint, sign_and_mine, Balance, Draft, HistoryEntry, SealedSeed, Seed, WalletChanges, WalletError,
-    WalletKey, WalletState,
+    fingerprint, sign_and_mine, spend::sign_and_mine_with, Balance, Draft, HistoryEntry, SealedSeed, Seed,
+    WalletChanges, WalletError, WalletKey, WalletState,
 };
 use crate::U256;
 
@@ -277,7 +278,16 @@ impl Node {
 
     fn sign_and_submit(&self, seed: &Seed, draft: Draft) -> Result<SendReport, NodeError> {
         let burn = draft.burn;
-        let s = sign_and_mine(seed, &self.params, draft, self.txn_work)?;
+        let mut keypair = |i: u32| -> Result<Arc<Keypair>, WalletError> {
+            let mut cache = self.keypairs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(k) = cache.get(&i) {
+                return Ok(k.clone());
+            }
+            let k = Arc::new(Keypair::derive(&seed.0, i).map_err(|e| WalletError::Crypto(e.to_string()))?);
+            cache.insert(i, k.clone());
+            Ok(k)
+        };
+        let s = sign_and_mine_with(&mut keypair, &self.params, draft, self.txn_work)?;
         let report = SendReport {
             txid: s.txpow.txid().to_hex(),
             txpow_id: s.txpow.id().to_hex(),
@@ -415,7 +425,9 @@ impl Actor {
                     self.reserved.keys().copied().collect()
                 };
                 let r = match &self.wallet {
-                    Some(w) => Ok(w.balance(self.mempool.entries().map(|e| &e.txpow.body.transaction), &reserved)),
+                    Some(w) => {
+                        Ok(w.balance(self.mempool.entries().map(|e| &e.txpow.body.transaction), &reserved))
+                    }
                     None => Err(WalletError::NoWallet.into()),
                 };
                 let _ = reply.send(r);
@@ -458,6 +470,12 @@ impl Actor {
                     .iter()
                     .zip(&proofs)
                     .map(|(c, (created, p))| {
+                        // The wallet's own proof is current; others are carried forward.
+                        let own =
+                            self.wallet.as_ref().and_then(|w| w.coin(&c.coin_id)).filter(|o| o.spendable());
+                        if let Some(o) = own {
+                            return (*created, o.proof.clone());
+                        }
                         let rec = CoinRecord { coin: c.clone(), created: *created };
                         (*created, self.chain.refresh_proof(&rec, p).unwrap_or_else(|_| p.clone()))
                     })
@@ -502,7 +520,11 @@ impl Actor {
     }
 
     /// The wallet's part of a change of the best chain (`None` without a wallet).
-    pub(super) fn wallet_follow(&mut self, connected: &[Hash], disconnected: &[Hash]) -> Option<WalletChanges> {
+    pub(super) fn wallet_follow(
+        &mut self,
+        connected: &[Hash],
+        disconnected: &[Hash],
+    ) -> Option<WalletChanges> {
         let w = self.wallet.as_mut()?;
         let mut created = vec![];
         let mut confirmed = vec![];
@@ -516,8 +538,11 @@ impl Actor {
                 }
             }
         }
-        let unconfirmed: Vec<Hash> =
-            disconnected.iter().filter_map(|id| self.chain.block(id)).flat_map(|b| b.txids.iter().copied()).collect();
+        let unconfirmed: Vec<Hash> = disconnected
+            .iter()
+            .filter_map(|id| self.chain.block(id))
+            .flat_map(|b| b.txids.iter().copied())
+            .collect();
         Some(w.follow(&self.chain, &created, &unconfirmed, &confirmed, now_ms()))
     }
 
@@ -533,7 +558,12 @@ impl Actor {
 
     pub(super) fn emit_payments(&self, ch: &WalletChanges) {
         for h in &ch.history_put {
-            self.emit(Event::Payment { txid: h.txid.clone(), received: h.received, sent: h.sent, block: h.block });
+            self.emit(Event::Payment {
+                txid: h.txid.clone(),
+                received: h.received,
+                sent: h.sent,
+                block: h.block,
+            });
         }
     }
 

@@ -178,7 +178,7 @@ fn select<'a>(free: &[&'a OwnCoin], need: u64) -> Vec<&'a OwnCoin> {
             (g.iter().map(|c| c.rec.coin.amount as u128).sum(), g)
         })
         .collect();
-    groups.sort_by(|a, b| b.0.cmp(&a.0));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.0));
     let order: Vec<&OwnCoin> = match groups.iter().filter(|g| g.0 >= need as u128).min_by_key(|g| g.0) {
         Some(g) => g.1.clone(),
         None => groups.into_iter().flat_map(|g| g.1).collect(),
@@ -195,9 +195,22 @@ fn select<'a>(free: &[&'a OwnCoin], need: u64) -> Vec<&'a OwnCoin> {
     out
 }
 
-/// Sign a draft with the wallet's keys and mine its TxPoW to `work` hashes (at least the
-/// size-scaled minimum of `params`).
+/// Sign a draft with the wallet's keys (derived from `seed`) and mine its TxPoW to `work`
+/// hashes (at least the size-scaled minimum of `params`).
 pub fn sign_and_mine(seed: &Seed, params: &Params, d: Draft, work: u128) -> Result<Signed, WalletError> {
+    let mut derive = |i: u32| {
+        Keypair::derive(&seed.0, i).map(std::sync::Arc::new).map_err(|e| WalletError::Crypto(e.to_string()))
+    };
+    sign_and_mine_with(&mut derive, params, d, work)
+}
+
+/// [`sign_and_mine`] with the key pairs from `keypair` (a cache: derivation takes ~0.1 s).
+pub fn sign_and_mine_with(
+    keypair: &mut dyn FnMut(u32) -> Result<std::sync::Arc<Keypair>, WalletError>,
+    params: &Params,
+    d: Draft,
+    work: u128,
+) -> Result<Signed, WalletError> {
     let t0 = Instant::now();
     let txid = d.tx.txid();
     let mut distinct: Vec<u32> = d.keys.clone();
@@ -206,7 +219,7 @@ pub fn sign_and_mine(seed: &Seed, params: &Params, d: Draft, work: u128) -> Resu
     let mut sigs = vec![];
     let mut scripts = vec![];
     for i in distinct {
-        let kp = Keypair::derive(&seed.0, i).map_err(|e| WalletError::Crypto(e.to_string()))?;
+        let kp = keypair(i)?;
         sigs.push((kp.public, kp.sign_tx(params.chain_id, &txid)));
         scripts.push(kp.public.default_script());
     }
