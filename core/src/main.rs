@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use minima_core::crypto::sha3;
-use minima_core::node::{stored_genesis, Config, Event, Mining, Node};
+use minima_core::node::{stored_genesis, Config, Event, Mining, Node, WalletSecret, WALLET_FILE};
+use minima_core::wallet::{format_coins, parse_coins};
 use minima_core::{rpc, Params};
 use serde_json::{json, Value};
 
@@ -53,6 +54,86 @@ enum Cmd {
         /// A peer to dial (repeatable).
         #[arg(long)]
         peer: Vec<SocketAddr>,
+        /// File holding the passphrase of the wallet sealed in the data dir (else the
+        /// MINIMA_PASSPHRASE environment variable, else a prompt).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Show a receiving address of the node's wallet.
+    Address {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// A fresh address (a new key) rather than the first unused one.
+        #[arg(long)]
+        new: bool,
+    },
+    /// Show the wallet's balance (coins; base units with --json).
+    Balance {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// One JSON object: `confirmed`, `unconfirmed`, `sendable` in base units.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pay coins to an address.
+    Send {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+        /// Coins to pay (up to 9 decimals).
+        #[arg(long)]
+        amount: String,
+        /// Coins to burn (up to 9 decimals; nobody receives them).
+        #[arg(long, default_value = "0")]
+        burn: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the wallet's transactions, newest first.
+    History {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create the node's wallet: a new seed (its 24 words are printed once) or a restored one
+    /// (words from --phrase-file, MINIMA_SEED_PHRASE or a prompt), sealed in the data dir under
+    /// a passphrase (from --passphrase-file, MINIMA_PASSPHRASE or a prompt; never argv).
+    Seed {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Make a new seed.
+        #[arg(long, conflicts_with = "restore", required_unless_present = "restore")]
+        new: bool,
+        /// Restore a seed from its 24 words, then find its coins.
+        #[arg(long)]
+        restore: bool,
+        /// File holding the passphrase.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// File holding the 24 words (with --restore).
+        #[arg(long)]
+        phrase_file: Option<PathBuf>,
+    },
+    /// Find the wallet's coins again on a full-MMR peer (after a restore or a long sleep).
+    Rescan {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Export or import the wallet's coins with their proofs.
+    Coins {
+        #[command(subcommand)]
+        what: CoinsCmd,
     },
     /// Start N devnet nodes on loopback (node 0 makes the genesis; the others peer with it).
     Devnet {
@@ -95,6 +176,28 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum CoinsCmd {
+    /// Write the unspent coins and their proofs (one per line) to stdout or a file.
+    Export {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Add exported coins that belong to this wallet and prove against this node's chain.
+    Import {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// File written by `coins export`.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCmd {
     /// Miner nonces per second against raw SHA3-256 permutations, one thread.
     Mine {
@@ -110,16 +213,62 @@ enum BenchCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Node { data, params, genesis, full_mmr, duty, no_mine, max_db_pages, listen, peer } => run_node(
-            &data,
-            &params,
+        Cmd::Node {
+            data,
+            params,
             genesis,
             full_mmr,
-            if no_mine { None } else { Some(duty) },
+            duty,
+            no_mine,
             max_db_pages,
             listen,
             peer,
-        ),
+            passphrase_file,
+        } => run_node(NodeArgs {
+            data,
+            network: params,
+            genesis,
+            full_mmr,
+            duty: if no_mine { None } else { Some(duty) },
+            max_db_pages,
+            listen,
+            peers: peer,
+            passphrase_file,
+        }),
+        Cmd::Address { data, new } => {
+            call(&data, "address", json!({"new": new})).map(|v| println!("{}", str_of(&v, "address")))
+        }
+        Cmd::Balance { data, json } => balance(&data, json),
+        Cmd::Send { data, to, amount, burn, json } => send(&data, &to, &amount, &burn, json),
+        Cmd::History { data, json } => history(&data, json),
+        Cmd::Seed { data, new, restore: _, passphrase_file, phrase_file } => {
+            seed(&data, new, passphrase_file.as_deref(), phrase_file.as_deref())
+        }
+        Cmd::Rescan { data } => call(&data, "rescan", Value::Null).map(|v| println!("{v}")),
+        Cmd::Coins { what: CoinsCmd::Export { data, file } } => call(&data, "coins_export", Value::Null)
+            .and_then(|v| {
+                let t = str_of(&v, "coins");
+                match file {
+                    Some(f) => std::fs::write(&f, t).map_err(|e| format!("{}: {e}", f.display())),
+                    None => {
+                        print!("{t}");
+                        Ok(())
+                    }
+                }
+            }),
+        Cmd::Coins { what: CoinsCmd::Import { data, file } } => {
+            let meta = std::fs::metadata(&file).map_err(|e| format!("{}: {e}", file.display()));
+            match meta {
+                Ok(m) if m.len() > 3 * 1024 * 1024 => Err(format!("{}: larger than 3 MiB", file.display())),
+                Ok(_) => std::fs::read_to_string(&file)
+                    .map_err(|e| format!("{}: {e}", file.display()))
+                    .and_then(|t| call(&data, "coins_import", json!({"coins": t})))
+                    .map(|v| {
+                        println!("imported {} coins", v.get("imported").and_then(Value::as_u64).unwrap_or(0))
+                    }),
+                Err(e) => Err(e),
+            }
+        }
         Cmd::Devnet { nodes, seconds, json, duty, data } => devnet::run(nodes, seconds, json, duty, data),
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
@@ -135,6 +284,130 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn call(data: &Path, method: &str, params: Value) -> Result<Value, String> {
+    rpc::call(data, method, params).map_err(|e| e.to_string())
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn balance(data: &Path, as_json: bool) -> Result<(), String> {
+    let v = call(data, "balance", Value::Null)?;
+    if as_json {
+        println!("{v}");
+        return Ok(());
+    }
+    let c = |k: &str| format_coins(v.get(k).and_then(Value::as_u64).unwrap_or(0));
+    println!("confirmed   {}", c("confirmed"));
+    println!("unconfirmed {}", c("unconfirmed"));
+    println!("sendable    {}", c("sendable"));
+    Ok(())
+}
+
+fn send(data: &Path, to: &str, amount: &str, burn: &str, as_json: bool) -> Result<(), String> {
+    let amount = parse_coins(amount).map_err(|e| e.to_string())?;
+    let burn = parse_coins(burn).map_err(|e| e.to_string())?;
+    let v = call(data, "send", json!({"to": to, "amount": amount, "burn": burn}))?;
+    if as_json {
+        println!("{v}");
+    } else {
+        println!("sent {} coins: transaction {}", format_coins(amount), str_of(&v, "txid"));
+    }
+    Ok(())
+}
+
+fn history(data: &Path, as_json: bool) -> Result<(), String> {
+    let v = call(data, "history", Value::Null)?;
+    if as_json {
+        println!("{v}");
+        return Ok(());
+    }
+    for h in v.as_array().cloned().unwrap_or_default() {
+        let n = |k: &str| h.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let net = n("received") as i128 - n("sent") as i128;
+        let sign = if net < 0 { "-" } else { "+" };
+        let block =
+            h.get("block").and_then(Value::as_u64).map(|b| format!("block {b}")).unwrap_or("pending".into());
+        println!(
+            "{sign}{:<20} {:<14} {}",
+            format_coins(net.unsigned_abs() as u64),
+            block,
+            str_of(&h, "txid")
+        );
+    }
+    Ok(())
+}
+
+/// A secret from a file (first line), else an environment variable, else a prompt on the
+/// terminal without echo. Never from argv.
+fn read_secret(file: Option<&Path>, env: &str, prompt: &str) -> Result<String, String> {
+    if let Some(f) = file {
+        let t = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        return Ok(t.lines().next().unwrap_or("").to_string());
+    }
+    if let Ok(v) = std::env::var(env) {
+        return Ok(v);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!("{prompt}: no terminal to ask on; use a file or {env}"));
+    }
+    eprint!("{prompt}: ");
+    let _ = std::io::stderr().flush();
+    let line = without_echo(|| {
+        let mut l = String::new();
+        std::io::stdin().read_line(&mut l).map(|_| l)
+    })
+    .map_err(|e| e.to_string())?;
+    eprintln!();
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Run `f` with terminal echo off (restored afterwards).
+fn without_echo<T>(f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    // SAFETY: termios calls on stdin with a zeroed struct the call fills in.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return f();
+        }
+        let old = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        let r = f();
+        libc::tcsetattr(0, libc::TCSANOW, &old);
+        r
+    }
+}
+
+fn seed(data: &Path, new: bool, pass_file: Option<&Path>, phrase_file: Option<&Path>) -> Result<(), String> {
+    let phrase = if new {
+        let s = minima_core::wallet::Seed::generate().map_err(|e| e.to_string())?;
+        minima_core::crypto::seed_to_phrase(&s.0)
+    } else {
+        read_secret(phrase_file, "MINIMA_SEED_PHRASE", "seed phrase (24 words)")?
+    };
+    minima_core::crypto::phrase_to_seed(phrase.trim()).map_err(|e| e.to_string())?;
+    let mut pass = read_secret(pass_file, "MINIMA_PASSPHRASE", "passphrase for the sealed seed")?;
+    if pass_file.is_none() && std::env::var("MINIMA_PASSPHRASE").is_err() {
+        let again = read_secret(None, "MINIMA_PASSPHRASE", "the passphrase again")?;
+        if again != pass {
+            return Err("the passphrases differ".into());
+        }
+    }
+    let v = call(data, "seed", json!({"phrase": phrase.trim(), "passphrase": pass, "restore": !new}));
+    pass.clear();
+    let v = v?;
+    if new {
+        println!("Write these 24 words down, in order; they are the only way to restore this wallet:");
+        println!("{phrase}");
+    } else if let Some(r) = v.get("restore") {
+        println!("restored: {r}");
+    }
+    println!("address {}", str_of(&v, "address"));
+    Ok(())
 }
 
 fn now_ms() -> u64 {
@@ -168,17 +441,21 @@ enum Msg {
     Event(Event),
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_node(
-    data: &Path,
-    network: &str,
+struct NodeArgs {
+    data: PathBuf,
+    network: String,
     genesis: bool,
     full_mmr: bool,
     duty: Option<f64>,
     max_db_pages: Option<u64>,
     listen: Option<SocketAddr>,
     peers: Vec<SocketAddr>,
-) -> Result<(), String> {
+    passphrase_file: Option<PathBuf>,
+}
+
+fn run_node(a: NodeArgs) -> Result<(), String> {
+    let NodeArgs { data, network, genesis, full_mmr, duty, max_db_pages, listen, peers, passphrase_file } = a;
+    let (data, network) = (data.as_path(), network.as_str());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -192,8 +469,16 @@ fn run_node(
         }
     }
     let params = params_for(data, network, genesis)?;
+    let devnet_genesis = genesis && params.name == "devnet";
     let mut cfg = Config::new(data, params);
-    cfg.full_mmr = full_mmr;
+    // The devnet genesis node keeps the full coin set (it serves restores) and claims the
+    // genesis coin into its wallet as soon as it has one.
+    cfg.full_mmr = full_mmr || devnet_genesis;
+    cfg.claim_genesis = devnet_genesis;
+    if data.join(WALLET_FILE).exists() {
+        let pass = read_secret(passphrase_file.as_deref(), "MINIMA_PASSPHRASE", "wallet passphrase")?;
+        cfg.wallet = Some(WalletSecret::Passphrase(pass.into_bytes()));
+    }
     cfg.max_db_pages = max_db_pages;
     if listen.is_some() || !peers.is_empty() {
         cfg.net = Some(minima_core::net::peer::NetConfig { listen, peers, ..Default::default() });

@@ -1,8 +1,10 @@
 //! Local control: JSON-RPC 2.0 over a Unix domain socket in the data dir, one request per line.
 //!
 //! The socket is created with mode 0600 (no TCP port: the file system is the access check);
-//! clients refuse a socket that other users could reach. Requests are bounded (64 KiB a line,
-//! a few seconds to send it); malformed ones get a JSON-RPC error and change nothing.
+//! clients refuse a socket that other users could reach. Requests are bounded (4 MiB a line,
+//! enough for a coin import; a few seconds to send it); malformed ones get a JSON-RPC error and
+//! change nothing. Wallet methods: `address`, `balance`, `history`, `send`, `seed`, `rescan`,
+//! `coins_export`, `coins_import`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -21,7 +23,7 @@ use crate::node::Node;
 /// Socket file name inside the data dir.
 pub const SOCKET_FILE: &str = "minima.sock";
 /// Longest request line.
-pub const MAX_REQUEST: usize = 64 * 1024;
+pub const MAX_REQUEST: usize = 4 * 1024 * 1024;
 
 /// Errors of the RPC client and server.
 #[derive(Debug, Error)]
@@ -81,7 +83,7 @@ pub fn call(data_dir: &Path, method: &str, params: Value) -> Result<Value, RpcEr
     check_socket(&path)?;
     let io = |e: std::io::Error| RpcError::Io { path: path.clone(), error: e.to_string() };
     let mut s = UnixStream::connect(&path).map_err(|_| RpcError::NotRunning(data_dir.to_path_buf()))?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(300))).map_err(io)?;
     let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     s.write_all(format!("{req}\n").as_bytes()).map_err(io)?;
     let mut line = String::new();
@@ -132,8 +134,60 @@ fn handle(node: &Node, line: &str) -> (Value, bool) {
                 Err(e) => (error(id, -32000, e.to_string()), false),
             }
         }
-        other => (error(id, -32601, format!("unknown method '{other}'")), false),
+        other => match wallet_method(node, other, req.get("params").unwrap_or(&Value::Null)) {
+            Some(Ok(v)) => (json!({"jsonrpc": "2.0", "id": id, "result": v}), false),
+            Some(Err((code, msg))) => (error(id, code, msg), false),
+            None => (error(id, -32601, format!("unknown method '{other}'")), false),
+        },
     }
+}
+
+/// The wallet's methods (`None`: not a wallet method). Secrets (phrase, passphrase) arrive
+/// only over this private socket and never appear in answers or logs.
+fn wallet_method(node: &Node, method: &str, p: &Value) -> Option<Result<Value, (i64, String)>> {
+    let invalid = |m: &str| Err((-32602, format!("invalid params: {m}")));
+    let failed = |e: crate::node::NodeError| (-32000, e.to_string());
+    let text = |k: &str| p.get(k).and_then(Value::as_str);
+    let units = |k: &str| p.get(k).and_then(Value::as_u64);
+    Some(match method {
+        "address" => {
+            let new = p.get("new").and_then(Value::as_bool).unwrap_or(false);
+            node.wallet_address(new).map(|a| json!({"address": a})).map_err(failed)
+        }
+        "balance" => node.wallet_balance().map(|b| json!(b)).map_err(failed),
+        "history" => node.wallet_history().map(|h| json!(h)).map_err(failed),
+        "send" => {
+            let (Some(to), Some(amount)) = (text("to"), units("amount")) else {
+                return Some(invalid("want {\"to\": address, \"amount\": base units, \"burn\": base units}"));
+            };
+            node.wallet_send(to, amount, units("burn").unwrap_or(0)).map(|r| json!(r)).map_err(failed)
+        }
+        "seed" => {
+            let (Some(phrase), Some(pass)) = (text("phrase"), text("passphrase")) else {
+                return Some(invalid("want {\"phrase\": 24 words, \"passphrase\": text, \"restore\": bool}"));
+            };
+            if pass.is_empty() {
+                return Some(invalid("an empty passphrase would leave the seed unprotected"));
+            }
+            let seed = match crate::crypto::phrase_to_seed(phrase) {
+                Ok(s) => crate::wallet::Seed(s),
+                Err(e) => return Some(Err((-32000, format!("wallet: {e}")))),
+            };
+            let restore = p.get("restore").and_then(Value::as_bool).unwrap_or(false);
+            node.create_wallet(seed, Some(pass.as_bytes())).map_err(failed).and_then(|()| {
+                let address = node.wallet_address(false).map_err(failed)?;
+                let scan = if restore { Some(node.wallet_rescan().map_err(failed)?) } else { None };
+                Ok(json!({"address": address, "restore": scan}))
+            })
+        }
+        "rescan" => node.wallet_rescan().map(|r| json!(r)).map_err(failed),
+        "coins_export" => node.wallet_export().map(|t| json!({"coins": t})).map_err(failed),
+        "coins_import" => {
+            let Some(t) = text("coins") else { return Some(invalid("want {\"coins\": exported text}")) };
+            node.wallet_import(t).map(|n| json!({"imported": n})).map_err(failed)
+        }
+        _ => return None,
+    })
 }
 
 impl Server {

@@ -499,3 +499,151 @@ fn a_restored_seed_finds_its_coins_through_a_full_mmr_peer() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+mod cli {
+    //! The wallet commands against running `minima node` processes.
+    use super::*;
+    use serde_json::Value;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+
+    const BIN: &str = env!("CARGO_BIN_EXE_minima");
+
+    fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data")
+            .arg(dir)
+            .env_remove("MINIMA_PASSPHRASE")
+            .env_remove("MINIMA_SEED_PHRASE")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(dir: &Path, args: &[&str]) -> Value {
+        let (ok, out, err) = run(dir, args, &[]);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn node(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+        Command::new(BIN)
+            .args(["node", "--params", "devnet", "--data"])
+            .arg(dir)
+            .args(args)
+            .env_remove("MINIMA_PASSPHRASE")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn up(dir: &Path) -> bool {
+        wait_until(Duration::from_secs(30), || run(dir, &["status", "--json"], &[]).0)
+    }
+
+    fn stop(dir: &Path, mut c: Child) -> std::process::ExitStatus {
+        let _ = run(dir, &["stop"], &[]);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().unwrap()
+    }
+
+    #[test]
+    fn wallet_commands_against_running_nodes() {
+        let _serial = common::serial();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let pass = [("MINIMA_PASSPHRASE", "correct horse battery")];
+        let na = node(&a, &["--genesis", "--duty", "0.2", "--listen", "127.0.0.70:0"], &[]);
+        assert!(up(&a));
+        let (ok, _, err) = run(&a, &["balance"], &[]);
+        assert!(!ok && err.contains("no wallet"), "{err}");
+        // A new seed: 24 words printed once; the passphrase came from the environment.
+        let (ok, out, err) = run(&a, &["seed", "--new"], &pass);
+        assert!(ok, "{err}");
+        let phrase = out.lines().nth(1).unwrap().to_string();
+        assert_eq!(phrase.split(' ').count(), 24);
+        let (ok, _, err) = run(&a, &["seed", "--new"], &pass);
+        assert!(!ok && err.contains("already exists"), "{err}");
+        // The devnet genesis node claims the genesis coin into its new wallet.
+        let total = Params::devnet().genesis.amount;
+        let confirmed = |d: &Path| json(d, &["balance", "--json"])["confirmed"].as_u64().unwrap();
+        assert!(wait_until(Duration::from_secs(60), || confirmed(&a) == total), "claimed");
+        let bj = json(&a, &["balance", "--json"]);
+        assert!(bj["unconfirmed"].is_u64());
+        let (ok, to, _) = run(&a, &["address", "--new"], &[]);
+        assert!(ok && to.trim().starts_with("mxd1"));
+        let sent = json(&a, &["send", "--to", to.trim(), "--amount", "10", "--burn", "0.5", "--json"]);
+        assert!(sent["bytes"].as_u64().unwrap() > 7_856);
+        for (args, want) in [
+            (vec!["send", "--to", "mxd1qqqq", "--amount", "1"], "invalid address"),
+            (vec!["send", "--to", to.trim(), "--amount", "0"], "at least one base unit"),
+            (vec!["send", "--to", to.trim(), "--amount", "1.5x"], "invalid amount"),
+            (vec!["send", "--to", to.trim(), "--amount", "2000000000"], "insufficient funds"),
+        ] {
+            let (ok, _, err) = run(&a, &args, &[]);
+            assert!(!ok && err.contains(want), "{args:?}: {err}");
+        }
+        assert!(wait_until(Duration::from_secs(60), || confirmed(&a) == total - COIN / 2), "burned");
+        let h = json(&a, &["history", "--json"]);
+        assert!(h.as_array().unwrap().iter().any(|e| e["txid"] == sent["txid"] && e["burn"] == COIN / 2));
+        let coins = dir.path().join("coins.txt");
+        assert!(run(&a, &["coins", "export", "--file", coins.to_str().unwrap()], &[]).0);
+        assert_eq!(std::fs::read_to_string(&coins).unwrap().lines().count(), 2);
+
+        // Another node restores the same seed through A (a full-MMR genesis node).
+        let listen = json(&a, &["status", "--json"])["listen"].as_str().unwrap().to_string();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::copy(a.join(".genesis"), b.join(".genesis")).unwrap();
+        let nb = node(&b, &["--no-mine", "--peer", &listen], &[]);
+        assert!(up(&b));
+        let height = |d: &Path| json(d, &["status", "--json"])["height"].as_u64().unwrap();
+        assert!(wait_until(Duration::from_secs(60), || height(&b) + 3 >= height(&a)), "B synced");
+        let restore = [pass[0], ("MINIMA_SEED_PHRASE", phrase.as_str())];
+        let (ok, out, err) = run(&b, &["seed", "--restore"], &restore);
+        assert!(ok, "{err}");
+        assert!(out.contains("restored"), "{out}");
+        // A mines on: a rescan whose proofs name a block B lacks yet finds them next time.
+        assert!(wait_until(Duration::from_secs(60), || {
+            confirmed(&b) == total - COIN / 2 || {
+                let _ = run(&b, &["rescan"], &[]);
+                false
+            }
+        }));
+        let (ok, out, _) = run(&b, &["coins", "import", "--file", coins.to_str().unwrap()], &[]);
+        assert!(ok && out.contains("imported"), "{out}");
+        assert!(stop(&b, nb).success());
+        assert!(stop(&a, na).success());
+
+        // The sealed seed opens only with its passphrase.
+        let bad = dir.path().join("bad-pass");
+        std::fs::write(&bad, "wrong horse\n").unwrap();
+        let mut c = node(&a, &["--passphrase-file", bad.to_str().unwrap()], &[]);
+        let status = c.wait().unwrap();
+        let mut err = String::new();
+        use std::io::Read;
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(!status.success() && err.contains("wrong passphrase"), "{err}");
+        assert!(!err.contains("wrong horse"), "the passphrase is not echoed");
+        let na = node(&a, &["--no-mine"], &pass);
+        assert!(up(&a));
+        assert_eq!(confirmed(&a), total - COIN / 2);
+        assert!(stop(&a, na).success());
+    }
+}

@@ -28,7 +28,7 @@ use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witne
 use crate::wallet::{WalletError, WalletState};
 
 mod wallet;
-pub use wallet::{SendReport, WalletSecret};
+pub use wallet::{ScanReport, SendReport, WalletSecret, RESTORE_GAP, SEALED_FILE as WALLET_FILE};
 
 /// How the node mines.
 #[derive(Debug, Clone, Copy, PartialEq)]
