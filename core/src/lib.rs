@@ -16,7 +16,8 @@
 //! | [`store`] | SQLite: schema, one transaction per block, single writer |
 //! | [`mempool`] | pending transactions, bounded, ranked by burn per byte |
 //! | [`miner`] | the low-priority hash loop, cancellable |
-//! | [`node`] | the orchestrator: start/stop, the chain actor, events, status |
+//! | [`wallet`] | seed (sealed or host-held), keys, own coins and their proofs, balance, history, payments |
+//! | [`node`] | the orchestrator: start/stop, the chain actor, events, status, the wallet calls |
 //! | `fixture` | (feature `fixture`) a chain builder that mines valid test chains in seconds |
 //!
 //! ## Decisions where SPEC is silent
@@ -58,6 +59,13 @@
 //! - **Fork inside our tree.** A synced chain may replace ours only if one of our tree blocks
 //!   appears among its blocks, cascade headers or their `parents`; otherwise it forks below our
 //!   root and counts towards `ChainConflict` (raised from two /16 groups).
+//! - **Wallet.** Key i's address is its default script's (`RETURN SIGNEDBY(0x…)`). A payment's
+//!   TxPoW is a transaction only (`block_target` zero), mined to the size-scaled minimum (or
+//!   `Config::txn_work`). Change goes to the first input's address. Balances: `confirmed` =
+//!   the wallet's coins unspent at the tip; `unconfirmed` = mempool outputs to the wallet
+//!   (change included); `sendable` = confirmed coins no pending transaction spends. A restore
+//!   scans key indexes in batches of 20 until 20 in a row hold no coin. The seed's public
+//!   fingerprint (`H("minima/wallet-id/v1", seed)`) ties a data dir's wallet to its seed.
 
 pub mod chain;
 pub mod codec;
