@@ -70,6 +70,7 @@
 pub mod chain;
 pub mod codec;
 pub mod crypto;
+pub mod energy;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod mempool;

@@ -58,6 +58,47 @@ enum Cmd {
         /// MINIMA_PASSPHRASE environment variable, else a prompt).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
+        /// Run as a phone app's node in the background: no pulses (opt-in on phones), no
+        /// connections between `minima sync-once` runs, no timers.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Show the energy ledger (per hour: CPU, hashes, bytes, wake-ups, mAh) and the plan.
+    Energy {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One background sync: connect, catch up, announce pending transactions, pulse if
+    /// allowed, persist, disconnect. Prints its report as JSON.
+    SyncOnce {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Budget in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+    },
+    /// Report the device's power state to a running node (what a phone host does).
+    Power {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// On external power.
+        #[arg(long)]
+        charging: bool,
+        /// Battery level, 0–100.
+        #[arg(long, default_value_t = 100)]
+        battery: u8,
+        /// wifi, cellular or none.
+        #[arg(long, default_value = "wifi")]
+        network: String,
+        /// The app is in the foreground.
+        #[arg(long)]
+        foreground: bool,
     },
     /// Show a receiving address of the node's wallet.
     Address {
@@ -224,7 +265,9 @@ fn main() -> ExitCode {
             listen,
             peer,
             passphrase_file,
+            background,
         } => run_node(NodeArgs {
+            background,
             data,
             network: params,
             genesis,
@@ -244,6 +287,16 @@ fn main() -> ExitCode {
         Cmd::Seed { data, new, restore: _, passphrase_file, phrase_file } => {
             seed(&data, new, passphrase_file.as_deref(), phrase_file.as_deref())
         }
+        Cmd::Energy { data, json } => call(&data, "energy", Value::Null).map(|v| energy(&v, json)),
+        Cmd::SyncOnce { data, seconds } => {
+            call(&data, "sync_once", json!({"seconds": seconds})).map(|v| println!("{v}"))
+        }
+        Cmd::Power { data, charging, battery, network, foreground } => call(
+            &data,
+            "power",
+            json!({"charging": charging, "battery_pct": battery, "network": network, "foreground": foreground}),
+        )
+        .map(|v| println!("{v}")),
         Cmd::Rescan { data } => call(&data, "rescan", Value::Null).map(|v| println!("{v}")),
         Cmd::Coins { what: CoinsCmd::Export { data, file } } => call(&data, "coins_export", Value::Null)
             .and_then(|v| {
@@ -410,6 +463,39 @@ fn seed(data: &Path, new: bool, pass_file: Option<&Path>, phrase_file: Option<&P
     Ok(())
 }
 
+fn energy(v: &Value, as_json: bool) {
+    if as_json {
+        println!("{v}");
+        return;
+    }
+    let plan = &v["plan"];
+    println!(
+        "plan: pulse every {} s, hold connections {}, {} peers",
+        plan["pulse_every"]["secs"].as_u64().map(|s| s.to_string()).unwrap_or("never".into()),
+        plan["hold_connections"],
+        plan["peer_target"]
+    );
+    println!(
+        "{:<16} {:>8} {:>8} {:>12} {:>12} {:>12} {:>8} {:>8}",
+        "hour (ms)", "cpu s", "miner s", "hashes", "bytes in", "bytes out", "wakeups", "mAh"
+    );
+    for h in v["hours"].as_array().cloned().unwrap_or_default() {
+        let n = |k: &str| h[k].as_u64().unwrap_or(0);
+        let f = |k: &str| h[k].as_f64().unwrap_or(0.0);
+        println!(
+            "{:<16} {:>8.2} {:>8.2} {:>12} {:>12} {:>12} {:>8} {:>8.3}",
+            n("hour_ms"),
+            f("cpu_s"),
+            f("miner_cpu_s"),
+            n("hashes"),
+            n("bytes_in_wifi") + n("bytes_in_cellular"),
+            n("bytes_out_wifi") + n("bytes_out_cellular"),
+            n("wakeups"),
+            f("mah")
+        );
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -417,12 +503,17 @@ fn now_ms() -> u64 {
 fn params_for(data: &Path, name: &str, genesis: bool) -> Result<Params, String> {
     let mut p =
         Params::by_name(name).ok_or_else(|| format!("unknown network '{name}' (main, test or devnet)"))?;
-    if let Some((net, time, prng)) = stored_genesis(data) {
-        if net != p.name {
+    if let Some(g) = stored_genesis(data) {
+        if g.network != p.name {
+            let net = g.network;
             return Err(format!("data dir {} belongs to network '{net}', not '{}'", data.display(), p.name));
         }
-        p.genesis.time_ms = time;
-        p.genesis.prng = prng;
+        p.genesis.time_ms = g.time_ms;
+        p.genesis.prng = g.prng;
+        // A data dir made with a genesis coin address (test chains of main's rules) keeps it.
+        if let Some(a) = g.address {
+            p.genesis.address = Some(a);
+        }
     } else if p.name == "devnet" {
         if !genesis {
             return Err("no devnet genesis in this data dir: pass --genesis to make one, or copy the \
@@ -442,6 +533,7 @@ enum Msg {
 }
 
 struct NodeArgs {
+    background: bool,
     data: PathBuf,
     network: String,
     genesis: bool,
@@ -454,7 +546,18 @@ struct NodeArgs {
 }
 
 fn run_node(a: NodeArgs) -> Result<(), String> {
-    let NodeArgs { data, network, genesis, full_mmr, duty, max_db_pages, listen, peers, passphrase_file } = a;
+    let NodeArgs {
+        background,
+        data,
+        network,
+        genesis,
+        full_mmr,
+        duty,
+        max_db_pages,
+        listen,
+        peers,
+        passphrase_file,
+    } = a;
     let (data, network) = (data.as_path(), network.as_str());
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -483,10 +586,21 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
     if listen.is_some() || !peers.is_empty() {
         cfg.net = Some(minima_core::net::peer::NetConfig { listen, peers, ..Default::default() });
     }
+    // Devnet mines continuously; other networks pulse as the energy policy decides.
     cfg.mining = match (cfg.mining, duty) {
         (Mining::Continuous { .. }, Some(duty)) => Mining::Continuous { duty },
-        _ => Mining::Off,
+        (_, None) => Mining::Off,
+        (_, Some(_)) => Mining::Pulses,
     };
+    if background {
+        cfg.energy = minima_core::energy::EnergyConfig::phone();
+        cfg.power = minima_core::energy::PowerState {
+            charging: false,
+            battery_pct: 80,
+            network: minima_core::energy::NetworkType::Wifi,
+            foreground: false,
+        };
+    }
     let node = Arc::new(Node::start(cfg).map_err(|e| e.to_string())?);
     let (tx, rx) = mpsc::channel::<Msg>();
     let stop_tx = tx.clone();

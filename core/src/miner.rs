@@ -53,6 +53,8 @@ struct Shared {
     generation: AtomicU64,
     stop: AtomicBool,
     hashes: AtomicU64,
+    /// CPU time the thread spent mining (ns).
+    cpu_ns: AtomicU64,
 }
 
 /// Handle of the miner thread.
@@ -110,6 +112,7 @@ impl Miner {
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             hashes: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -134,6 +137,11 @@ impl Miner {
     /// Total nonces tried.
     pub fn hashes(&self) -> u64 {
         self.shared.hashes.load(Ordering::Relaxed)
+    }
+
+    /// CPU seconds the thread has spent mining.
+    pub fn cpu_s(&self) -> f64 {
+        self.shared.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     /// Stop and join the thread.
@@ -172,6 +180,7 @@ fn run(s: &Shared, on_found: impl Fn(Found)) {
             (g.0, g.1.take())
         };
         let Some(mut job) = job else { continue };
+        let cpu0 = crate::energy::thread_cpu_s();
         salt = salt.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let base = prepared_state(&job.header.prefix_hash());
         let mut nonce = [0u8; 32];
@@ -209,6 +218,8 @@ fn run(s: &Shared, on_found: impl Fn(Found)) {
                 slice_start = Instant::now();
             }
         }
+        let spent = (crate::energy::thread_cpu_s() - cpu0).max(0.0);
+        s.cpu_ns.fetch_add((spent * 1e9) as u64, Ordering::Relaxed);
         // Keep the job unless it was replaced, so a finished job is not re-mined.
     }
 }

@@ -4,7 +4,7 @@
 //! clients refuse a socket that other users could reach. Requests are bounded (4 MiB a line,
 //! enough for a coin import; a few seconds to send it); malformed ones get a JSON-RPC error and
 //! change nothing. Wallet methods: `address`, `balance`, `history`, `send`, `seed`, `rescan`,
-//! `coins_export`, `coins_import`.
+//! `coins_export`, `coins_import`; energy: `energy`, `power`, `sync_once`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -181,6 +181,33 @@ fn wallet_method(node: &Node, method: &str, p: &Value) -> Option<Result<Value, (
             })
         }
         "rescan" => node.wallet_rescan().map(|r| json!(r)).map_err(failed),
+        "energy" => node.energy_report().map(|r| json!(r)).map_err(failed),
+        "sync_once" => {
+            let secs = p.get("seconds").and_then(Value::as_f64).unwrap_or(30.0).clamp(0.1, 3600.0);
+            node.sync_once(std::time::Duration::from_secs_f64(secs)).map(|r| json!(r)).map_err(failed)
+        }
+        "power" => {
+            use crate::energy::{NetworkType, PowerState};
+            let network = match text("network") {
+                Some("wifi") => NetworkType::Wifi,
+                Some("cellular") => NetworkType::Cellular,
+                Some("none") => NetworkType::None,
+                _ => {
+                    return Some(invalid(
+                        "want network wifi|cellular|none, charging, battery_pct, foreground",
+                    ))
+                }
+            };
+            let pct = units("battery_pct").unwrap_or(100).min(100) as u8;
+            let flag = |k: &str| p.get(k).and_then(Value::as_bool).unwrap_or(false);
+            let st = PowerState {
+                charging: flag("charging"),
+                battery_pct: pct,
+                network,
+                foreground: flag("foreground"),
+            };
+            node.set_power_state(st).map(|()| json!({"power": st})).map_err(failed)
+        }
         "coins_export" => node.wallet_export().map(|t| json!({"coins": t})).map_err(failed),
         "coins_import" => {
             let Some(t) = text("coins") else { return Some(invalid("want {\"coins\": exported text}")) };

@@ -436,7 +436,8 @@ fn two_hundred_slow_connections_stay_within_memory() {
     let pid = child.id();
     assert!(wait_until(Duration::from_secs(20), || minima_core::node::stored_genesis(&data).is_some()
         && data.join(minima_core::rpc::SOCKET_FILE).exists()));
-    let (_, time, prng) = minima_core::node::stored_genesis(&data).unwrap();
+    let g = minima_core::node::stored_genesis(&data).unwrap();
+    let (time, prng) = (g.time_ms, g.prng);
     let mut p = Params::devnet();
     p.genesis.time_ms = time;
     p.genesis.prng = prng;

@@ -128,7 +128,8 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         child.wait().unwrap();
         // The database opens and passes PRAGMA integrity_check.
         let (_, gen) = {
-            let (net, time, prng) = minima_core::node::stored_genesis(&d).unwrap();
+            let g = minima_core::node::stored_genesis(&d).unwrap();
+            let (net, time, prng) = (g.network, g.time_ms, g.prng);
             assert_eq!(net, "devnet");
             let mut p = Params::devnet();
             p.genesis.time_ms = time;
@@ -141,7 +142,8 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         drop(store);
     }
     // A last start re-validates the whole stored tree in-process and continues from it.
-    let (_, time, prng) = minima_core::node::stored_genesis(&d).unwrap();
+    let g = minima_core::node::stored_genesis(&d).unwrap();
+    let (time, prng) = (g.time_ms, g.prng);
     let mut p = Params::devnet();
     p.genesis.time_ms = time;
     p.genesis.prng = prng;
@@ -337,7 +339,8 @@ fn bad_situations_give_one_clear_error_and_nothing_is_lost() {
     // before stays.
     let pages = {
         let (_, gen) = {
-            let (_, time, prng) = minima_core::node::stored_genesis(&d).unwrap();
+            let g = minima_core::node::stored_genesis(&d).unwrap();
+            let (time, prng) = (g.time_ms, g.prng);
             let mut p = Params::devnet();
             p.genesis.time_ms = time;
             p.genesis.prng = prng;

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -190,7 +190,16 @@ struct Shared {
     chain_id: u8,
     listen: Option<String>,
     full_mmr: bool,
-    want_txs: bool,
+    want_txs: AtomicBool,
+    /// Connections are wanted (the energy policy turns this off in the background: no
+    /// dialing, no discovery timer, inbound refused).
+    online: tokio::sync::watch::Sender<bool>,
+    /// Outbound peers to keep.
+    target: AtomicUsize,
+    /// Builds the client config for new connections (keep-alive and idle timeout).
+    client_config: Box<dyn Fn(Timing) -> Result<quinn::ClientConfig, NetError> + Send + Sync>,
+    /// The client config new connections use.
+    dial_config: Mutex<quinn::ClientConfig>,
     min_chain_weight: u128,
     peers: Mutex<HashMap<Hash, PeerInfo>>,
     node_id: Hash,
@@ -262,6 +271,40 @@ impl NetHandle {
     pub fn peers(&self) -> Vec<(SocketAddr, Hash, bool, bool)> {
         let p = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
         p.iter().map(|(id, i)| (i.conn.remote_address(), *id, i.hello.is_client, i.hello.full_mmr)).collect()
+    }
+
+    /// Go offline (close every connection; no dialing, no discovery timer, inbound refused)
+    /// or online again (the dial loops reconnect at once).
+    pub fn set_online(&self, on: bool) {
+        let s = &self.shared;
+        s.online.send_replace(on);
+        if !on {
+            for p in lock(&s.peers).values() {
+                p.conn.close(0u32.into(), b"sleeping");
+            }
+        }
+    }
+
+    /// Whether connections are wanted.
+    pub fn is_online(&self) -> bool {
+        *self.shared.online.borrow()
+    }
+
+    /// Apply the energy policy's knobs: outbound peers to keep, whether to ask for transaction
+    /// announcements, and keep-alive / idle timeout for new connections.
+    pub fn set_policy(&self, target: usize, want_txs: bool, timing: Timing) {
+        let s = &self.shared;
+        s.target.store(target, Ordering::SeqCst);
+        s.want_txs.store(want_txs, Ordering::SeqCst);
+        match (s.client_config)(timing) {
+            Ok(c) => *lock(&s.dial_config) = c,
+            Err(e) => tracing::warn!("cannot apply timing: {e}"),
+        }
+    }
+
+    /// Highest chain weight connected peers claimed in their `Hello`.
+    pub fn best_claim(&self) -> u128 {
+        lock(&self.shared.peers).values().map(|p| p.hello.tip_weight).max().unwrap_or(0)
     }
 
     /// Dial `addr` and keep the connection up (redialling with backoff) while the node runs.
@@ -400,7 +443,7 @@ async fn our_hello(s: &Shared) -> Result<Hello, NetError> {
             .unwrap_or(0),
         listen: s.listen.clone(),
         is_client: s.listen.is_none(),
-        want_txs: s.want_txs,
+        want_txs: s.want_txs.load(Ordering::SeqCst),
         serves_blocks: true,
         full_mmr: s.full_mmr,
     })
@@ -452,7 +495,14 @@ pub fn start(
         chain_id: local.chain_id,
         listen,
         full_mmr: local.full_mmr,
-        want_txs: cfg.want_txs,
+        want_txs: AtomicBool::new(cfg.want_txs),
+        online: tokio::sync::watch::channel(true).0,
+        target: AtomicUsize::new(cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 })),
+        client_config: {
+            let id = identity.clone();
+            Box::new(move |t| transport::client_config(&id, t))
+        },
+        dial_config: Mutex::new(transport::client_config(identity, cfg.timing)?),
         min_chain_weight: local.min_chain_weight,
         peers: Mutex::new(HashMap::new()),
         node_id: identity.node_id,
@@ -475,8 +525,7 @@ pub fn start(
     for addr in cfg.peers {
         rt.spawn(dial_loop(shared.clone(), addr));
     }
-    let target = cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 });
-    rt.spawn(discover(shared.clone(), target, cfg.discover_interval));
+    rt.spawn(discover(shared.clone(), cfg.discover_interval));
     rt.spawn(relay(shared.clone(), tips));
     Ok((endpoint, NetHandle { shared }))
 }
@@ -492,7 +541,7 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
             *g = (now, 0);
         }
         g.1 += 1;
-        if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound {
+        if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound || !*s.online.borrow() {
             inc.refuse();
             continue;
         }
@@ -519,8 +568,11 @@ fn connected_to(s: &Shared, addr: SocketAddr) -> bool {
 async fn dial_loop(s: Arc<Shared>, addr: SocketAddr) {
     let mut wait = s.backoff;
     loop {
+        if !wait_online(&s).await {
+            break;
+        }
         if !connected_to(&s, addr) {
-            match s.endpoint.connect(addr, "minima") {
+            match s.endpoint.connect_with(dial_config(&s), addr, "minima") {
                 Ok(connecting) => {
                     if let Ok(conn) = connecting.await {
                         wait = s.backoff;
@@ -534,18 +586,42 @@ async fn dial_loop(s: Arc<Shared>, addr: SocketAddr) {
         if s.chain.is_closed() {
             break;
         }
-        tokio::time::sleep(wait).await;
+        // Back off, but wake at once when the node goes offline (no timer then).
+        let mut online = s.online.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = online.wait_for(|on| !*on) => {}
+        }
         wait = (wait * 2).min(s.backoff * 32);
     }
 }
 
+fn dial_config(s: &Shared) -> quinn::ClientConfig {
+    lock(&s.dial_config).clone()
+}
+
+/// Wait until connections are wanted (no timer while offline). `false` when the node stops.
+async fn wait_online(s: &Shared) -> bool {
+    let mut rx = s.online.subscribe();
+    let r = rx.wait_for(|on| *on).await.is_ok();
+    r && !s.chain.is_closed()
+}
+
 /// Keep the outbound target: dial gossiped addresses we are not connected to.
-async fn discover(s: Arc<Shared>, target: usize, every: Duration) {
+async fn discover(s: Arc<Shared>, every: Duration) {
     loop {
-        tokio::time::sleep(every).await;
+        if !wait_online(&s).await {
+            return;
+        }
+        let mut online = s.online.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = online.wait_for(|on| !*on) => continue,
+        }
         if s.chain.is_closed() {
             return;
         }
+        let target = s.target.load(Ordering::SeqCst);
         let outbound = lock(&s.peers).len();
         if outbound >= target {
             continue;
@@ -565,7 +641,7 @@ async fn discover(s: Arc<Shared>, target: usize, every: Duration) {
             lock(&s.dialing).insert(addr);
             let s2 = s.clone();
             tokio::spawn(async move {
-                if let Ok(connecting) = s2.endpoint.connect(addr, "minima") {
+                if let Ok(connecting) = s2.endpoint.connect_with(dial_config(&s2), addr, "minima") {
                     if let Ok(conn) = connecting.await {
                         let _ = serve(s2.clone(), conn, true).await;
                     }

@@ -57,6 +57,7 @@ pub enum NetError {
 }
 
 /// A node's TLS identity.
+#[derive(Clone)]
 pub struct Identity {
     /// Certificate (DER).
     pub cert: CertificateDer<'static>,

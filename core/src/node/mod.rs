@@ -27,7 +27,9 @@ use crate::store::{BlockCommit, Store, StoreError};
 use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witness};
 use crate::wallet::{WalletError, WalletState};
 
+mod energy;
 mod wallet;
+pub use energy::{EnergyReport, SyncReport};
 pub use wallet::{ScanReport, SendReport, WalletSecret, RESTORE_GAP, SEALED_FILE as WALLET_FILE};
 
 /// How the node mines.
@@ -40,6 +42,9 @@ pub enum Mining {
         /// Fraction of one core, (0, 1].
         duty: f64,
     },
+    /// Pulse as the energy policy decides (SPEC §8): `pulse_work` hashes every 50 s on power,
+    /// every 500 s on battery (phones only if the user opted in), none when the budget is spent.
+    Pulses,
 }
 
 /// Node configuration.
@@ -66,6 +71,12 @@ pub struct Config {
     pub claim_genesis: bool,
     /// Hashes of work each payment's TxPoW carries (at least the size-scaled minimum).
     pub txn_work: u128,
+    /// Energy settings: device class, pulse opt-in, the user's budget.
+    pub energy: crate::energy::EnergyConfig,
+    /// The power state at start (hosts update it with [`Node::set_power_state`]).
+    pub power: crate::energy::PowerState,
+    /// Device costs for the ledger's mAh estimate.
+    pub device: crate::energy::DeviceProfile,
 }
 
 impl Config {
@@ -84,6 +95,9 @@ impl Config {
             wallet: None,
             claim_genesis: false,
             txn_work: 0,
+            energy: crate::energy::EnergyConfig::server(),
+            power: crate::energy::PowerState::PLUGGED,
+            device: crate::energy::DeviceProfile::default(),
         }
     }
 }
@@ -239,6 +253,16 @@ pub struct Status {
     pub bytes_in: u64,
     /// UDP bytes sent since start.
     pub bytes_out: u64,
+    /// Process CPU seconds since start (every thread).
+    pub cpu_s: f64,
+    /// Miner CPU seconds since start.
+    pub miner_cpu_s: f64,
+    /// Timer wake-ups the node scheduled (pulses, sync runs).
+    pub wakeups: u64,
+    /// Seconds between pulses under the current plan (`None`: no pulses).
+    pub pulse_every_s: Option<u64>,
+    /// Whether the node holds peer connections now.
+    pub online: bool,
 }
 
 enum Cmd {
@@ -260,6 +284,7 @@ enum Cmd {
     AcceptConflict(oneshot::Sender<Result<bool, NodeError>>),
     CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Vec<(CoinRecord, MmrProof)>>),
     Wallet(wallet::WalletCmd),
+    Energy(energy::EnergyCmd),
     Stop(oneshot::Sender<()>),
 }
 
@@ -279,6 +304,8 @@ pub struct Node {
     keypairs: std::sync::Mutex<HashMap<u32, Arc<crate::crypto::Keypair>>>,
     claim_genesis: bool,
     txn_work: u128,
+    /// Set by [`Node::cancel`]: a running `sync_once` stops early.
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Name of the lock file in the data dir.
@@ -330,20 +357,38 @@ fn lock_data_dir(dir: &Path) -> Result<File, NodeError> {
     Ok(f)
 }
 
-/// Read the genesis a data dir was created with (devnet genesis is made at `--genesis` time).
-pub fn stored_genesis(dir: &Path) -> Option<(String, u64, [u8; 32])> {
+/// The genesis a data dir was created with (devnet genesis is made at `--genesis` time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGenesis {
+    /// Network name.
+    pub network: String,
+    /// Genesis time (ms).
+    pub time_ms: u64,
+    /// Genesis prng.
+    pub prng: [u8; 32],
+    /// Address of the genesis coin.
+    pub address: Option<Hash>,
+}
+
+/// Read the genesis a data dir was created with.
+pub fn stored_genesis(dir: &Path) -> Option<StoredGenesis> {
     let s = std::fs::read_to_string(dir.join(".genesis")).ok()?;
     let mut it = s.split_whitespace();
-    let net = it.next()?.to_string();
-    let time = it.next()?.parse().ok()?;
+    let network = it.next()?.to_string();
+    let time_ms = it.next()?.parse().ok()?;
     let prng: [u8; 32] = hex::decode(it.next()?).ok()?.try_into().ok()?;
-    Some((net, time, prng))
+    let address = match it.next() {
+        Some(a) => Some(Hash::from_hex(a).ok()?),
+        None => None,
+    };
+    Some(StoredGenesis { network, time_ms, prng, address })
 }
 
 fn write_genesis(dir: &Path, p: &Params) -> Result<(), NodeError> {
     let path = dir.join(".genesis");
     let tmp = dir.join(".genesis.tmp");
-    std::fs::write(&tmp, format!("{} {} {}\n", p.name, p.genesis.time_ms, hex::encode(p.genesis.prng)))
+    let addr = p.genesis.address.map(|a| format!(" {}", a.to_hex())).unwrap_or_default();
+    std::fs::write(&tmp, format!("{} {} {}{addr}\n", p.name, p.genesis.time_ms, hex::encode(p.genesis.prng)))
         .map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
 }
@@ -374,6 +419,7 @@ impl Node {
         let remembered: Vec<std::net::SocketAddr> =
             store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
         let mut actor = Actor::load(&cfg, store, events.clone())?;
+        actor.self_tx = Some(tx.clone());
         // The wallet opens before the miner starts (devnet blocks come fast at first).
         let seed = match cfg.wallet.clone() {
             Some(secret) => {
@@ -384,10 +430,7 @@ impl Node {
             None => None,
         };
         if let Mining::Continuous { duty } = cfg.mining {
-            let mtx = tx.clone();
-            actor.miner = Some(Arc::new(Miner::start(move |f| {
-                let _ = mtx.blocking_send(Cmd::Mined(f));
-            })));
+            actor.ensure_miner();
             actor.duty = duty;
             actor.refresh_template();
         }
@@ -426,6 +469,10 @@ impl Node {
             endpoint = Some(ep);
             node_id = Some(identity.node_id);
         }
+        {
+            let _g = rt.enter();
+            actor.apply_plan();
+        }
         rt.spawn(actor.run(rx));
         Ok(Node {
             rt: std::sync::Mutex::new(Some(rt)),
@@ -439,6 +486,7 @@ impl Node {
             params: cfg.params,
             seed: std::sync::Mutex::new(seed),
             keypairs: std::sync::Mutex::new(HashMap::new()),
+            cancel: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             claim_genesis: cfg.claim_genesis,
             txn_work: cfg.txn_work,
         })
@@ -609,6 +657,11 @@ struct Actor {
     wallet: Option<WalletState>,
     /// Coins chosen by payments being signed, and when.
     reserved: HashMap<Hash, Instant>,
+    /// The actor's own channel (the miner thread reports through it).
+    self_tx: Option<mpsc::Sender<Cmd>>,
+    /// Pulse as the energy plan says (else continuous or no mining).
+    pulses: bool,
+    energy: energy::EnergyState,
 }
 
 /// A chain built from a peer's cascade during sync, with the TxPoWs its blocks list.
@@ -761,11 +814,26 @@ impl Actor {
             conflict_groups: Default::default(),
             wallet: None,
             reserved: HashMap::new(),
+            self_tx: None,
+            pulses: cfg.mining == Mining::Pulses,
+            energy: energy::EnergyState::new(cfg),
         })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        while let Some(cmd) = rx.recv().await {
+        loop {
+            // No timer unless a pulse is due: an idle node sleeps on its channel.
+            let cmd = match self.energy.next_pulse {
+                Some(at) => tokio::select! {
+                    c = rx.recv() => c,
+                    _ = tokio::time::sleep_until(at) => {
+                        self.pulse_due();
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(cmd) = cmd else { break };
             match cmd {
                 Cmd::Block { txpow, witness, listed, reply } => {
                     let r = self.on_block(txpow, witness, listed);
@@ -816,6 +884,7 @@ impl Actor {
                     let _ = reply.send(ok);
                 }
                 Cmd::Wallet(c) => self.on_wallet(c),
+                Cmd::Energy(c) => self.on_energy(c),
                 Cmd::SetMining(on) => {
                     self.mining_on = on;
                     if on {
@@ -878,6 +947,11 @@ impl Actor {
             bans: self.net.as_ref().map(|n| n.ban_count()).unwrap_or(0),
             bytes_in: self.net.as_ref().map(|n| n.bytes().0).unwrap_or(0),
             bytes_out: self.net.as_ref().map(|n| n.bytes().1).unwrap_or(0),
+            cpu_s: crate::energy::process_cpu_s(),
+            miner_cpu_s: self.miner.as_ref().map(|m| m.cpu_s()).unwrap_or(0.0),
+            wakeups: self.energy.wakeups,
+            pulse_every_s: self.energy.plan.pulse_every.filter(|_| self.pulses).map(|d| d.as_secs()),
+            online: self.net.as_ref().is_some_and(|n| n.is_online()),
         }
     }
 
@@ -1453,11 +1527,25 @@ impl Actor {
         }
         match self.build_template() {
             Ok((header, t)) => {
+                // A pulse mines its remaining hashes at full speed on the low-priority thread.
+                let (duty, max_hashes) = if self.pulses {
+                    match self.energy.pulse_end {
+                        Some(end) if miner.hashes() < end => (1.0, Some(end - miner.hashes())),
+                        _ => {
+                            self.energy.pulse_end = None;
+                            self.template = None;
+                            miner.set_job(None);
+                            return;
+                        }
+                    }
+                } else {
+                    (self.duty, None)
+                };
                 let target = header.block_target;
                 self.tag += 1;
                 let tag = self.tag;
                 self.template = Some(Template { tag, ..t });
-                miner.set_job(Some(Job { header, target, duty: self.duty, max_hashes: None, tag }));
+                miner.set_job(Some(Job { header, target, duty, max_hashes, tag }));
             }
             Err(e) => {
                 tracing::warn!("cannot build a block template: {e}");
