@@ -422,6 +422,8 @@ mod tests {
         l.record(h + 10, s1, NetworkType::Wifi);
         let s2 = Sample { bytes_in: 1100, bytes_out: 550, ..s1 };
         l.record(h + 20, s2, NetworkType::Cellular);
+        assert_eq!(l.spent(h + 30).pulse_cpu_s, 1.5);
+        assert_eq!(l.spent(h + 30).cellular_bytes, 1500);
         let s3 = Sample { cpu_s: 3.0, ..s2 };
         l.record(h + 3_600_000, s3, NetworkType::Cellular);
         let rows = l.rows();
@@ -432,8 +434,6 @@ mod tests {
             (1000, 3, 100, 1000, 500)
         );
         assert!((r.cpu_s - 2.0).abs() < 1e-9 && r.mah > 0.0);
-        assert_eq!(l.spent(h + 30).pulse_cpu_s, 1.5);
-        assert_eq!(l.spent(h + 30).cellular_bytes, 1500);
         assert!((rows[1].cpu_s - 1.0).abs() < 1e-9);
         assert_eq!(l.spent(h + 3_600_001).cellular_bytes, 0);
         assert!(process_cpu_s() > 0.0);

@@ -126,6 +126,9 @@ pub struct NetConfig {
     /// Initial sync (a node still at genesis) waits up to this long for 3 peers from 2 /16
     /// groups, then syncs from the heaviest claim first (SPEC §5).
     pub initial_wait: Duration,
+    /// Start with connections wanted (`false`: a background node dials nobody until
+    /// [`NetHandle::set_online`]).
+    pub online: bool,
 }
 
 /// The address group of an IP: its /24 (IPv4) or /48 (IPv6).
@@ -157,6 +160,7 @@ impl Default for NetConfig {
             discover_interval: Duration::from_secs(30),
             want_txs: true,
             initial_wait: Duration::from_secs(5),
+            online: true,
         }
     }
 }
@@ -496,7 +500,7 @@ pub fn start(
         listen,
         full_mmr: local.full_mmr,
         want_txs: AtomicBool::new(cfg.want_txs),
-        online: tokio::sync::watch::channel(true).0,
+        online: tokio::sync::watch::channel(cfg.online).0,
         target: AtomicUsize::new(cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 })),
         client_config: {
             let id = identity.clone();

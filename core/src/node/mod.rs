@@ -436,6 +436,9 @@ impl Node {
         }
         let (mut endpoint, mut node_id, mut handle) = (None, None, None);
         if let Some(mut net) = cfg.net.clone() {
+            // A node that starts in the background dials nobody.
+            let first = crate::energy::plan(&cfg.energy, &cfg.power, &Default::default());
+            net.online = net.online && first.hold_connections;
             // Seeds of the network (none on devnet), then peers we connected to before.
             let seeds = cfg.params.seeds.iter().filter_map(|a| a.parse::<std::net::SocketAddr>().ok());
             for a in seeds.chain(remembered) {
