@@ -14,6 +14,7 @@ use minima_core::wallet::{format_coins, parse_coins};
 use minima_core::{rpc, Params};
 use serde_json::{json, Value};
 
+mod bench;
 mod devnet;
 
 #[derive(Parser)]
@@ -210,9 +211,19 @@ enum Cmd {
         data: PathBuf,
     },
     /// Benchmarks.
+    /// Benchmarks: without a subcommand, every figure of docs/performance.md as one JSON line.
     Bench {
         #[command(subcommand)]
-        what: BenchCmd,
+        what: Option<BenchCmd>,
+        /// One JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Small sizes and short rounds (a smoke run; the figures are not the reported ones).
+        #[arg(long)]
+        quick: bool,
+        /// Keep the built states in this folder (default: a temporary one, removed).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
 }
 
@@ -325,10 +336,11 @@ fn main() -> ExitCode {
         Cmd::Devnet { nodes, seconds, json, duty, data } => devnet::run(nodes, seconds, json, duty, data),
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
-        Cmd::Bench { what: BenchCmd::Mine { json, seconds } } => {
+        Cmd::Bench { what: Some(BenchCmd::Mine { json, seconds }), .. } => {
             bench_mine(json, seconds);
             Ok(())
         }
+        Cmd::Bench { what: None, json, quick, keep } => bench::run(json, quick, keep),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -715,6 +727,19 @@ fn status(data: &Path, as_json: bool) -> Result<(), String> {
 }
 
 fn bench_mine(as_json: bool, seconds: f64) {
+    let (miner, raw, ratio) = mine_ratio(seconds);
+    if as_json {
+        println!(
+            "{}",
+            json!({"miner_hps": miner.round(), "raw_permutations_ps": raw.round(), "ratio": (ratio * 1000.0).round() / 1000.0})
+        );
+    } else {
+        println!("miner {:.0} nonces/s, raw SHA3-256 {:.0} hashes/s, ratio {:.3}", miner, raw, ratio);
+    }
+}
+
+/// (miner nonces/s, raw SHA3-256 permutations/s, ratio), best of 3 alternating rounds.
+fn mine_ratio(seconds: f64) -> (f64, f64, f64) {
     let mut p = Params::devnet();
     p.genesis.time_ms = 1;
     let (g, _) = minima_core::chain::genesis(&p).expect("devnet genesis");
@@ -739,13 +764,5 @@ fn bench_mine(as_json: bool, seconds: f64) {
         raw = raw.max(raw_round(n));
         miner = miner.max(minima_core::miner::bench_hashes(&header, n));
     }
-    let ratio = miner / raw;
-    if as_json {
-        println!(
-            "{}",
-            json!({"miner_hps": miner.round(), "raw_permutations_ps": raw.round(), "ratio": (ratio * 1000.0).round() / 1000.0})
-        );
-    } else {
-        println!("miner {:.0} nonces/s, raw SHA3-256 {:.0} hashes/s, ratio {:.3}", miner, raw, ratio);
-    }
+    (miner, raw, miner / raw)
 }
