@@ -40,6 +40,28 @@ stage "build tests" cargo test --workspace --all-features --all-targets --locked
 stage "core tests" cargo test --workspace --all-features --all-targets --locked
 stage "doc tests" cargo test --workspace --all-features --doc --locked
 
+# Mobile bindings: generate Kotlin and Swift from the host library, run the Kotlin tests on
+# the JVM against it, and compile the generated C header (Swift itself is not compiled here).
+stage "ffi library" cargo build -p minima-ffi --locked
+stage "bindgen" bash scripts/bindgen.sh target/debug
+if command -v clang >/dev/null 2>&1; then
+    stage "swift C header" clang -fsyntax-only -Wno-pragma-once-outside-header -x c ios/Sources/MinimaFFI/minima_ffiFFI.h
+else
+    echo "=== stage swift C header: FAILED (clang not installed; .ci/run installs it)" >&2
+    exit 1
+fi
+if command -v mvn >/dev/null 2>&1; then
+    stage "kotlin tests" mvn -q -B -f bindings/kotlin/pom.xml test
+else
+    echo "=== stage kotlin tests: FAILED (Maven not installed; .ci/run installs it)" >&2
+    exit 1
+fi
+if [ -n "${ANDROID_NDK_HOME:-}" ] && [ -d "${ANDROID_NDK_HOME}" ]; then
+    stage "android check" cargo check --locked -p minima-ffi --target aarch64-linux-android
+else
+    echo "=== stage android check: skipped (no Android NDK found: set ANDROID_NDK_HOME)"
+fi
+
 echo "=== timing"
 for line in "${SUMMARY[@]}"; do
     echo "    ${line}"

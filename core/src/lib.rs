@@ -16,6 +16,7 @@
 //! | [`store`] | SQLite: schema, one transaction per block, single writer |
 //! | [`mempool`] | pending transactions, bounded, ranked by burn per byte |
 //! | [`miner`] | the low-priority hash loop, cancellable |
+//! | [`energy`] | the energy policy (pure: power state + budget → pulses, connections, peers, timeouts) and the per-hour ledger |
 //! | [`wallet`] | seed (sealed or host-held), keys, own coins and their proofs, balance, history, payments |
 //! | [`node`] | the orchestrator: start/stop, the chain actor, events, status, the wallet calls |
 //! | `fixture` | (feature `fixture`) a chain builder that mines valid test chains in seconds |
@@ -66,6 +67,9 @@
 //!   (change included); `sendable` = confirmed coins no pending transaction spends. A restore
 //!   scans key indexes in batches of 20 until 20 in a row hold no coin. The seed's public
 //!   fingerprint (`H("minima/wallet-id/v1", seed)`) ties a data dir's wallet to its seed.
+//! - **Pulses.** A pulse mines `pulse_work` hashes on the tip's template at full speed on the
+//!   low-priority miner thread; a new tip during a pulse rebuilds the template with the hashes
+//!   left. The ledger charges the miner thread's CPU time to the pulse budget.
 
 pub mod chain;
 pub mod codec;

@@ -125,3 +125,34 @@ fn the_foreground_holds_connections_and_the_background_drops_them() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+#[test]
+fn minima_bench_reports_every_figure() {
+    let _serial = common::serial();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minima"))
+        .args(["bench", "--json", "--quick"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in [
+        "miner_ratio",
+        "sig_verify_per_s",
+        "tx_validate_per_s",
+        "sync_bytes_per_block",
+        "sync_seconds",
+        "catchup_8h_bytes",
+        "idle_cpu_s_per_hour",
+        "wakeups_per_hour",
+        "rss_bytes",
+        "data_dir_bytes",
+        "syncOnce_cpu_s",
+        "syncOnce_bytes",
+    ] {
+        assert!(v[k].is_number(), "{k} missing: {v}");
+    }
+    // The smoke run's state: main params, transactions in every block.
+    assert!(v["state_mmr_leaves"].as_u64().unwrap() > 10_000, "{v}");
+    assert!(v["catchup_8h_bytes"].as_u64().unwrap() > 0 && v["syncOnce_bytes"].as_u64().unwrap() > 0);
+}

@@ -308,6 +308,16 @@ pub struct Node {
     cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Give memory freed after loading (re-validating a full tree peaks far above what the node
+/// then holds) back to the system, so the resident size reflects what is in use.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Name of the lock file in the data dir.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -420,6 +430,7 @@ impl Node {
             store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
         let mut actor = Actor::load(&cfg, store, events.clone())?;
         actor.self_tx = Some(tx.clone());
+        release_freed_memory();
         // The wallet opens before the miner starts (devnet blocks come fast at first).
         let seed = match cfg.wallet.clone() {
             Some(secret) => {
