@@ -238,6 +238,8 @@ pub struct NetStats {
     closed_in: Arc<AtomicU64>,
     /// UDP bytes sent on connections that have closed.
     closed_out: Arc<AtomicU64>,
+    /// The largest totals reported so far.
+    reported: Arc<Mutex<(u64, u64)>>,
 }
 
 /// A handle on the running network task (cheap to clone).
@@ -258,17 +260,21 @@ impl NetHandle {
     }
 
     /// UDP bytes (received, sent) since start, over every connection (QUIC and TLS overhead
-    /// included).
+    /// included). Never decreases (a connection replaced by a newer one to the same peer is
+    /// out of the live sum until it closes).
     pub fn bytes(&self) -> (u64, u64) {
         let s = &self.shared;
+        let p = s.peers.lock().unwrap_or_else(|e| e.into_inner());
         let (mut i, mut o) =
             (s.stats.closed_in.load(Ordering::SeqCst), s.stats.closed_out.load(Ordering::SeqCst));
-        for p in s.peers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for p in p.values() {
             let st = p.conn.stats();
             i += st.udp_rx.bytes;
             o += st.udp_tx.bytes;
         }
-        (i, o)
+        let mut last = s.stats.reported.lock().unwrap_or_else(|e| e.into_inner());
+        *last = (last.0.max(i), last.1.max(o));
+        *last
     }
 
     /// Connected peers: (address, node id, is_client, full_mmr).
@@ -807,9 +813,11 @@ fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) {
         p.remove(peer);
     }
     s.stats.peers.store(p.len(), Ordering::SeqCst);
+    // Under the lock, so `bytes()` never sees the connection in neither sum.
     let st = conn.stats();
     s.stats.closed_in.fetch_add(st.udp_rx.bytes, Ordering::SeqCst);
     s.stats.closed_out.fetch_add(st.udp_tx.bytes, Ordering::SeqCst);
+    drop(p);
 }
 
 /// Ask a peer we dialed for addresses it has connected to; remember them as dial candidates.

@@ -120,9 +120,20 @@ class MinimaNodeTest {
         twin.node.destroy()
         assertEquals(before, a.balance())
 
+        // Nine more coins at nine fresh keys of B: a payment needing all ten keys is too large.
+        for (i in 1..9) {
+            val fresh = b.newAddress(true)
+            until(60, "A's change confirms") { a.balance().sendable > COIN }
+            a.send(fresh, COIN, 0uL)
+        }
+        until(60, "B holds 19 coins") { b.balance().confirmed == 19uL * COIN }
+        assertFailsWith<MinimaException.TxTooLarge> { b.send(a.newAddress(), 18uL * COIN + COIN / 2uL, 0uL) }
+        assertEquals(19uL * COIN, b.balance().sendable)
+
         // Background: power state, sync_once, energy report; then suspend and resume.
         b.setPowerState(charging = false, batteryPct = 70, network = NetworkKind.WIFI, foreground = false)
         until(10, "B drops its connections in the background") { b.peers().isEmpty() }
+        assertFailsWith<MinimaException.Network> { b.rescan() }
         val r = b.syncOnce(30_000)
         assertTrue(r.caughtUp && !r.cancelled && r.bytesIn > 0uL, "$r")
         val e = b.energyReport()
@@ -132,7 +143,7 @@ class MinimaNodeTest {
         b.suspendNode()
         assertFailsWith<MinimaException.NotRunning> { b.status() }
         b.resumeNode()
-        assertEquals(10uL * COIN, b.balance().confirmed)
+        assertEquals(19uL * COIN, b.balance().confirmed)
         b.setPowerState(charging = true, batteryPct = 90, network = NetworkKind.WIFI, foreground = true)
         b.addPeer(aListen)
         until(20, "B reconnects in the foreground") { b.peers().isNotEmpty() }
@@ -147,9 +158,10 @@ class MinimaNodeTest {
         until(60, "C syncs") { c.status().height >= a.status().height - 2uL }
         val restored = c.restoreWallet(bWords, null)
         until(60, "C finds B's coins") {
-            c.balance().confirmed == 10uL * COIN || run { c.rescan(); false }
+            c.balance().confirmed == 19uL * COIN || run { c.rescan(); false }
         }
         assertTrue(restored.keysScanned >= 20u)
+        assertEquals(19uL * COIN, c.rescan().confirmed)
 
         // A listener on the raw handle, cancelled.
         val sub = a.node.subscribe(object : EventListener { override fun onEvent(event: NodeEvent) {} })
