@@ -293,7 +293,7 @@ fn bad_situations_give_one_clear_error_and_nothing_is_lost() {
     }
     // An oversized request is cut off.
     let mut s = UnixStream::connect(rpc::socket_path(&d)).unwrap();
-    let _ = s.write_all(&vec![b'x'; 70 * 1024]);
+    let _ = s.write_all(&vec![b'x'; rpc::MAX_REQUEST + 1024]);
     let mut line = String::new();
     let _ = BufReader::new(&s).read_line(&mut line);
     assert!(line.contains("too large") || line.is_empty());
