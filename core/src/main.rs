@@ -468,6 +468,8 @@ fn seed(data: &Path, new: bool, pass_file: Option<&Path>, phrase_file: Option<&P
     if new {
         println!("Write these 24 words down, in order; they are the only way to restore this wallet:");
         println!("{phrase}");
+    } else if let Some(e) = v.get("restore_error").and_then(Value::as_str) {
+        println!("restored; finding its coins failed ({e}): run `minima rescan` once the node has synced");
     } else if let Some(r) = v.get("restore") {
         println!("restored: {r}");
     }

@@ -176,8 +176,14 @@ fn wallet_method(node: &Node, method: &str, p: &Value) -> Option<Result<Value, (
             let restore = p.get("restore").and_then(Value::as_bool).unwrap_or(false);
             node.create_wallet(seed, Some(pass.as_bytes())).map_err(failed).and_then(|()| {
                 let address = node.wallet_address(false).map_err(failed)?;
-                let scan = if restore { Some(node.wallet_rescan().map_err(failed)?) } else { None };
-                Ok(json!({"address": address, "restore": scan}))
+                // The wallet exists now; a failed coin search is reported, not an error
+                // (`rescan` tries again).
+                let (scan, scan_error) = match restore.then(|| node.wallet_rescan()) {
+                    Some(Ok(r)) => (Some(r), None),
+                    Some(Err(e)) => (None, Some(e.to_string())),
+                    None => (None, None),
+                };
+                Ok(json!({"address": address, "restore": scan, "restore_error": scan_error}))
             })
         }
         "rescan" => node.wallet_rescan().map(|r| json!(r)).map_err(failed),

@@ -318,6 +318,9 @@ fn release_freed_memory() {
     }
 }
 
+/// New tips a transaction returned by a reorg is announced with.
+const REANNOUNCE_TIPS: u32 = 64;
+
 /// Name of the lock file in the data dir.
 pub const LOCK_FILE: &str = "LOCK";
 
@@ -671,6 +674,8 @@ struct Actor {
     wallet: Option<WalletState>,
     /// Coins chosen by payments being signed, and when.
     reserved: HashMap<Hash, Instant>,
+    /// Transactions returned by a reorg, announced again with each new tip (times left).
+    reannounce: HashMap<Hash, u32>,
     /// The actor's own channel (the miner thread reports through it).
     self_tx: Option<mpsc::Sender<Cmd>>,
     /// Pulse as the energy plan says (else continuous or no mining).
@@ -828,6 +833,7 @@ impl Actor {
             conflict_groups: Default::default(),
             wallet: None,
             reserved: HashMap::new(),
+            reannounce: HashMap::new(),
             self_tx: None,
             pulses: cfg.mining == Mining::Pulses,
             energy: energy::EnergyState::new(cfg),
@@ -1169,10 +1175,20 @@ impl Actor {
             self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
             if let Some(tips) = &self.tips {
                 let _ = tips.send(crate::net::peer::TipAnnounce { id: t.id, block: true });
-                // Transactions that came back from the losing branch go out again.
+                // Transactions that came back from the losing branch go out again — and again
+                // with the next tips: a reorg often happens midway through a catch-up, when the
+                // proofs we serve are still too old for the peer that is ahead of us.
                 for (tx, _) in &mempool_added {
-                    let _ = tips.send(crate::net::peer::TipAnnounce { id: tx.id(), block: false });
+                    self.reannounce.insert(tx.id(), REANNOUNCE_TIPS);
                 }
+                self.reannounce.retain(|id, left| {
+                    *left = left.saturating_sub(1);
+                    let keep = *left > 0 && self.mempool.get_by_id(id).is_some();
+                    if self.mempool.get_by_id(id).is_some() {
+                        let _ = tips.send(crate::net::peer::TipAnnounce { id: *id, block: false });
+                    }
+                    keep
+                });
             }
             self.refresh_template();
         }

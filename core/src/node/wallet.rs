@@ -348,7 +348,19 @@ impl Node {
             let addrs: Vec<Hash> =
                 keys.iter().filter(|k| batch.contains(&k.index)).map(|k| k.address).collect();
             if self.net.is_some() {
-                let coins = self.fetch_coin_proofs(crate::net::message::CoinQuery::Addresses(addrs))?;
+                // A proof against a block we have not received yet fails the fetch: that is
+                // a race with the peer's tip, so try a few times before giving up.
+                let mut tries = 0;
+                let coins = loop {
+                    match self.fetch_coin_proofs(crate::net::message::CoinQuery::Addresses(addrs.clone())) {
+                        Ok(c) => break c,
+                        Err(e) if tries >= 4 => return Err(e),
+                        Err(_) => {
+                            tries += 1;
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                    }
+                };
                 found += self.wallet_call(|r| WalletCmd::Import(coins, r))?;
             }
             keys = self.wallet_call(WalletCmd::Keys)?;
