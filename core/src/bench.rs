@@ -190,6 +190,20 @@ impl Drop for TempDir {
     }
 }
 
+/// This program as a `minima node --params main` child on `dir`, quiet.
+fn spawn_node(dir: &Path, args: &[&str]) -> Result<Child, String> {
+    Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args(["node", "--params", "main"])
+        .args(args)
+        .arg("--data")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
 /// A `minima node` child serving a data dir on a loopback port.
 struct Server {
     child: Child,
@@ -199,14 +213,7 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Result<Server, String> {
-        let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .args(["node", "--params", "main", "--no-mine", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| e.to_string())?;
+        let child = spawn_node(dir, &["--no-mine", "--listen", "127.0.0.1:0"])?;
         let mut s =
             Server { child, dir: dir.to_path_buf(), addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)) };
         let t = Instant::now();
@@ -274,14 +281,7 @@ fn proc_sample(pid: u32) -> Option<(f64, u64, u64)> {
 /// Run a background-mode node on `dir`, measure a quiet window from outside, stop it, and read
 /// its `wait4` rusage.
 fn idle_child(dir: &Path, window: Duration) -> Result<Vec<(String, Value)>, String> {
-    let child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-        .args(["node", "--params", "main", "--background", "--data"])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let child = spawn_node(dir, &["--background"])?;
     let pid = child.id();
     let t = Instant::now();
     while rpc::call(dir, "status", Value::Null).is_err() {

@@ -1183,11 +1183,11 @@ impl Actor {
                 }
                 self.reannounce.retain(|id, left| {
                     *left = left.saturating_sub(1);
-                    let keep = *left > 0 && self.mempool.get_by_id(id).is_some();
-                    if self.mempool.get_by_id(id).is_some() {
+                    let pending = self.mempool.get_by_id(id).is_some();
+                    if pending {
                         let _ = tips.send(crate::net::peer::TipAnnounce { id: *id, block: false });
                     }
-                    keep
+                    pending && *left > 0
                 });
             }
             self.refresh_template();
