@@ -6,13 +6,17 @@
 //! witness; the MMR peaks only for the tree root — every other block is re-validated at start,
 //! which recomputes its peaks and delta), `txpows` (transactions listed by tree blocks),
 //! `mempool`, and `mmr_nodes` (only with `full_mmr`).
+//!
+//! The chain keeps only the newest tree blocks' witnesses and deltas in memory; it reads older
+//! ones back through [`ColdReader`], a second (read-only) connection to the same file.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use thiserror::Error;
 
-use crate::chain::{Cascade, CascadeEntry, TreeBlock};
+use crate::chain::{Cascade, CascadeEntry, ColdBlocks, TreeBlock};
 use crate::codec::{CodecError, Decode, Encode};
 use crate::crypto::Hash;
 use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, MmrProof, NodeKey};
@@ -71,12 +75,10 @@ fn map_full(e: rusqlite::Error) -> StoreError {
 pub struct Loaded {
     /// Cascade entries, newest first.
     pub cascade: Vec<CascadeEntry>,
-    /// Tree blocks (TxPoW, witness), lowest number first; the first is the root.
-    pub blocks: Vec<(TxPoW, BlockWitness)>,
+    /// Tree blocks stored (read them with [`Store::for_each_block`]).
+    pub block_count: u64,
     /// MMR peaks after the root.
     pub root_peaks: Option<MmrPeaks>,
-    /// TxPoWs listed by tree blocks.
-    pub txpows: Vec<TxPoW>,
     /// Mempool entries: TxPoW and its input proofs.
     pub mempool: Vec<(TxPoW, Vec<(u64, MmrProof)>)>,
     /// The stored tip.
@@ -158,6 +160,62 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Store a listed TxPoW under the highest block number that lists it (a TxPoW listed on two
+/// branches stays until the higher listing leaves the tree).
+fn put_txpow(tx: &rusqlite::Transaction<'_>, t: &TxPoW, number: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO txpows VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET number = MAX(number, excluded.number)",
+        params![&t.id().0[..], number as i64, t.encode()],
+    )
+    .map_err(map_full)?;
+    Ok(())
+}
+
+fn read_txpow(conn: &Connection, id: &Hash) -> Result<Option<TxPoW>, StoreError> {
+    let b: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT txpow FROM txpows WHERE id = ?1")?
+        .query_row(params![&id.0[..]], |r| r.get(0))
+        .optional()?;
+    b.map(|b| TxPoW::decode(&b).map_err(StoreError::from)).transpose()
+}
+
+/// The chain's reader of stored tree blocks ([`ColdBlocks`]): a read-only connection of its
+/// own to the node's database (WAL: reads never wait on the writer's commits).
+#[derive(Debug)]
+pub struct ColdReader {
+    conn: Mutex<Connection>,
+}
+
+impl ColdReader {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<Option<T>, StoreError>) -> Option<T> {
+        let conn = self.conn.lock().ok()?;
+        match f(&conn) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a stored tree block failed");
+                None
+            }
+        }
+    }
+}
+
+impl ColdBlocks for ColdReader {
+    fn witness(&self, id: &Hash) -> Option<BlockWitness> {
+        self.with(|c| {
+            let b: Option<Vec<u8>> = c
+                .prepare_cached("SELECT witness FROM blocks WHERE id = ?1")?
+                .query_row(params![&id.0[..]], |r| r.get(0))
+                .optional()?;
+            b.map(|b| BlockWitness::decode(&b).map_err(StoreError::from)).transpose()
+        })
+    }
+
+    fn txpow(&self, id: &Hash) -> Option<TxPoW> {
+        self.with(|c| read_txpow(c, id))
+    }
+}
+
 fn encode_proofs(p: &[(u64, MmrProof)]) -> Vec<u8> {
     let mut out = Vec::new();
     crate::codec::put_len(&mut out, p.len());
@@ -195,6 +253,9 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
+        // A 1 MiB page cache (SQLite's default is 2 MiB): a phone node's memory budget is
+        // small, and the operating system caches the file too.
+        conn.pragma_update(None, "cache_size", -1024)?;
         let mut s = Store { conn, path };
         s.migrate(network, genesis)?;
         Ok(s)
@@ -293,22 +354,14 @@ impl Store {
         if let Some(blob) = blob {
             out.cascade = decode_cascade(&blob)?;
         }
-        let mut st =
-            self.conn.prepare("SELECT txpow, witness, root_peaks FROM blocks ORDER BY number, id")?;
-        let rows = st.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
-        })?;
-        for row in rows {
-            let (t, w, p) = row?;
-            if out.blocks.is_empty() {
-                let p = p.ok_or_else(|| StoreError::Corrupt("tree root without its MMR peaks".into()))?;
-                out.root_peaks = Some(MmrPeaks::decode(&p)?);
-            }
-            out.blocks.push((TxPoW::decode(&t)?, BlockWitness::decode(&w)?));
-        }
-        let mut st = self.conn.prepare("SELECT txpow FROM txpows")?;
-        for row in st.query_map([], |r| r.get::<_, Vec<u8>>(0))? {
-            out.txpows.push(TxPoW::decode(&row?)?);
+        out.block_count = self.block_count()?;
+        let root: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row("SELECT root_peaks FROM blocks ORDER BY number, id LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        if let Some(p) = root {
+            let p = p.ok_or_else(|| StoreError::Corrupt("tree root without its MMR peaks".into()))?;
+            out.root_peaks = Some(MmrPeaks::decode(&p)?);
         }
         let mut st = self.conn.prepare("SELECT txpow, proofs FROM mempool")?;
         for row in st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
@@ -335,23 +388,60 @@ impl Store {
         Ok(out)
     }
 
+    /// Tree blocks (TxPoW, witness), lowest number first (the first is the root), one at a
+    /// time: a start never holds every stored block in memory at once.
+    pub fn for_each_block<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(TxPoW, BlockWitness) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut st = self
+            .conn
+            .prepare("SELECT txpow, witness FROM blocks ORDER BY number, id")
+            .map_err(StoreError::from)?;
+        let mut rows = st.query([]).map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let t: Vec<u8> = r.get(0).map_err(StoreError::from)?;
+            let w: Vec<u8> = r.get(1).map_err(StoreError::from)?;
+            let t = TxPoW::decode(&t).map_err(StoreError::from)?;
+            let w = BlockWitness::decode(&w).map_err(StoreError::from)?;
+            f(t, w)?;
+        }
+        Ok(())
+    }
+
+    /// A stored TxPoW listed by a tree block.
+    pub fn txpow(&self, id: &Hash) -> Result<Option<TxPoW>, StoreError> {
+        read_txpow(&self.conn, id)
+    }
+
+    /// A reader of stored tree blocks for the chain (its own read-only connection).
+    pub fn cold_reader(&self) -> Result<Arc<ColdReader>, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // A small page cache: these reads are rare (blocks far below the tip).
+        conn.pragma_update(None, "cache_size", -256)?;
+        Ok(Arc::new(ColdReader { conn: Mutex::new(conn) }))
+    }
+
     /// Write one accepted block (and what it changed) in one SQL transaction.
     pub fn commit(&mut self, c: &BlockCommit<'_>) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(map_full)?;
         if let Some(b) = c.block {
+            let extra = b
+                .hot_extra()
+                .ok_or_else(|| StoreError::Corrupt("a new block without its witness in memory".into()))?;
             // Peaks are kept for the genesis root; later roots get theirs when they become root.
             let peaks = (b.number() == 0).then(|| b.peaks.encode());
             tx.execute(
                 "INSERT OR REPLACE INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), b.witness.encode(), peaks],
+                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), extra.witness.encode(), peaks],
             )
             .map_err(map_full)?;
             for t in &c.listed {
-                tx.execute(
-                    "INSERT OR IGNORE INTO txpows VALUES (?1, ?2, ?3)",
-                    params![&t.id().0[..], b.number() as i64, t.encode()],
-                )
-                .map_err(map_full)?;
+                put_txpow(&tx, t, b.number())?;
             }
         }
         for id in &c.removed {
@@ -490,7 +580,7 @@ impl Store {
     pub fn reset_to(
         &mut self,
         cascade: &Cascade,
-        blocks: &[&TreeBlock],
+        blocks: &[(&TreeBlock, &BlockWitness)],
         listed: &[(&TxPoW, u64)],
         tip: &Hash,
     ) -> Result<(), StoreError> {
@@ -500,20 +590,16 @@ impl Store {
             "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes; DELETE FROM coins;",
         )
         .map_err(map_full)?;
-        for (i, b) in blocks.iter().enumerate() {
-            let peaks = (i == 0).then(|| root.peaks.encode());
+        for (i, (b, w)) in blocks.iter().enumerate() {
+            let peaks = (i == 0).then(|| root.0.peaks.encode());
             tx.execute(
                 "INSERT INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), b.witness.encode(), peaks],
+                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), w.encode(), peaks],
             )
             .map_err(map_full)?;
         }
         for (t, number) in listed {
-            tx.execute(
-                "INSERT OR IGNORE INTO txpows VALUES (?1, ?2, ?3)",
-                params![&t.id().0[..], *number as i64, t.encode()],
-            )
-            .map_err(map_full)?;
+            put_txpow(&tx, t, *number)?;
         }
         tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cascade)])
             .map_err(map_full)?;

@@ -268,9 +268,14 @@ fn cascade_of_a_hundred_thousand_blocks() {
     // A node starting from the verified cascade and the tree root checks every tree block and
     // reaches the same tip and weight.
     let root = chain.root();
-    let mut synced =
-        Chain::from_parts(p.clone(), verified, root.txpow.clone(), root.witness.clone(), root.peaks.clone())
-            .unwrap();
+    let mut synced = Chain::from_parts(
+        p.clone(),
+        verified,
+        root.txpow.clone(),
+        chain.extra(&root.id).unwrap().witness.clone(),
+        root.peaks.clone(),
+    )
+    .unwrap();
     let by_id: HashMap<Hash, &(TxPoW, minima_core::mmr::BlockWitness)> =
         b.blocks().iter().map(|x| (x.0.id(), x)).collect();
     for id in chain.best_path().into_iter().skip(1) {
@@ -354,4 +359,120 @@ fn coin_fates_follow_spends_and_reorgs() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Blocks kept "on disk" for [`spilled_blocks_read_back_from_cold_storage`].
+#[derive(Debug, Default)]
+struct TestCold {
+    witnesses: std::sync::Mutex<HashMap<Hash, minima_core::mmr::BlockWitness>>,
+    txpows: HashMap<Hash, TxPoW>,
+}
+
+impl minima_core::chain::ColdBlocks for TestCold {
+    fn witness(&self, id: &Hash) -> Option<minima_core::mmr::BlockWitness> {
+        self.witnesses.lock().unwrap().get(id).cloned()
+    }
+    fn txpow(&self, id: &Hash) -> Option<TxPoW> {
+        self.txpows.get(id).cloned()
+    }
+}
+
+#[test]
+fn spilled_blocks_read_back_from_cold_storage() {
+    use minima_core::chain::CoinFate;
+    use std::sync::Arc;
+    // A branch with spends and fan-outs, and a heavier side branch that forks off it.
+    let mut a = ChainBuilder::new(Params::devnet(), NOW, 200);
+    a.mine(30);
+    let mut b = a.clone().with_salt(3);
+    a.mine(6);
+    b.mine(9);
+    let mut txpows = a.txpows().clone();
+    txpows.extend(b.txpows().iter().map(|(k, v)| (*k, v.clone())));
+    for (t, w) in &b.blocks()[b.blocks().len() - 9..] {
+        a.chain.add_block(t.clone(), w.clone(), &txpows).unwrap();
+    }
+    assert_eq!(a.chain.tip_id(), b.head());
+    let hot = a.chain.clone();
+    let ids: Vec<Hash> = hot.tree_blocks().map(|x| x.id).collect();
+    assert!(ids.len() > 30, "{} tree blocks", ids.len());
+    let snapshot: HashMap<Hash, _> = ids.iter().map(|id| (*id, hot.extra(id).unwrap())).collect();
+    let cold = Arc::new(TestCold {
+        witnesses: std::sync::Mutex::new(snapshot.iter().map(|(k, v)| (*k, v.witness.clone())).collect()),
+        txpows,
+    });
+    let mut chain = a.chain.clone();
+    assert_eq!(chain.spill(0), 0, "no cold store: nothing leaves memory");
+    chain.set_cold(cold.clone());
+    // Blocks (of either branch) within 4 of the tip's number stay in memory.
+    let tip_n = chain.tip().number();
+    let near = hot.tree_blocks().filter(|x| x.number() + 4 >= tip_n).count();
+    assert!(near > 5, "both branches reach that high");
+    assert_eq!(chain.spill(4), ids.len() - near);
+    assert_eq!(chain.hot_len(), near);
+    let at_tip = hot.tree_blocks().filter(|x| x.number() == tip_n).count();
+    assert_eq!(chain.spill(0), near - at_tip);
+    // Each block's witness and delta come back equal (the root's witness; its delta is
+    // never used).
+    let root = chain.root().id;
+    for id in &ids {
+        let x = chain.extra(id).unwrap();
+        assert_eq!(x.witness, snapshot[id].witness);
+        if *id != root {
+            assert_eq!(x.delta, snapshot[id].delta, "block {id}");
+        }
+    }
+    // Proofs carried forward, fates and relay proofs agree with the in-memory chain, for
+    // coins of the best branch and of the side branch that left it.
+    let mut coins = vec![];
+    for id in &ids {
+        let blk = hot.block(id).unwrap();
+        let txs: Vec<TxPoW> = blk
+            .applied
+            .iter()
+            .map(|t| if *t == blk.id { blk.txpow.clone() } else { cold.txpows[t].clone() })
+            .collect();
+        let mut leaf = snapshot[id].delta.old_leaf_count;
+        for t in &txs {
+            for rec in
+                minima_core::chain::validate::output_records(&t.body.transaction, blk.number()).unwrap()
+            {
+                let p = hot.proof_in_block(id, leaf, &rec).expect("created there");
+                assert_eq!(chain.proof_in_block(id, leaf, &rec).as_ref(), Some(&p));
+                coins.push((rec, p));
+                leaf += 1;
+            }
+        }
+    }
+    assert!(coins.len() > 20, "{} coins", coins.len());
+    let pairs: Vec<_> = coins.iter().map(|(r, p)| (r, p)).collect();
+    let fates = chain.coin_fates(&pairs);
+    assert_eq!(fates, hot.coin_fates(&pairs));
+    assert!(fates.iter().any(|f| matches!(f, CoinFate::Unspent(_))));
+    assert!(fates.iter().any(|f| matches!(f, CoinFate::Gone)));
+    let mut refreshed = 0;
+    for (rec, p) in &coins {
+        let r = chain.refresh_proof(rec, p).ok();
+        assert_eq!(r, hot.refresh_proof(rec, p).ok());
+        refreshed += r.is_some() as usize;
+    }
+    assert!(refreshed > 0);
+    // Damaged storage: a witness that does not replay to the block's peaks is refused, and
+    // carrying a proof through that block reports the missing data.
+    let (rec, p) =
+        coins.iter().find(|(r, p)| hot.refresh_proof(r, p).is_ok() && p.block_id != chain.tip_id()).unwrap();
+    let path = chain.best_path();
+    let pos = path.iter().position(|x| *x == p.block_id).unwrap();
+    let victim = path[pos + 1];
+    let other = path[pos];
+    let w = cold.witnesses.lock().unwrap()[&other].clone();
+    cold.witnesses.lock().unwrap().insert(victim, w);
+    assert!(chain.extra(&victim).is_none());
+    assert!(matches!(chain.refresh_proof(rec, p), Err(ChainError::BlockDataMissing(x)) if x == victim));
+    // A block added later stays in memory until spilled.
+    let mut a2 = b.clone();
+    a2.mine(1);
+    let (t, w) = a2.blocks().last().unwrap().clone();
+    chain.add_block(t.clone(), w, a2.txpows()).unwrap();
+    assert!(chain.block(&t.id()).unwrap().hot_extra().is_some());
 }

@@ -104,7 +104,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
         headers,
         root: Box::new(BlockData {
             txpow: root.txpow.clone(),
-            witness: root.witness.clone(),
+            witness: chain.extra(&root.id).expect("root witness").witness.clone(),
             listed: vec![],
         }),
         root_peaks: root.peaks.clone(),
@@ -177,6 +177,7 @@ fn inbound_connections_are_capped_and_rate_limited_per_group() {
     b.mine(3);
     let mut cfg = Config::new(dir.path().join("a"), b.params.clone());
     cfg.mining = Mining::Off;
+    cfg.hot_blocks = 2;
     cfg.net = Some(NetConfig {
         listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         max_inbound: 1,
@@ -624,7 +625,7 @@ fn an_inflated_cascade_is_refused_and_its_sender_banned() {
         headers,
         root: Box::new(BlockData {
             txpow: root.txpow.clone(),
-            witness: root.witness.clone(),
+            witness: chain.extra(&root.id).expect("root witness").witness.clone(),
             listed: vec![],
         }),
         root_peaks: root.peaks.clone(),

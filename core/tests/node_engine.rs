@@ -159,6 +159,7 @@ fn fixture_node(dir: &Path, b: &ChainBuilder, full_mmr: bool) -> Node {
     let mut cfg = Config::new(dir, b.params.clone());
     cfg.mining = Mining::Off;
     cfg.full_mmr = full_mmr;
+    cfg.hot_blocks = 2;
     Node::start(cfg).unwrap()
 }
 

@@ -197,6 +197,10 @@ pub enum ChainError {
     /// An internal MMR failure (inconsistent state).
     #[error("MMR: {0}")]
     Mmr(MmrError),
+    /// The stored witness or listed TxPoWs of a tree block could not be read back (or did
+    /// not replay to its peaks): a fault of this node's storage, not of the input.
+    #[error("stored data of tree block {0} is missing or damaged")]
+    BlockDataMissing(Hash),
 }
 
 impl ChainError {
@@ -211,6 +215,7 @@ impl ChainError {
                 | ChainError::CoinProofTooOld(_)
                 | ChainError::StaleProof
                 | ChainError::TxidAppliedTwice(_)
+                | ChainError::BlockDataMissing(_)
         )
     }
 }

@@ -7,6 +7,7 @@ pub mod pow;
 pub mod validate;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub use cascade::{Cascade, CascadeEntry};
 pub use error::ChainError;
@@ -20,13 +21,31 @@ use crate::U256;
 use pow::{median_time, next_target, super_level, work_of};
 use validate::{apply_transaction, check_txpow, run_scripts, TxPowInfo};
 
-/// A block of the tree with everything needed to build on it, refresh proofs and roll back.
+/// A tree block's MMR witness and delta: the heavy part of a block, held in memory near the
+/// tip and read back from [`ColdBlocks`] below it (see [`Chain::extra`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockExtra {
+    /// Its MMR witness (kept so the block can be served).
+    pub witness: BlockWitness,
+    /// MMR nodes the block changed.
+    pub delta: MmrDelta,
+}
+
+/// Where a chain reads the witness and listed TxPoWs of a block it no longer holds in memory
+/// (the node's SQLite store). Only blocks already stored are spilled to it.
+pub trait ColdBlocks: Send + Sync + std::fmt::Debug {
+    /// The stored witness of tree block `id`.
+    fn witness(&self, id: &Hash) -> Option<BlockWitness>;
+    /// A stored TxPoW that a tree block lists.
+    fn txpow(&self, id: &Hash) -> Option<TxPoW>;
+}
+
+/// A block of the tree with everything needed to build on it and choose the best tip; its
+/// witness and delta (needed to serve it, refresh proofs and roll back) through [`Chain::extra`].
 #[derive(Debug, Clone)]
 pub struct TreeBlock {
     /// The block.
     pub txpow: TxPoW,
-    /// Its MMR witness (kept so the block can be served).
-    pub witness: BlockWitness,
     /// Its id.
     pub id: Hash,
     /// Work of its target.
@@ -37,8 +56,10 @@ pub struct TreeBlock {
     pub children: Vec<Hash>,
     /// MMR peaks after the block.
     pub peaks: MmrPeaks,
-    /// MMR nodes the block changed.
-    pub delta: MmrDelta,
+    /// Witness and delta while in memory (`None` once spilled to the chain's [`ColdBlocks`]).
+    extra: Option<Arc<BlockExtra>>,
+    /// MMR leaves its inputs spent (the only existing leaves a block changes).
+    pub spent: Vec<u64>,
     /// Transactions it applied, in order.
     pub txids: Vec<Hash>,
     /// Every TxPoW id it applied (its own first if it is a transaction, then the listed ones).
@@ -53,6 +74,10 @@ impl TreeBlock {
     /// Parent id.
     pub fn parent(&self) -> Hash {
         self.txpow.header.parents.0[0]
+    }
+    /// Witness and delta, when held in memory (see [`Chain::extra`] for any block).
+    pub fn hot_extra(&self) -> Option<&Arc<BlockExtra>> {
+        self.extra.as_ref()
     }
 }
 
@@ -112,11 +137,13 @@ pub enum CoinFate {
 pub struct Chain {
     params: Params,
     genesis_id: Hash,
-    tree: HashMap<Hash, TreeBlock>,
+    /// Boxed: a map's spare slots then cost a pointer, not a whole block.
+    tree: HashMap<Hash, Box<TreeBlock>>,
     root: Hash,
     tip: Hash,
     cascade: Cascade,
     invalid: HashSet<Hash>,
+    cold: Option<Arc<dyn ColdBlocks>>,
 }
 
 /// A transaction TxPoW looked up by id (the mempool, or blocks fetched for a pending block).
@@ -210,6 +237,31 @@ pub struct NextBlock {
     pub magic: Magic,
 }
 
+/// A block's MMR step: the parent's partial MMR from `witness` (every proof checked against its
+/// peaks), then the inputs spent and outputs appended of `txs` in order. Answers the nodes it
+/// changed and the peaks after.
+fn replay_mmr(
+    witness: &BlockWitness,
+    txs: &[&TxPoW],
+    block_number: u64,
+) -> Result<(MmrDelta, MmrPeaks), ChainError> {
+    let coins: Vec<&Coin> = txs.iter().flat_map(|t| t.body.transaction.inputs.iter()).collect();
+    let mut mmr = Mmr::from_witness(witness, &coins).map_err(ChainError::BadWitness)?;
+    mmr.begin();
+    let mut pos = 0usize;
+    for t in txs {
+        let n = t.body.transaction.inputs.len();
+        let w = &witness.inputs[pos..pos + n];
+        let leaves: Vec<u64> = w.iter().map(|x| x.leaf_index).collect();
+        let created: Vec<u64> = w.iter().map(|x| x.created).collect();
+        pos += n;
+        apply_transaction(&mut mmr, &t.body.transaction, &leaves, &created, block_number)?;
+    }
+    let delta = mmr.finish();
+    let peaks = mmr.peaks().map_err(ChainError::Mmr)?;
+    Ok((delta, peaks))
+}
+
 /// Parents of a block built on `tip`.
 pub fn parents_after(tip: &TxHeader, tip_id: &Hash) -> Parents {
     let sl =
@@ -231,18 +283,21 @@ impl Chain {
         let work = work_of(&g.header.block_target);
         let root = TreeBlock {
             txpow: g,
-            witness: BlockWitness::default(),
             id,
             work,
             subtree_work: work,
             children: vec![],
             peaks,
-            delta: MmrDelta { old_leaf_count: 0, new_leaf_count: 1, changes: vec![] },
+            extra: Some(Arc::new(BlockExtra {
+                witness: BlockWitness::default(),
+                delta: MmrDelta { old_leaf_count: 0, new_leaf_count: 1, changes: vec![] },
+            })),
+            spent: vec![],
             txids: vec![],
             applied: vec![],
         };
         let mut tree = HashMap::new();
-        tree.insert(id, root);
+        tree.insert(id, Box::new(root));
         Ok(Chain {
             params,
             genesis_id: id,
@@ -251,6 +306,7 @@ impl Chain {
             tip: id,
             cascade: Cascade::new(),
             invalid: HashSet::new(),
+            cold: None,
         })
     }
 
@@ -281,19 +337,28 @@ impl Chain {
         let work = work_of(&root.header.block_target);
         let tb = TreeBlock {
             txpow: root,
-            witness: root_witness,
             id,
             work,
             subtree_work: work,
             children: vec![],
             peaks: root_peaks,
-            delta: MmrDelta::default(),
+            spent: root_witness.inputs.iter().map(|w| w.leaf_index).collect(),
+            extra: Some(Arc::new(BlockExtra { witness: root_witness, delta: MmrDelta::default() })),
             txids: vec![],
             applied: vec![],
         };
         let mut tree = HashMap::new();
-        tree.insert(id, tb);
-        Ok(Chain { params, genesis_id, tree, root: id, tip: id, cascade, invalid: HashSet::new() })
+        tree.insert(id, Box::new(tb));
+        Ok(Chain {
+            params,
+            genesis_id,
+            tree,
+            root: id,
+            tip: id,
+            cascade,
+            invalid: HashSet::new(),
+            cold: None,
+        })
     }
 
     /// The parameters.
@@ -322,11 +387,75 @@ impl Chain {
     }
     /// A tree block.
     pub fn block(&self, id: &Hash) -> Option<&TreeBlock> {
-        self.tree.get(id)
+        self.tree.get(id).map(|b| &**b)
     }
     /// Every block of the tree (any order).
     pub fn tree_blocks(&self) -> impl Iterator<Item = &TreeBlock> {
-        self.tree.values()
+        self.tree.values().map(|b| &**b)
+    }
+
+    /// Read spilled blocks back from `cold` (see [`Chain::spill`]).
+    pub fn set_cold(&mut self, cold: Arc<dyn ColdBlocks>) {
+        self.cold = Some(cold);
+    }
+
+    /// Drop from memory the witness and delta of tree blocks more than `keep` blocks below the
+    /// tip; [`Chain::extra`] reads them back. Only for blocks already stored in the chain's
+    /// [`ColdBlocks`]; without one this does nothing. Answers how many were dropped.
+    pub fn spill(&mut self, keep: u64) -> usize {
+        if self.cold.is_none() {
+            return 0;
+        }
+        let tip = self.tip().number();
+        let mut n = 0;
+        for b in self.tree.values_mut() {
+            if b.extra.is_some() && b.number().saturating_add(keep) < tip {
+                b.extra = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Tree blocks whose witness and delta are in memory.
+    pub fn hot_len(&self) -> usize {
+        self.tree.values().filter(|b| b.extra.is_some()).count()
+    }
+
+    /// The witness and delta of tree block `id`: from memory, or read back from the cold store
+    /// (the witness and listed TxPoWs) with the delta recomputed by replaying the block's MMR
+    /// step, which must land on the peaks kept for it. `None` if the block is not in the tree
+    /// or its stored data is missing or does not match.
+    pub fn extra(&self, id: &Hash) -> Option<Arc<BlockExtra>> {
+        let b = self.tree.get(id)?;
+        if let Some(e) = &b.extra {
+            return Some(e.clone());
+        }
+        let cold = self.cold.as_ref()?;
+        let witness = cold.witness(id)?;
+        let mut listed: Vec<TxPoW> = Vec::with_capacity(b.applied.len());
+        for a in &b.applied {
+            if *a != b.id {
+                listed.push(cold.txpow(a)?);
+            }
+        }
+        let mut txs: Vec<&TxPoW> = Vec::with_capacity(b.applied.len());
+        let mut it = listed.iter();
+        for a in &b.applied {
+            txs.push(if *a == b.id { &b.txpow } else { it.next()? });
+        }
+        if b.id == self.root && b.applied.is_empty() {
+            // Genesis, or a root resumed from storage or a cascade: no step of its own is
+            // replayed (the root's delta is never used: proofs move from it, not through it).
+            return Some(Arc::new(BlockExtra { witness, delta: MmrDelta::default() }));
+        }
+        match replay_mmr(&witness, &txs, b.number()) {
+            Ok((delta, peaks)) if peaks == b.peaks => Some(Arc::new(BlockExtra { witness, delta })),
+            Ok(_) | Err(_) => {
+                tracing::warn!(block = %id, "stored block data does not replay to its MMR peaks");
+                None
+            }
+        }
     }
 
     /// Blocks in the tree.
@@ -538,18 +667,29 @@ impl Chain {
         if witness.parent_peaks != parent_peaks || witness.parent_peaks.root() != parent_root {
             return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
         }
-        let coins: Vec<&Coin> = txs.iter().flat_map(|(t, _)| t.body.transaction.inputs.iter()).collect();
-        let mut mmr = Mmr::from_witness(&witness, &coins).map_err(ChainError::BadWitness)?;
+        if witness.inputs.len() != n_inputs {
+            return Err(ChainError::BadWitness(crate::mmr::MmrError::PathLength {
+                expected: n_inputs,
+                found: witness.inputs.len(),
+            }));
+        }
         let block_number = txpow.header.block_number;
+        // The MMR step (cheap, and it checks every input proof) before the scripts.
+        let tx_refs: Vec<&TxPoW> = txs.iter().map(|(t, _)| *t).collect();
+        let (delta, peaks) = replay_mmr(&witness, &tx_refs, block_number)?;
+        drop(tx_refs);
+        if peaks.root() != txpow.header.mmr_root {
+            return Err(ChainError::WrongMmrRoot);
+        }
+        if peaks.total().map_err(ChainError::Mmr)? != txpow.header.mmr_total {
+            return Err(ChainError::WrongMmrTotal);
+        }
         let mut cache = SigCache::new();
         let mut sigops_block = 0u32;
         let mut pos = 0usize;
-        mmr.begin();
         for (t, li) in &txs {
             let n = t.body.transaction.inputs.len();
-            let w = &witness.inputs[pos..pos + n];
-            let leaves: Vec<u64> = w.iter().map(|x| x.leaf_index).collect();
-            let created: Vec<u64> = w.iter().map(|x| x.created).collect();
+            let created: Vec<u64> = witness.inputs[pos..pos + n].iter().map(|x| x.created).collect();
             pos += n;
             let ops = run_scripts(&self.params, t, &created, block_number, &mut cache)?;
             let sigops = li.sig_count + ops;
@@ -560,15 +700,6 @@ impl Chain {
             if sigops_block > magic.max_sigops_block {
                 return Err(ChainError::TooManySigopsBlock(sigops_block));
             }
-            apply_transaction(&mut mmr, &t.body.transaction, &leaves, &created, block_number)?;
-        }
-        let delta = mmr.finish();
-        let peaks = mmr.peaks().map_err(ChainError::Mmr)?;
-        if peaks.root() != txpow.header.mmr_root {
-            return Err(ChainError::WrongMmrRoot);
-        }
-        if peaks.total().map_err(ChainError::Mmr)? != txpow.header.mmr_total {
-            return Err(ChainError::WrongMmrTotal);
         }
         let txids: Vec<Hash> = txs.iter().map(|(_, li)| li.txid).collect();
         let applied: Vec<Hash> = txs.iter().map(|(_, li)| li.id).collect();
@@ -576,13 +707,13 @@ impl Chain {
         let work = work_of(&txpow.header.block_target);
         let tb = TreeBlock {
             txpow,
-            witness,
             id,
             work,
             subtree_work: work,
             children: vec![],
             peaks,
-            delta,
+            spent: witness.inputs.iter().map(|w| w.leaf_index).collect(),
+            extra: Some(Arc::new(BlockExtra { witness, delta })),
             txids,
             applied,
         };
@@ -598,7 +729,7 @@ impl Chain {
         let id = tb.id;
         let work = tb.work;
         let mut cur = tb.parent();
-        self.tree.insert(id, tb);
+        self.tree.insert(id, Box::new(tb));
         if let Some(p) = self.tree.get_mut(&cur) {
             p.children.push(id);
         }
@@ -698,7 +829,8 @@ impl Chain {
     /// forward to the tip. `None` if the coin does not exist unspent on the best chain.
     pub fn reproof_input(&self, block: &Hash, input: usize, rec: &CoinRecord) -> Option<MmrProof> {
         let b = self.tree.get(block)?;
-        let w = b.witness.inputs.get(input)?;
+        let bx = self.extra(block)?;
+        let w = bx.witness.inputs.get(input)?;
         let parent = b.parent();
         let best: HashSet<Hash> = self.best_path().into_iter().collect();
         // Old-branch blocks from the parent down to (excluding) the fork point.
@@ -716,12 +848,12 @@ impl Chain {
         }
         let leaf = crate::mmr::leaf_node(rec, false);
         let mut m = Mmr::from_witness(
-            &BlockWitness { parent_peaks: b.witness.parent_peaks.clone(), inputs: vec![w.clone()] },
+            &BlockWitness { parent_peaks: bx.witness.parent_peaks.clone(), inputs: vec![w.clone()] },
             &[&rec.coin],
         )
         .ok()?;
         for id in &old {
-            m.rollback(&self.tree.get(id)?.delta);
+            m.rollback(&self.extra(id)?.delta);
         }
         // Now at the fork point: add its peaks (kept per block) and read the path back.
         let mut at_fork = Mmr::from_peaks(fork_peaks).ok()?;
@@ -739,8 +871,9 @@ impl Chain {
     /// block is not in the tree or the coin is not at that leaf.
     pub fn proof_in_block(&self, block: &Hash, leaf: u64, rec: &CoinRecord) -> Option<MmrProof> {
         let b = self.tree.get(block)?;
-        let mut m = Mmr::from_peaks(&b.witness.parent_peaks).ok()?;
-        m.apply_forward(&b.delta);
+        let bx = self.extra(block)?;
+        let mut m = Mmr::from_peaks(&bx.witness.parent_peaks).ok()?;
+        m.apply_forward(&bx.delta);
         let p = m.proof(leaf, *block).ok()?;
         p.verify(rec, b.peaks.leaf_count, &b.txpow.header.mmr_root).then_some(p)
     }
@@ -771,11 +904,13 @@ impl Chain {
         // Rewind a side branch to the fork point.
         let mut cur = proof.block_id;
         while !on_best.contains_key(&cur) {
-            let Some(x) = self.tree.get(&cur) else { return CoinFate::Unknown };
-            if proof.leaf_index >= x.delta.old_leaf_count {
+            let (Some(x), Some(xx)) = (self.tree.get(&cur), self.extra(&cur)) else {
+                return CoinFate::Unknown;
+            };
+            if proof.leaf_index >= xx.delta.old_leaf_count {
                 return CoinFate::Gone;
             }
-            m.rollback(&x.delta);
+            m.rollback(&xx.delta);
             cur = x.parent();
         }
         if cur != proof.block_id {
@@ -790,16 +925,17 @@ impl Chain {
         let pos = on_best[&cur];
         for id in &path[pos + 1..] {
             let x = &self.tree[id];
-            if x.delta.touches_leaf(proof.leaf_index) {
+            let Some(xx) = self.extra(id) else { return CoinFate::Unknown };
+            if xx.delta.touches_leaf(proof.leaf_index) {
                 return match m.proof(proof.leaf_index, x.parent()) {
                     Ok(before) => CoinFate::Spent { block: *id, number: x.number(), before },
                     Err(_) => CoinFate::Unknown,
                 };
             }
-            if x.delta.old_leaf_count != m.leaf_count() {
+            if xx.delta.old_leaf_count != m.leaf_count() {
                 return CoinFate::Unknown;
             }
-            m.apply_forward(&x.delta);
+            m.apply_forward(&xx.delta);
         }
         m.proof(proof.leaf_index, self.tip).map(CoinFate::Unspent).unwrap_or(CoinFate::Unknown)
     }
@@ -829,8 +965,14 @@ impl Chain {
         if root != b.txpow.header.mmr_root {
             return Err(ChainError::BadCoinProof(crate::mmr::MmrError::BadProof));
         }
-        for later in &path[pos + 1..] {
-            if self.tree[later].delta.touches_leaf(proof.leaf_index) {
+        self.check_unchanged(&path[pos + 1..], proof.leaf_index)
+    }
+
+    /// No block of `blocks` changed leaf `leaf` (one that existed before them: a block only
+    /// changes an existing leaf by spending it).
+    fn check_unchanged(&self, blocks: &[Hash], leaf: u64) -> Result<(), ChainError> {
+        for later in blocks {
+            if self.tree[later].spent.contains(&leaf) {
                 return Err(ChainError::StaleProof);
             }
         }
@@ -843,7 +985,11 @@ impl Chain {
         self.check_proof(rec, proof, false)?;
         let path = self.best_path();
         let pos = path.iter().position(|x| *x == proof.block_id).unwrap_or(0);
-        let deltas: Vec<&MmrDelta> = path[pos + 1..].iter().map(|x| &self.tree[x].delta).collect();
+        let extras = path[pos + 1..]
+            .iter()
+            .map(|x| self.extra(x).ok_or(ChainError::BlockDataMissing(*x)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deltas: Vec<&MmrDelta> = extras.iter().map(|x| &x.delta).collect();
         let count = self.tree[&proof.block_id].peaks.leaf_count;
         crate::mmr::refresh_proof(proof, rec, count, &deltas, self.tip).map_err(|e| match e {
             crate::mmr::MmrError::Stale(_) => ChainError::StaleProof,

@@ -77,6 +77,9 @@ pub struct Config {
     pub power: crate::energy::PowerState,
     /// Device costs for the ledger's mAh estimate.
     pub device: crate::energy::DeviceProfile,
+    /// Tree blocks below the tip whose witness and delta stay in memory ([`HOT_BLOCKS`]);
+    /// older ones are read back from the store when needed.
+    pub hot_blocks: u64,
 }
 
 impl Config {
@@ -98,6 +101,7 @@ impl Config {
             energy: crate::energy::EnergyConfig::server(),
             power: crate::energy::PowerState::PLUGGED,
             device: crate::energy::DeviceProfile::default(),
+            hot_blocks: HOT_BLOCKS,
         }
     }
 }
@@ -652,7 +656,11 @@ struct Actor {
     chain: Chain,
     store: Store,
     mempool: Mempool,
-    txpows: HashMap<Hash, TxPoW>,
+    /// TxPoWs listed by the block being added, until its commit stores them (tree blocks'
+    /// listed TxPoWs are read from the store).
+    fresh: HashMap<Hash, TxPoW>,
+    /// Tree blocks below the tip that keep their witness and delta in memory.
+    hot_blocks: u64,
     full: Option<Mmr>,
     miner: Option<Arc<Miner>>,
     duty: f64,
@@ -693,6 +701,7 @@ struct Src<'a> {
     a: &'a HashMap<Hash, TxPoW>,
     b: &'a HashMap<Hash, TxPoW>,
     m: &'a Mempool,
+    store: Option<&'a Store>,
 }
 
 impl TxPowSource for Src<'_> {
@@ -702,17 +711,25 @@ impl TxPowSource for Src<'_> {
             .or_else(|| self.b.get(id))
             .cloned()
             .or_else(|| self.m.get_by_id(id).map(|e| e.txpow.clone()))
+            .or_else(|| self.store.and_then(|s| s.txpow(id).ok().flatten()))
     }
 }
 
+/// The TxPoWs a tree block applied, in order (its own first if it is a transaction, then the
+/// listed ones, through `listed`); `None` if one is missing.
+fn applied_txpows(
+    b: &crate::chain::TreeBlock,
+    listed: impl Fn(&Hash) -> Option<TxPoW>,
+) -> Option<Vec<TxPoW>> {
+    b.applied.iter().map(|id| if *id == b.id { Some(b.txpow.clone()) } else { listed(id) }).collect()
+}
+
 /// The coins a tree block created, with their MMR leaf indexes (its own transaction first,
-/// then the listed ones, as the chain applied them).
-fn created_coins(b: &crate::chain::TreeBlock, txpows: &HashMap<Hash, TxPoW>) -> Vec<(u64, CoinRecord)> {
+/// then the listed ones, as the chain applied them), starting at leaf `first`.
+fn created_coins(b: &crate::chain::TreeBlock, first: u64, txs: &[TxPoW]) -> Vec<(u64, CoinRecord)> {
     let mut out = vec![];
-    let mut leaf = b.delta.old_leaf_count;
-    for id in &b.applied {
-        let t = if *id == b.id { Some(&b.txpow) } else { txpows.get(id) };
-        let Some(t) = t else { continue };
+    let mut leaf = first;
+    for t in txs {
         for rec in crate::chain::validate::output_records(&t.body.transaction, b.number()).unwrap_or_default()
         {
             out.push((leaf, rec));
@@ -721,6 +738,10 @@ fn created_coins(b: &crate::chain::TreeBlock, txpows: &HashMap<Hash, TxPoW>) -> 
     }
     out
 }
+
+/// Tree blocks below the tip whose witness and delta stay in memory (mempool proofs, refreshes
+/// and reorgs stay near the tip); older ones are read back from the store when needed.
+pub const HOT_BLOCKS: u64 = 64;
 
 /// Whether `chain` holds the block `id` at height `h`: among its tree blocks or cascade
 /// headers, or linked from one of them through `parents` (releases pick checkpoints of high
@@ -753,10 +774,10 @@ impl Actor {
     fn load(cfg: &Config, mut store: Store, events: broadcast::Sender<Event>) -> Result<Actor, NodeError> {
         let params = cfg.params.clone();
         let loaded = store.load()?;
-        let txpows: HashMap<Hash, TxPoW> = loaded.txpows.iter().map(|t| (t.id(), t.clone())).collect();
         let mut full = None;
-        let chain = if loaded.blocks.is_empty() {
-            let chain = Chain::new(params.clone())?;
+        let chain = if loaded.block_count == 0 {
+            let mut chain = Chain::new(params.clone())?;
+            chain.set_cold(store.cold_reader()?);
             let root = chain.root();
             let (_, gmmr) = crate::chain::genesis(&params)?;
             let mut commit = BlockCommit { block: Some(root), tip: chain.tip_id(), ..Default::default() };
@@ -774,23 +795,42 @@ impl Actor {
             if !cascade.links_ok() {
                 return Err(NodeError::Corrupt("stored cascade links are broken".into()));
             }
-            let mut it = loaded.blocks.into_iter();
-            let (root, rw) = it.next().ok_or_else(|| NodeError::Corrupt("no root".into()))?;
             let rp = loaded.root_peaks.ok_or_else(|| NodeError::Corrupt("no root peaks".into()))?;
-            let mut chain = Chain::from_parts(params.clone(), cascade, root, rw, rp)?;
-            for (t, w) in it {
+            let mut chain: Option<Chain> = None;
+            let cold = store.cold_reader()?;
+            let (empty, none) = (HashMap::new(), Mempool::new(0));
+            let src = Src { a: &empty, b: &empty, m: &none, store: Some(&store) };
+            let mut cascade = Some(cascade);
+            let mut n = 0u64;
+            store.for_each_block(|t, w| -> Result<(), NodeError> {
+                let Some(c) = chain.as_mut() else {
+                    let cascade = cascade.take().unwrap_or_default();
+                    let mut c = Chain::from_parts(params.clone(), cascade, t, w, rp.clone())?;
+                    c.set_cold(cold.clone());
+                    chain = Some(c);
+                    return Ok(());
+                };
+                // Every block is checked again (its peaks and delta are recomputed), holding
+                // only the newest ones' witnesses and deltas in memory.
                 let id = t.id();
-                match chain.add_block(t, w, &txpows) {
+                match c.add_block(t, w, &src) {
                     Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => {}
                     Ok(AddOutcome::Pending { .. }) => {
                         return Err(NodeError::Corrupt(format!("block {id} lists a TxPoW the store lacks")))
                     }
                     Err(e) => return Err(NodeError::Corrupt(format!("block {id}: {e}"))),
                 }
-            }
+                n += 1;
+                if n % 64 == 0 {
+                    c.spill(cfg.hot_blocks);
+                }
+                Ok(())
+            })?;
+            let mut chain = chain.ok_or_else(|| NodeError::Corrupt("no root".into()))?;
             if let Some(tip) = loaded.tip {
                 chain.prefer_tip(&tip);
             }
+            chain.spill(cfg.hot_blocks);
             if cfg.full_mmr {
                 let mut m = Mmr::new();
                 for (k, n) in &loaded.mmr_nodes {
@@ -815,7 +855,8 @@ impl Actor {
             chain,
             store,
             mempool,
-            txpows,
+            fresh: HashMap::new(),
+            hot_blocks: cfg.hot_blocks,
             full,
             miner: None,
             duty: 1.0,
@@ -1035,7 +1076,7 @@ impl Actor {
         let id = txpow.id();
         let given: HashMap<Hash, TxPoW> = listed.into_iter().map(|t| (t.id(), t)).collect();
         let out = {
-            let src = Src { a: &self.txpows, b: &given, m: &self.mempool };
+            let src = Src { a: &HashMap::new(), b: &given, m: &self.mempool, store: Some(&self.store) };
             self.chain.add_block(txpow, witness, &src)
         };
         let out = match out {
@@ -1050,14 +1091,15 @@ impl Actor {
         let block =
             self.chain.block(&id).cloned().ok_or_else(|| NodeError::Corrupt("added block missing".into()))?;
         let mut listed_now = vec![];
+        self.fresh.clear();
         for lid in &block.txpow.body.txpow_ids {
             let t = given
                 .get(lid)
                 .cloned()
-                .or_else(|| self.txpows.get(lid).cloned())
-                .or_else(|| self.mempool.get_by_id(lid).map(|e| e.txpow.clone()));
+                .or_else(|| self.mempool.get_by_id(lid).map(|e| e.txpow.clone()))
+                .or_else(|| self.store.txpow(lid).ok().flatten());
             if let Some(t) = t {
-                self.txpows.insert(*lid, t.clone());
+                self.fresh.insert(*lid, t.clone());
                 listed_now.push(t);
             }
         }
@@ -1071,21 +1113,15 @@ impl Actor {
             // Transactions of blocks that left the best chain return to the mempool.
             for bid in &r.disconnected {
                 let Some(b) = self.chain.block(bid).cloned() else { continue };
-                let mut txs: Vec<TxPoW> = vec![];
-                if !b.txpow.body.transaction.is_empty() {
-                    txs.push(b.txpow.clone());
-                }
-                for l in &b.txpow.body.txpow_ids {
-                    if let Some(t) = self.txpows.get(l) {
-                        txs.push(t.clone());
-                    }
-                }
+                let bx = self.chain.extra(bid).ok_or(ChainError::BlockDataMissing(*bid))?;
+                let txs =
+                    applied_txpows(&b, |l| self.listed_txpow(l)).ok_or(ChainError::BlockDataMissing(*bid))?;
                 let mut pos = 0;
                 for t in txs {
                     let n = t.body.transaction.inputs.len();
                     let mut proofs = vec![];
                     for (k, c) in t.body.transaction.inputs.iter().enumerate() {
-                        let created = b.witness.inputs.get(pos + k).map(|w| w.created).unwrap_or(0);
+                        let created = bx.witness.inputs.get(pos + k).map(|w| w.created).unwrap_or(0);
                         let rec = CoinRecord { coin: c.clone(), created };
                         if let Some(p) = self.chain.reproof_input(bid, pos + k, &rec) {
                             proofs.push((created, p));
@@ -1100,11 +1136,11 @@ impl Actor {
                     }
                 }
                 if let Some(m) = self.full.as_mut() {
-                    for (k, old, _) in &b.delta.changes {
+                    for (k, old, _) in &bx.delta.changes {
                         mmr_changes.push((*k, *old));
                     }
-                    m.rollback(&b.delta);
-                    let from = b.delta.old_leaf_count;
+                    m.rollback(&bx.delta);
+                    let from = bx.delta.old_leaf_count;
                     coins_from = Some(coins_from.map_or(from, |x| x.min(from)));
                 }
             }
@@ -1115,12 +1151,17 @@ impl Actor {
                         mempool_removed.push(e.id);
                     }
                 }
-                if let Some(m) = self.full.as_mut() {
-                    for (k, _, new) in &b.delta.changes {
-                        mmr_changes.push((*k, Some(*new)));
+                if self.full.is_some() {
+                    let bx = self.chain.extra(bid).ok_or(ChainError::BlockDataMissing(*bid))?;
+                    let txs = applied_txpows(b, |l| self.listed_txpow(l))
+                        .ok_or(ChainError::BlockDataMissing(*bid))?;
+                    coins_added.extend(created_coins(b, bx.delta.old_leaf_count, &txs));
+                    if let Some(m) = self.full.as_mut() {
+                        for (k, _, new) in &bx.delta.changes {
+                            mmr_changes.push((*k, Some(*new)));
+                        }
+                        m.apply_forward(&bx.delta);
                     }
-                    m.apply_forward(&b.delta);
-                    coins_added.extend(created_coins(b, &self.txpows));
                 }
             }
             // Drop mempool entries whose coins are gone on the new branch: a proof that cannot
@@ -1137,12 +1178,6 @@ impl Actor {
         let cascade_changed = !pruned.is_empty();
         let mut removed: Vec<Hash> = pruned.clone();
         removed.extend(dropped.iter().copied());
-        if cascade_changed {
-            // Keep only the listed TxPoWs that blocks still in the tree refer to.
-            let listed: std::collections::HashSet<Hash> =
-                self.chain.tree_blocks().flat_map(|b| b.txpow.body.txpow_ids.iter().copied()).collect();
-            self.txpows.retain(|id, _| listed.contains(id));
-        }
         let wallet = match reorg {
             Some(r) => self.wallet_follow(&r.connected, &r.disconnected),
             None => None,
@@ -1163,6 +1198,8 @@ impl Actor {
             coins_added,
             wallet: wallet.as_ref(),
         })?;
+        self.fresh.clear();
+        self.chain.spill(self.hot_blocks);
         if let Some(w) = &wallet {
             self.emit_payments(w);
         }
@@ -1221,7 +1258,7 @@ impl Actor {
                         self.mempool
                             .get_by_id(id)
                             .map(|e| (e.txpow.clone(), self.refreshed(e).unwrap_or_else(|| e.proofs.clone())))
-                            .or_else(|| self.txpows.get(id).map(|t| (t.clone(), vec![])))
+                            .or_else(|| self.listed_txpow(id).map(|t| (t, vec![])))
                     })
                     .collect();
                 let _ = reply.send(out);
@@ -1285,10 +1322,10 @@ impl Actor {
                 let mut out = vec![];
                 let mut bytes = 0usize;
                 for id in ids.iter().take(crate::net::message::MAX_GET) {
-                    let Some(b) = self.chain.block(id) else { continue };
+                    let (Some(b), Some(bx)) = (self.chain.block(id), self.chain.extra(id)) else { continue };
                     let listed: Vec<TxPoW> =
-                        b.txpow.body.txpow_ids.iter().filter_map(|l| self.txpows.get(l).cloned()).collect();
-                    let d = BlockData { txpow: b.txpow.clone(), witness: b.witness.clone(), listed };
+                        b.txpow.body.txpow_ids.iter().filter_map(|l| self.listed_txpow(l)).collect();
+                    let d = BlockData { txpow: b.txpow.clone(), witness: bx.witness.clone(), listed };
                     bytes += d.encode().len();
                     if bytes > 3 * 1024 * 1024 {
                         break;
@@ -1346,13 +1383,17 @@ impl Actor {
             }
             R::Cascade(reply) => {
                 let root = self.chain.root();
+                let Some(rx) = self.chain.extra(&root.id) else {
+                    let _ = reply.send(None);
+                    return Ok(());
+                };
                 let listed: Vec<TxPoW> =
-                    root.txpow.body.txpow_ids.iter().filter_map(|l| self.txpows.get(l).cloned()).collect();
+                    root.txpow.body.txpow_ids.iter().filter_map(|l| self.listed_txpow(l)).collect();
                 let _ = reply.send(Some(crate::net::message::Message::Cascade {
                     headers: self.chain.cascade().headers(),
                     root: Box::new(BlockData {
                         txpow: root.txpow.clone(),
-                        witness: root.witness.clone(),
+                        witness: rx.witness.clone(),
                         listed,
                     }),
                     root_peaks: root.peaks.clone(),
@@ -1426,7 +1467,7 @@ impl Actor {
         let c = self.candidate.as_mut().ok_or(NodeError::Net("no sync in progress".into()))?;
         for b in blocks {
             let given: HashMap<Hash, TxPoW> = b.listed.into_iter().map(|t| (t.id(), t)).collect();
-            let src = Src { a: &c.txpows, b: &given, m: &Mempool::new(0) };
+            let src = Src { a: &c.txpows, b: &given, m: &Mempool::new(0), store: None };
             match c.chain.add_block(b.txpow, b.witness, &src) {
                 Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => c.txpows.extend(given),
                 Ok(AddOutcome::Pending { missing }) => {
@@ -1503,12 +1544,20 @@ impl Actor {
                 }
             }
         }
-        self.store.reset_to(c.chain.cascade(), &blocks, &listed, &c.chain.tip_id())?;
-        let keep: HashMap<Hash, TxPoW> = listed.iter().map(|(t, _)| (t.id(), (*t).clone())).collect();
+        // A candidate chain holds every block's witness in memory (it has no store).
+        let extras = blocks
+            .iter()
+            .map(|b| c.chain.extra(&b.id).ok_or(ChainError::BlockDataMissing(b.id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let with_witness: Vec<_> = blocks.iter().zip(&extras).map(|(b, x)| (*b, &x.witness)).collect();
+        self.store.reset_to(c.chain.cascade(), &with_witness, &listed, &c.chain.tip_id())?;
+        drop(with_witness);
+        drop(extras);
         let max = self.mempool.max_bytes();
         let old = std::mem::replace(&mut self.mempool, Mempool::new(max));
         self.chain = c.chain;
-        self.txpows = keep;
+        self.chain.set_cold(self.store.cold_reader()?);
+        self.chain.spill(self.hot_blocks);
         let mut kept: Vec<(TxPoW, Vec<(u64, MmrProof)>)> = vec![];
         for e in old.entries() {
             if let Some(p) = self.refreshed(e) {
@@ -1538,6 +1587,17 @@ impl Actor {
         }
         self.refresh_template();
         Ok(())
+    }
+
+    /// A TxPoW listed by a tree block: the block being added, else the store.
+    fn listed_txpow(&self, id: &Hash) -> Option<TxPoW> {
+        self.fresh.get(id).cloned().or_else(|| match self.store.txpow(id) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a listed TxPoW failed");
+                None
+            }
+        })
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::{created_coins, now_ms, Actor, Cmd, Event, Node, NodeError};
+use super::{applied_txpows, created_coins, now_ms, Actor, Cmd, Event, Node, NodeError};
 use crate::crypto::{decode_address, encode_address, script_address, Hash, Keypair};
 use crate::mmr::MmrProof;
-use crate::types::{CoinRecord, Output, Transaction, TxHeader};
+use crate::types::{CoinRecord, Output, Transaction, TxHeader, TxPoW};
 use crate::wallet::{
     fingerprint, sign_and_mine, spend::sign_and_mine_with, Balance, Draft, HistoryEntry, SealedSeed, Seed,
     WalletChanges, WalletError, WalletKey, WalletState,
@@ -537,24 +537,36 @@ impl Actor {
         connected: &[Hash],
         disconnected: &[Hash],
     ) -> Option<WalletChanges> {
-        let w = self.wallet.as_mut()?;
+        self.wallet.as_ref()?;
         let mut created = vec![];
-        let mut confirmed = vec![];
+        let mut applied: Vec<(Vec<TxPoW>, u64)> = vec![];
         for id in connected {
             let Some(b) = self.chain.block(id) else { continue };
-            created.extend(created_coins(b, &self.txpows).into_iter().map(|(leaf, rec)| (b.id, leaf, rec)));
-            for a in &b.applied {
-                let t = if *a == b.id { Some(&b.txpow) } else { self.txpows.get(a) };
-                if let Some(t) = t {
-                    confirmed.push((t.txid(), &t.body.transaction, b.number()));
-                }
-            }
+            let Some(x) = self.chain.extra(id) else {
+                tracing::warn!(block = %id, "wallet: a connected block's stored data is missing");
+                continue;
+            };
+            let Some(txs) = applied_txpows(b, |l| self.listed_txpow(l)) else {
+                tracing::warn!(block = %id, "wallet: a connected block's listed TxPoWs are missing");
+                continue;
+            };
+            created.extend(
+                created_coins(b, x.delta.old_leaf_count, &txs)
+                    .into_iter()
+                    .map(|(leaf, rec)| (b.id, leaf, rec)),
+            );
+            applied.push((txs, b.number()));
         }
+        let confirmed: Vec<_> = applied
+            .iter()
+            .flat_map(|(txs, n)| txs.iter().map(move |t| (t.txid(), &t.body.transaction, *n)))
+            .collect();
         let unconfirmed: Vec<Hash> = disconnected
             .iter()
             .filter_map(|id| self.chain.block(id))
             .flat_map(|b| b.txids.iter().copied())
             .collect();
+        let w = self.wallet.as_mut()?;
         Some(w.follow(&self.chain, &created, &unconfirmed, &confirmed, now_ms()))
     }
 

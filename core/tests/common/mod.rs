@@ -49,6 +49,9 @@ pub fn net_config(
     full_mmr: bool,
 ) -> Config {
     let mut cfg = Config::new(dir, params.clone());
+    // Two hot blocks: nearly every block is read back from the store, so the tests cover
+    // that path (the default keeps 64).
+    cfg.hot_blocks = 2;
     cfg.mining = mining;
     cfg.full_mmr = full_mmr;
     cfg.net = Some(NetConfig {
