@@ -9,10 +9,11 @@ dir=${1:-target/debug}
 lib="$dir/libminima_ffi.so"
 [ -f "$lib" ] || lib="$dir/libminima_ffi.dylib"
 [ -f "$lib" ] || { echo "bindgen: build the library first (cargo build -p minima-ffi)"; exit 1; }
-cargo run -q --locked -p minima-ffi --features bindgen --bin uniffi-bindgen -- \
-  generate --library "$lib" --language kotlin --out-dir bindings/kotlin/target/generated --no-format
+# A uniffi-bindgen built beside the library (scripts/test.sh builds both), else build one.
+bindgen=("$dir/uniffi-bindgen")
+[ -x "$dir/uniffi-bindgen" ] || bindgen=(cargo run -q --locked -p minima-ffi --features bindgen --bin uniffi-bindgen --)
+"${bindgen[@]}" generate --library "$lib" --language kotlin --out-dir bindings/kotlin/target/generated --no-format
 mkdir -p android/build/generated/uniffi
 cp -r bindings/kotlin/target/generated/. android/build/generated/uniffi/
-cargo run -q --locked -p minima-ffi --features bindgen --bin uniffi-bindgen -- \
-  generate --library "$lib" --language swift --out-dir ios/Sources/MinimaFFI --no-format
+"${bindgen[@]}" generate --library "$lib" --language swift --out-dir ios/Sources/MinimaFFI --no-format
 echo "bindgen: Kotlin in bindings/kotlin/target/generated, Swift in ios/Sources/MinimaFFI"

@@ -42,7 +42,9 @@ stage "doc tests" cargo test --workspace --all-features --doc --locked
 
 # Mobile bindings: generate Kotlin and Swift from the host library, run the Kotlin tests on
 # the JVM against it, and compile the generated C header (Swift itself is not compiled here).
-stage "ffi library" cargo build -p minima-ffi --locked
+# The library and uniffi-bindgen come from the test build above (same profile and features:
+# nothing is compiled twice); `cargo build` only copies the cdylib into target/debug.
+stage "ffi library" cargo build --profile test --workspace --all-features --locked
 stage "bindgen" bash scripts/bindgen.sh target/debug
 if command -v clang >/dev/null 2>&1; then
     stage "swift C header" clang -fsyntax-only -Wno-pragma-once-outside-header -x c ios/Sources/MinimaFFI/minima_ffiFFI.h

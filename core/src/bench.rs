@@ -144,7 +144,10 @@ pub fn run(as_json: bool, quick: bool, keep: Option<PathBuf>) -> Result<(), Stri
     out.insert("sync_bytes_per_block".into(), json!((r.bytes_in + r.bytes_out) / size.blocks.max(1)));
     out.insert("sync_cpu_s".into(), json!((r.cpu_s * 100.0).round() / 100.0));
     server.stop();
-    for (i, (key, behind)) in [("catchup_8h", 576u64), ("syncOnce", 18)].into_iter().enumerate() {
+    // Keys as the issue names them: `catchup_bytes_8h` (and `_cpu_s_8h`, `_seconds_8h`), and
+    // `syncOnce_bytes` (and `_cpu_s`, `_seconds`).
+    let names = [("catchup", "_8h", 576u64), ("syncOnce", "", 18)];
+    for (i, (key, suffix, behind)) in names.into_iter().enumerate() {
         let mut server = Server::start(&dirs[i + 1])?;
         // Same address as before is not needed: point the client at the new server.
         client.add_peer(server.addr).map_err(|e| e.to_string())?;
@@ -157,9 +160,9 @@ pub fn run(as_json: bool, quick: bool, keep: Option<PathBuf>) -> Result<(), Stri
         if r.height_after < h0 + behind {
             return Err(format!("{key}: {} → {}, expected +{behind}", h0, r.height_after));
         }
-        out.insert(format!("{key}_bytes"), json!(r.bytes_in + r.bytes_out));
-        out.insert(format!("{key}_cpu_s"), json!((r.cpu_s * 1000.0).round() / 1000.0));
-        out.insert(format!("{key}_seconds"), json!((r.duration_ms as f64 / 100.0).round() / 10.0));
+        out.insert(format!("{key}_bytes{suffix}"), json!(r.bytes_in + r.bytes_out));
+        out.insert(format!("{key}_cpu_s{suffix}"), json!((r.cpu_s * 1000.0).round() / 1000.0));
+        out.insert(format!("{key}_seconds{suffix}"), json!((r.duration_ms as f64 / 100.0).round() / 10.0));
     }
     client.stop(Duration::from_secs(10)).map_err(|e| e.to_string())?;
     let v = Value::Object(out);

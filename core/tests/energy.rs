@@ -142,17 +142,19 @@ fn minima_bench_reports_every_figure() {
         "tx_validate_per_s",
         "sync_bytes_per_block",
         "sync_seconds",
-        "catchup_8h_bytes",
+        "catchup_bytes_8h",
         "idle_cpu_s_per_hour",
         "wakeups_per_hour",
         "rss_bytes",
         "data_dir_bytes",
         "syncOnce_cpu_s",
         "syncOnce_bytes",
+        "peak_rss_bytes",
+        "catchup_cpu_s_8h",
     ] {
         assert!(v[k].is_number(), "{k} missing: {v}");
     }
     // The smoke run's state: main params, transactions in every block.
     assert!(v["state_mmr_leaves"].as_u64().unwrap() > 10_000, "{v}");
-    assert!(v["catchup_8h_bytes"].as_u64().unwrap() > 0 && v["syncOnce_bytes"].as_u64().unwrap() > 0);
+    assert!(v["catchup_bytes_8h"].as_u64().unwrap() > 0 && v["syncOnce_bytes"].as_u64().unwrap() > 0);
 }

@@ -739,6 +739,12 @@ fn created_coins(b: &crate::chain::TreeBlock, first: u64, txs: &[TxPoW]) -> Vec<
     out
 }
 
+/// A tree block's stored witness or listed TxPoWs could not be read back while a block was
+/// being added: the store is damaged, which stops the node (a storage error is fatal).
+fn block_data_missing(id: &Hash) -> NodeError {
+    NodeError::Store(StoreError::Corrupt(format!("stored data of tree block {id} is missing or damaged")))
+}
+
 /// Tree blocks below the tip whose witness and delta stay in memory (mempool proofs, refreshes
 /// and reorgs stay near the tip); older ones are read back from the store when needed.
 pub const HOT_BLOCKS: u64 = 64;
@@ -1113,9 +1119,9 @@ impl Actor {
             // Transactions of blocks that left the best chain return to the mempool.
             for bid in &r.disconnected {
                 let Some(b) = self.chain.block(bid).cloned() else { continue };
-                let bx = self.chain.extra(bid).ok_or(ChainError::BlockDataMissing(*bid))?;
+                let bx = self.chain.extra(bid).ok_or_else(|| block_data_missing(bid))?;
                 let txs =
-                    applied_txpows(&b, |l| self.listed_txpow(l)).ok_or(ChainError::BlockDataMissing(*bid))?;
+                    applied_txpows(&b, |l| self.listed_txpow(l)).ok_or_else(|| block_data_missing(bid))?;
                 let mut pos = 0;
                 for t in txs {
                     let n = t.body.transaction.inputs.len();
@@ -1152,9 +1158,9 @@ impl Actor {
                     }
                 }
                 if self.full.is_some() {
-                    let bx = self.chain.extra(bid).ok_or(ChainError::BlockDataMissing(*bid))?;
-                    let txs = applied_txpows(b, |l| self.listed_txpow(l))
-                        .ok_or(ChainError::BlockDataMissing(*bid))?;
+                    let bx = self.chain.extra(bid).ok_or_else(|| block_data_missing(bid))?;
+                    let txs =
+                        applied_txpows(b, |l| self.listed_txpow(l)).ok_or_else(|| block_data_missing(bid))?;
                     coins_added.extend(created_coins(b, bx.delta.old_leaf_count, &txs));
                     if let Some(m) = self.full.as_mut() {
                         for (k, _, new) in &bx.delta.changes {
