@@ -43,9 +43,10 @@ stage "doc tests" cargo test --workspace --all-features --doc --locked
 # Mobile bindings: generate Kotlin and Swift from the host library, run the Kotlin tests on
 # the JVM against it, and compile the generated C header (Swift itself is not compiled here).
 # The library and uniffi-bindgen come from the test build above (same profile and features:
-# nothing is compiled twice); `cargo build` only copies the cdylib into target/debug.
+# nothing is compiled twice); `cargo build` only copies the cdylib into the debug dir.
+native="$(cd "${CARGO_TARGET_DIR:-target}" 2>/dev/null && pwd || echo "$PWD/target")/debug"
 stage "ffi library" cargo build --profile test --workspace --all-features --locked
-stage "bindgen" bash scripts/bindgen.sh target/debug
+stage "bindgen" bash scripts/bindgen.sh "$native"
 if command -v clang >/dev/null 2>&1; then
     stage "swift C header" clang -fsyntax-only -Wno-pragma-once-outside-header -x c ios/Sources/MinimaFFI/minima_ffiFFI.h
 else
@@ -53,7 +54,7 @@ else
     exit 1
 fi
 if command -v mvn >/dev/null 2>&1; then
-    stage "kotlin tests" mvn -q -B -f bindings/kotlin/pom.xml test
+    stage "kotlin tests" mvn -q -B -f bindings/kotlin/pom.xml test -Dnative.dir="$native"
 else
     echo "=== stage kotlin tests: FAILED (Maven not installed; .ci/run installs it)" >&2
     exit 1
