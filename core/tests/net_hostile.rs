@@ -666,3 +666,61 @@ fn pending_blocks_complete_when_their_transactions_arrive() {
     assert_eq!(n.status().unwrap().bans, 0);
     n.stop(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arrives() {
+    let _serial = common::serial();
+    use minima_core::crypto::script_address;
+    use minima_core::node::Event;
+    use minima_core::types::{Output, Transaction, Witness};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    // Three empty blocks; the node gets the first two, the third is "still on its way".
+    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
+    fx.tx_per_block = false;
+    let p = fx.params.clone();
+    let node = start_net_off(&dir.path().join("v"), &p, true, vec![]);
+    let mut events = node.subscribe();
+    fx.mine(3);
+    let blocks = fx.take_blocks();
+    for (t, w) in &blocks[..2] {
+        node.submit_block(t.clone(), w.clone(), vec![]).unwrap();
+    }
+    assert_eq!(node.status().unwrap().height, 2);
+    // A peer relays a transaction whose proof is against block 3.
+    let g = fx.take_free_coin().unwrap();
+    let sink = script_address("RETURN TRUE");
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![g.coin.clone()],
+        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
+        state: vec![],
+    };
+    let tx = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    let proof = fx.coin_proof(&g.coin.coin_id).unwrap();
+    assert_eq!(proof.1.block_id, blocks[2].0.id());
+    let id = tx.id();
+    let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
+    let addr = node.net_addr().unwrap();
+    let relay = std::collections::HashMap::from([(id, (tx, vec![proof]))]);
+    let (_ep, _conn) = rt.block_on(async {
+        let (ep, conn) = raw_peer(addr, [127, 0, 0, 1], &hello_for(genesis)).await.expect("handshake");
+        serve_txs(&rt, conn.clone(), relay);
+        transport::announce(&conn, &Message::Inv(vec![id])).await.unwrap();
+        (ep, conn)
+    });
+    // Refused for now (a race, not misbehaviour: no ban) ...
+    let hex = id.to_hex();
+    let refused = wait_until(Duration::from_secs(20), || {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .any(|e| matches!(&e, Event::TxPowRejected { id, .. } if *id == hex))
+    });
+    assert!(refused, "the proof names a block the node lacks");
+    let s = node.status().unwrap();
+    assert_eq!((s.mempool, s.bans), (0, 0));
+    // ... and taken as soon as the block arrives.
+    node.submit_block(blocks[2].0.clone(), blocks[2].1.clone(), vec![]).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || node.status().unwrap().mempool == 1), "taken");
+    node.stop(Duration::from_secs(5)).unwrap();
+}

@@ -661,6 +661,9 @@ struct Actor {
     fresh: HashMap<Hash, TxPoW>,
     /// Tree blocks below the tip that keep their witness and delta in memory.
     hot_blocks: u64,
+    /// Transactions from peers whose proofs name a block we lack yet (the block is usually
+    /// still on its way, the announcement having overtaken it): tried again when it arrives.
+    parked: std::collections::VecDeque<(Hash, TxPoW, Proofs)>,
     full: Option<Mmr>,
     miner: Option<Arc<Miner>>,
     duty: f64,
@@ -748,6 +751,12 @@ fn block_data_missing(id: &Hash) -> NodeError {
 /// Tree blocks below the tip whose witness and delta stay in memory (mempool proofs, refreshes
 /// and reorgs stay near the tip); older ones are read back from the store when needed.
 pub const HOT_BLOCKS: u64 = 64;
+
+/// A transaction's input proofs: (creation block number, proof) per input.
+type Proofs = Vec<(u64, MmrProof)>;
+
+/// Peers' transactions kept until the block their proofs name arrives.
+const MAX_PARKED: usize = 32;
 
 /// Whether `chain` holds the block `id` at height `h`: among its tree blocks or cascade
 /// headers, or linked from one of them through `parents` (releases pick checkpoints of high
@@ -863,6 +872,7 @@ impl Actor {
             mempool,
             fresh: HashMap::new(),
             hot_blocks: cfg.hot_blocks,
+            parked: Default::default(),
             full,
             miner: None,
             duty: 1.0,
@@ -1170,14 +1180,20 @@ impl Actor {
                     }
                 }
             }
-            // Drop mempool entries whose coins are gone on the new branch: a proof that cannot
-            // be carried to the new tip is exactly a failed coin-proof check, so no need to
-            // re-verify signatures and scripts of every entry on every reorg.
-            let stale: Vec<Hash> =
-                self.mempool.entries().filter(|e| self.refreshed(e).is_none()).map(|e| e.txid).collect();
-            for t in stale {
-                if let Some(e) = self.mempool.remove_txid(&t) {
-                    mempool_removed.push(e.id);
+            // Carry every mempool entry's proofs to the new tip (one block's delta, usually held
+            // in memory) and drop the entries whose coins are gone: a proof that cannot be
+            // carried is exactly a failed coin-proof check, so no need to re-verify signatures
+            // and scripts of every entry on every new tip.
+            let carried: Vec<(Hash, Option<Proofs>)> =
+                self.mempool.entries().map(|e| (e.txid, self.refreshed(e))).collect();
+            for (t, proofs) in carried {
+                match proofs {
+                    Some(p) => self.mempool.set_proofs(&t, p),
+                    None => {
+                        if let Some(e) = self.mempool.remove_txid(&t) {
+                            mempool_removed.push(e.id);
+                        }
+                    }
                 }
             }
         }
@@ -1235,6 +1251,7 @@ impl Actor {
             }
             self.refresh_template();
         }
+        self.unpark(&id)?;
         Ok(out)
     }
 
@@ -1271,7 +1288,11 @@ impl Actor {
             }
             R::SubmitTx(t, reply) => {
                 let (txpow, proofs) = *t;
+                let kept = (txpow.clone(), proofs.clone());
                 let r = self.on_txpow(txpow, proofs);
+                if let Err(NodeError::Invalid(ChainError::CoinProofUnknownBlock(b))) = &r {
+                    self.park(*b, kept.0, kept.1);
+                }
                 let refusal = |penalty: u32, e: &NodeError| crate::net::peer::TxRefusal {
                     penalty,
                     reason: e.to_string(),
@@ -1592,6 +1613,39 @@ impl Actor {
             let _ = tips.send(crate::net::peer::TipAnnounce { id, block: true });
         }
         self.refresh_template();
+        Ok(())
+    }
+
+    /// Keep a peer's transaction whose proofs name block `block`, which we lack, to try it
+    /// again when the block arrives (at most [`MAX_PARKED`], the oldest dropped first).
+    fn park(&mut self, block: Hash, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) {
+        if self.chain.knows(&block) {
+            return;
+        }
+        let id = txpow.id();
+        if self.parked.iter().any(|(_, t, _)| t.id() == id) {
+            return;
+        }
+        if self.parked.len() >= MAX_PARKED {
+            self.parked.pop_front();
+        }
+        self.parked.push_back((block, txpow, proofs));
+    }
+
+    /// Try again the parked transactions whose proofs name block `id`, now in the tree.
+    fn unpark(&mut self, id: &Hash) -> Result<(), NodeError> {
+        if !self.parked.iter().any(|(b, _, _)| b == id) {
+            return Ok(());
+        }
+        let (now, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.parked).into_iter().partition(|(b, _, _)| b == id);
+        self.parked = rest.into();
+        for (_, t, p) in now {
+            // Other refusals were raised as events by `on_txpow`; only storage stops us.
+            if let Err(e @ NodeError::Store(_)) = self.on_txpow(t, p) {
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
