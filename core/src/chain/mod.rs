@@ -432,11 +432,18 @@ impl Chain {
             return Some(e.clone());
         }
         let cold = self.cold.as_ref()?;
-        let witness = cold.witness(id)?;
+        let Some(witness) = cold.witness(id) else {
+            tracing::warn!(block = %id, "a spilled tree block's witness is not in the store");
+            return None;
+        };
         let mut listed: Vec<TxPoW> = Vec::with_capacity(b.applied.len());
         for a in &b.applied {
             if *a != b.id {
-                listed.push(cold.txpow(a)?);
+                let Some(t) = cold.txpow(a) else {
+                    tracing::warn!(block = %id, txpow = %a, "a spilled tree block's listed TxPoW is not in the store");
+                    return None;
+                };
+                listed.push(t);
             }
         }
         let mut txs: Vec<&TxPoW> = Vec::with_capacity(b.applied.len());

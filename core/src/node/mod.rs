@@ -1183,9 +1183,10 @@ impl Actor {
             // Carry every mempool entry's proofs to the new tip (one block's delta, usually held
             // in memory) and drop the entries whose coins are gone: a proof that cannot be
             // carried is exactly a failed coin-proof check, so no need to re-verify signatures
-            // and scripts of every entry on every new tip.
+            // and scripts of every entry on every new tip. The proofs were carried to the old
+            // tip, which a reorg leaves on a side branch: `coin_fates` rewinds them from there.
             let carried: Vec<(Hash, Option<Proofs>)> =
-                self.mempool.entries().map(|e| (e.txid, self.refreshed(e))).collect();
+                self.mempool.entries().map(|e| (e.txid, self.carried(e))).collect();
             for (t, proofs) in carried {
                 match proofs {
                     Some(p) => self.mempool.set_proofs(&t, p),
@@ -1658,6 +1659,30 @@ impl Actor {
                 None
             }
         })
+    }
+
+    /// An entry's proofs carried to the tip from any tree block, a side branch's included;
+    /// `None` if an input is not unspent on the best chain.
+    fn carried(&self, e: &Entry) -> Option<Proofs> {
+        let recs: Vec<CoinRecord> = e
+            .txpow
+            .body
+            .transaction
+            .inputs
+            .iter()
+            .zip(&e.proofs)
+            .map(|(c, (created, _))| CoinRecord { coin: c.clone(), created: *created })
+            .collect();
+        let pairs: Vec<(&CoinRecord, &MmrProof)> = recs.iter().zip(e.proofs.iter().map(|(_, p)| p)).collect();
+        self.chain
+            .coin_fates(&pairs)
+            .into_iter()
+            .zip(&recs)
+            .map(|(f, r)| match f {
+                crate::chain::CoinFate::Unspent(p) => Some((r.created, p)),
+                _ => None,
+            })
+            .collect()
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {
