@@ -297,11 +297,26 @@ fn serve_txs(
     );
 }
 
+/// A transaction spending a free coin of the fixture (`RETURN TRUE` on devnet) whole to the
+/// `RETURN TRUE` address; answers the coin and the mined TxPoW.
+fn spend_free_coin(fx: &mut ChainBuilder) -> (minima_core::types::CoinRecord, minima_core::types::TxPoW) {
+    use minima_core::crypto::script_address;
+    use minima_core::types::{Output, Transaction, Witness};
+    let g = fx.take_free_coin().expect("a free coin");
+    let sink = script_address("RETURN TRUE");
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![g.coin.clone()],
+        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
+        state: vec![],
+    };
+    let t = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    (g, t)
+}
+
 #[test]
 fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed() {
     let _serial = common::serial();
-    use minima_core::crypto::script_address;
-    use minima_core::types::{Output, Transaction, Witness};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
@@ -328,15 +343,7 @@ fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed(
     let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
     // One transaction spending the genesis coin (`RETURN TRUE` on devnet).
     let mut fx = ChainBuilder::new(p.clone(), now, 0);
-    let g = fx.take_free_coin().unwrap();
-    let sink = script_address("RETURN TRUE");
-    let tx = Transaction {
-        version: 1,
-        inputs: vec![g.coin.clone()],
-        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
-        state: vec![],
-    };
-    let base = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    let (_, base) = spend_free_coin(&mut fx);
     let (_, gmmr) = minima_core::chain::genesis(&p).unwrap();
     let proof = |v: &Node| {
         let tip = Hash::from_hex(&v.status().unwrap().tip).unwrap();
@@ -670,9 +677,7 @@ fn pending_blocks_complete_when_their_transactions_arrive() {
 #[test]
 fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arrives() {
     let _serial = common::serial();
-    use minima_core::crypto::script_address;
     use minima_core::node::Event;
-    use minima_core::types::{Output, Transaction, Witness};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
@@ -689,15 +694,7 @@ fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arr
     }
     assert_eq!(node.status().unwrap().height, 2);
     // A peer relays a transaction whose proof is against block 3.
-    let g = fx.take_free_coin().unwrap();
-    let sink = script_address("RETURN TRUE");
-    let tx = Transaction {
-        version: 1,
-        inputs: vec![g.coin.clone()],
-        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
-        state: vec![],
-    };
-    let tx = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    let (g, tx) = spend_free_coin(&mut fx);
     let proof = fx.coin_proof(&g.coin.coin_id).unwrap();
     assert_eq!(proof.1.block_id, blocks[2].0.id());
     let id = tx.id();
