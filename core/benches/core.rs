@@ -2,7 +2,7 @@
 //! transaction, and MMR proof verification. Run: `cargo bench -p minima-core --bench core`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use minima_core::chain::validate::{check_txpow, run_scripts};
+use minima_core::chain::validate::{check_txpow, run_scripts, ScriptBudget};
 use minima_core::crypto::{sha3, Hash, Keypair};
 use minima_core::fixture::ChainBuilder;
 use minima_core::mmr::Mmr;
@@ -42,7 +42,8 @@ fn signed_tx(c: &mut Criterion) {
     c.bench_function("validate_signed_1in_txpow", |bn| {
         bn.iter(|| {
             check_txpow(&params, black_box(&tx)).unwrap();
-            run_scripts(&params, &tx, &[proof.0], 20, &mut SigCache::new()).unwrap()
+            run_scripts(&params, &tx, &[proof.0], 20, &mut SigCache::new(), ScriptBudget::alone(&params, 1))
+                .unwrap()
         })
     });
     c.bench_function("mempool_check_signed_1in_txpow", |bn| {

@@ -446,3 +446,46 @@ impl ChainBuilder {
         Self::mine_nonce(&mut txpow.header, &target, 0xfeed);
     }
 }
+
+/// The overflow attack of a hostile sync peer: a cascade `[H, genesis]` whose header `H` is
+/// numbered `u64::MAX − 11` (its parents all genesis), a tree root `u64::MAX − 10` carrying
+/// the empty MMR, and one child on it — each mined at the minimum target of `params` (whose
+/// genesis must be set). Returns (cascade headers newest first, root, child).
+pub fn overflow_chain(params: &Params) -> (Vec<TxHeader>, TxPoW, TxPoW) {
+    use crate::types::Parents;
+    let (g, _) = crate::chain::genesis(params).expect("genesis");
+    let gid = g.id();
+    let empty = crate::mmr::MmrPeaks::default();
+    let block = |number: u64, time_ms: u64, parents: Parents| {
+        let body = TxBody {
+            txn_target: params.magic.min_target(),
+            transaction: Transaction::empty(),
+            witness: Witness::default(),
+            txpow_ids: vec![],
+            prng: [7; 32],
+        };
+        let mut t = TxPoW {
+            header: TxHeader {
+                chain_id: params.chain_id,
+                version: 1,
+                block_number: number,
+                time_ms,
+                block_target: params.magic.min_target(),
+                parents,
+                mmr_root: empty.root(),
+                mmr_total: 0,
+                magic: params.magic,
+                body_hash: body.hash(),
+                nonce: [0; 32],
+            },
+            body,
+        };
+        ChainBuilder::reseal(&mut t, false);
+        t
+    };
+    let t0 = g.header.time_ms;
+    let h = block(u64::MAX - 11, t0 + 1_000, Parents([gid; crate::types::limits::PARENTS]));
+    let root = block(u64::MAX - 10, t0 + 2_000, crate::chain::parents_after(&h.header, &h.id()));
+    let child = block(u64::MAX - 9, t0 + 3_000, crate::chain::parents_after(&root.header, &root.id()));
+    (vec![h.header, g.header], root, child)
+}

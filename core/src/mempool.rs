@@ -39,6 +39,13 @@ pub struct Entry {
     pub burn: u64,
     /// Encoded bytes.
     pub size: usize,
+    /// Sig-ops (witness signatures and the `CHECKSIG`s its scripts ran) when last judged for
+    /// the next block.
+    pub sigops: u32,
+    /// Script instructions its runs executed when last judged.
+    pub script_ops: u32,
+    /// A script read `@BLOCK`/`@COINAGE`: the entry is judged again for each block built.
+    pub reads_height: bool,
 }
 
 impl Entry {
@@ -158,6 +165,14 @@ impl Mempool {
     /// Every entry (any order).
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.by_txid.values()
+    }
+
+    /// Record what an entry's scripts cost when judged again for the next block.
+    pub fn set_cost(&mut self, txid: &Hash, sigops: u32, script_ops: u32) {
+        if let Some(e) = self.by_txid.get_mut(txid) {
+            e.sigops = sigops;
+            e.script_ops = script_ops;
+        }
     }
 
     /// Replace an entry's proofs (after refreshing them to the tip).

@@ -76,6 +76,11 @@ pub struct Params {
     pub max_script_value_bytes: usize,
     /// Instructions a `CHECKSIG` costs.
     pub checksig_cost: u32,
+    /// Script instructions all of one TxPoW's script runs may execute together (SPEC-v2
+    /// §14.5, applied from genesis).
+    pub max_txpow_script_ops: u32,
+    /// Script instructions all of one block's TxPoWs may execute together.
+    pub max_block_script_ops: u32,
 }
 
 /// One coin in base units.
@@ -153,6 +158,8 @@ impl Params {
             max_script_stack: 64,
             max_script_value_bytes: 64 * 1024,
             checksig_cost: 64,
+            max_txpow_script_ops: 16_384,
+            max_block_script_ops: 262_144,
         }
     }
 
@@ -233,6 +240,8 @@ impl Params {
             || m.max_block_bytes == 0
             || m.max_script_ops == 0
             || m.max_txns == 0
+            || self.max_txpow_script_ops == 0
+            || self.max_block_script_ops == 0
         {
             return Err(ParamsError::Magic);
         }

@@ -45,6 +45,8 @@ pub struct Limits {
     pub max_script_bytes: usize,
     /// Instructions a `CHECKSIG` costs.
     pub checksig_cost: u32,
+    /// `CHECKSIG` sig-ops this run may still execute (the TxPoW's and block's budgets left).
+    pub max_sigops: u32,
 }
 
 impl Limits {
@@ -56,6 +58,7 @@ impl Limits {
             max_value_bytes: p.max_script_value_bytes,
             max_script_bytes: p.max_script_bytes,
             checksig_cost: p.checksig_cost,
+            max_sigops: p.magic.max_sigops_txpow,
         }
     }
 }
@@ -78,6 +81,9 @@ pub enum ScriptError {
     /// Ran out of instructions.
     #[error("instruction limit exhausted")]
     InstructionLimit,
+    /// More `CHECKSIG` sig-ops than the TxPoW or block has left.
+    #[error("sig-op limit exhausted")]
+    SigopLimit,
     /// A value of the wrong type.
     #[error("type error: {0}")]
     Type(&'static str),
@@ -602,6 +608,12 @@ impl Script {
     }
 }
 
+/// Instructions an operation over `bytes` bytes costs (SPEC-v2 §14.4's `bc`):
+/// `max(1, ⌈bytes / 64⌉)`.
+pub fn byte_cost(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(64)).unwrap_or(u32::MAX).max(1)
+}
+
 /// Results of `CHECKSIG` verifications, shared by every script of one block.
 #[derive(Debug, Default)]
 pub struct SigCache(HashMap<Hash, bool>);
@@ -637,6 +649,9 @@ pub struct RunStats {
     pub instructions: u32,
     /// `CHECKSIG` calls executed.
     pub sigops: u32,
+    /// Whether the run read `@BLOCK` or `@COINAGE`: only then can its result differ at
+    /// another height (every other input is fixed by the transaction and the coin).
+    pub reads_height: bool,
 }
 
 struct Vm<'a, 'c> {
@@ -734,8 +749,14 @@ impl Vm<'_, '_> {
             Expr::Lit(v) => v.clone(),
             Expr::Var(n) => self.vars.get(n).cloned().ok_or(ScriptError::UndefinedVariable)?,
             Expr::Global(g) => match g {
-                Global::Block => Value::Number(self.ctx.block as i128),
-                Global::CoinAge => Value::Number(self.ctx.block as i128 - self.ctx.created as i128),
+                Global::Block => {
+                    self.stats.reads_height = true;
+                    Value::Number(self.ctx.block as i128)
+                }
+                Global::CoinAge => {
+                    self.stats.reads_height = true;
+                    Value::Number(self.ctx.block as i128 - self.ctx.created as i128)
+                }
                 Global::Amount => Value::Number(self.ctx.coin.amount as i128),
                 Global::Address => Value::Hex(self.ctx.coin.address.0.to_vec()),
                 Global::TokenId => Value::Hex(self.ctx.coin.token_id.0.to_vec()),
@@ -763,6 +784,10 @@ impl Vm<'_, '_> {
                 let b = self.eval(r)?;
                 if std::mem::discriminant(&a) != std::mem::discriminant(&b) {
                     return Err(ScriptError::Type("EQ/NEQ of different types"));
+                }
+                if let (Value::Hex(x), Value::Hex(y)) = (&a, &b) {
+                    // A HEX comparison costs bc (its node's 1 already paid).
+                    self.tick(byte_cost(x.len() + y.len()) - 1)?;
                 }
                 Value::Bool((a == b) == (op == BinOp::Eq))
             }
@@ -815,7 +840,11 @@ impl Vm<'_, '_> {
                 let data = self.hex(&args[1])?;
                 let sig = self.hex(&args[2])?;
                 self.tick(self.limits.checksig_cost.saturating_sub(1))?;
-                self.stats.sigops += 1;
+                self.stats.sigops = self.stats.sigops.saturating_add(1);
+                if self.stats.sigops > self.limits.max_sigops {
+                    // Counted as they run: the cap aborts before the verification.
+                    return Err(ScriptError::SigopLimit);
+                }
                 let ok = match Signature::from_bytes(&sig) {
                     None => false,
                     Some(sig) => {
@@ -836,7 +865,12 @@ impl Vm<'_, '_> {
                 };
                 Value::Bool(ok)
             }
-            Func::Sha3 => Value::Hex(crypto::sha3(&self.hex(&args[0])?).0.to_vec()),
+            Func::Sha3 => {
+                let h = self.hex(&args[0])?;
+                // bc of the bytes read and produced (its node's 1 already paid).
+                self.tick(byte_cost(h.len() + 32) - 1)?;
+                Value::Hex(crypto::sha3(&h).0.to_vec())
+            }
             Func::State => {
                 let p = self.port(&args[0])?;
                 Value::Hex(self.ctx.tx.state_at(p).ok_or(ScriptError::StateMissing(p))?.to_vec())

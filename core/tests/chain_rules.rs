@@ -394,7 +394,9 @@ fn spilled_blocks_read_back_from_cold_storage() {
     }
     assert_eq!(a.chain.tip_id(), b.head());
     let hot = a.chain.clone();
-    let ids: Vec<Hash> = hot.tree_blocks().map(|x| x.id).collect();
+    // In a fixed order (the tree is a HashMap): every choice below is the same in every run.
+    let mut ids: Vec<Hash> = hot.tree_blocks().map(|x| x.id).collect();
+    ids.sort_by_key(|id| (hot.block(id).map(|x| x.number()), *id));
     assert!(ids.len() > 30, "{} tree blocks", ids.len());
     let snapshot: HashMap<Hash, _> = ids.iter().map(|id| (*id, hot.extra(id).unwrap())).collect();
     let cold = Arc::new(TestCold {
@@ -459,14 +461,27 @@ fn spilled_blocks_read_back_from_cold_storage() {
     assert!(refreshed > 0);
     // Damaged storage: a witness that does not replay to the block's peaks is refused, and
     // carrying a proof through that block reports the missing data.
-    let (rec, p) =
-        coins.iter().find(|(r, p)| hot.refresh_proof(r, p).is_ok() && p.block_id != chain.tip_id()).unwrap();
+    // The victim is the best-chain block after the coin's proof block, and it must be one that
+    // was spilled (the tip stays in memory, and then the store is never read: the test once
+    // picked it, depending on the HashMap's order).
     let path = chain.best_path();
-    let pos = path.iter().position(|x| *x == p.block_id).unwrap();
-    let victim = path[pos + 1];
-    let other = path[pos];
+    let (rec, p, victim) = coins
+        .iter()
+        .filter(|(r, p)| hot.refresh_proof(r, p).is_ok())
+        .find_map(|(r, p)| {
+            let v = *path.get(path.iter().position(|x| *x == p.block_id)? + 1)?;
+            chain.block(&v)?.hot_extra().is_none().then_some((r, p, v))
+        })
+        .expect("a coin proved before a spilled block");
+    let other = p.block_id;
     let w = cold.witnesses.lock().unwrap()[&other].clone();
+    assert_ne!(w, cold.witnesses.lock().unwrap()[&victim], "the damage changes the stored witness");
     cold.witnesses.lock().unwrap().insert(victim, w);
+    assert!(chain.extra(&victim).is_none());
+    // A witness damaged in its parent peaks alone is refused too.
+    let mut bad = snapshot[&victim].witness.clone();
+    bad.parent_peaks.leaf_count ^= 1;
+    cold.witnesses.lock().unwrap().insert(victim, bad);
     assert!(chain.extra(&victim).is_none());
     assert!(matches!(chain.refresh_proof(rec, p), Err(ChainError::BlockDataMissing(x)) if x == victim));
     // A block added later stays in memory until spilled.
@@ -475,4 +490,119 @@ fn spilled_blocks_read_back_from_cold_storage() {
     let (t, w) = a2.blocks().last().unwrap().clone();
     chain.add_block(t.clone(), w, a2.txpows()).unwrap();
     assert!(chain.block(&t.id()).unwrap().hot_extra().is_some());
+}
+
+/// A hostile sync peer's numbers near `u64::MAX` (its cascade, its tree root, one child) must
+/// be refused, never overflow: before the bounds, adding the child wrapped
+/// `root + tree_depth + cascade_step` in `prune_tree` (index out of bounds in release, an
+/// overflow panic with checks) and killed the chain actor.
+#[test]
+fn block_numbers_and_times_near_the_integer_limits_are_refused() {
+    use minima_core::chain::cascade::CascadeEntry;
+    use minima_core::chain::{MAX_BLOCK_NUMBER, MAX_TIME_MS};
+    use minima_core::mmr::{BlockWitness, MmrPeaks};
+    let b = ChainBuilder::new(Params::devnet(), NOW, 10);
+    let p = b.params.clone();
+    let g = b.chain.genesis_id();
+    let (headers, root, child) = minima_core::fixture::overflow_chain(&p);
+    // The sync path: verify the cascade, resume from the root, validate the child.
+    let refused = match Cascade::verify(headers.clone(), &p, &g) {
+        Err(e) => e,
+        Ok(cascade) => {
+            match Chain::from_parts(
+                p.clone(),
+                cascade,
+                root.clone(),
+                BlockWitness::default(),
+                MmrPeaks::default(),
+            ) {
+                Err(e) => e,
+                Ok(mut chain) => chain
+                    .add_block(child.clone(), BlockWitness::default(), &NoTxPows)
+                    .expect_err("a child numbered u64::MAX − 9 is refused"),
+            }
+        }
+    };
+    assert!(matches!(refused, ChainError::BlockNumberTooHigh(n) if n == u64::MAX - 11), "{refused:?}");
+    // Each layer refuses on its own: a trusted cascade (our store) with such a root…
+    let entries = headers.iter().map(|h| CascadeEntry { header: h.clone(), id: h.id(), level: 0 }).collect();
+    let r = Chain::from_parts(
+        p.clone(),
+        Cascade::from_entries(entries),
+        root.clone(),
+        BlockWitness::default(),
+        MmrPeaks::default(),
+    );
+    assert!(matches!(r, Err(ChainError::BlockNumberTooHigh(n)) if n == u64::MAX - 10), "{r:?}");
+    // …and any TxPoW whose number or time is past the bounds, before anything else is judged.
+    let mut a = b.clone();
+    a.mine(3);
+    let (t, w) = a.candidate(false, vec![]);
+    let mut late = t.clone();
+    late.header.time_ms = MAX_TIME_MS + 1;
+    ChainBuilder::reseal(&mut late, false);
+    let mut chain = a.chain.clone();
+    let r = chain.add_block(late.clone(), w.clone(), &NoTxPows);
+    assert!(matches!(r, Err(ChainError::TimeTooHigh(x)) if x == MAX_TIME_MS + 1), "{r:?}");
+    let mut high = t.clone();
+    high.header.block_number = MAX_BLOCK_NUMBER + 1;
+    ChainBuilder::reseal(&mut high, false);
+    let r = chain.add_block(high, w.clone(), &NoTxPows);
+    assert!(matches!(r, Err(ChainError::BlockNumberTooHigh(x)) if x == MAX_BLOCK_NUMBER + 1), "{r:?}");
+    let mut hs = headers.clone();
+    hs[0] = late.header.clone();
+    let r = Cascade::verify(hs, &p, &g);
+    assert!(matches!(r, Err(ChainError::TimeTooHigh(_))), "{r:?}");
+    // The bounds themselves are valid: the unaltered candidate is taken.
+    assert!(matches!(chain.add_block(t, w, &NoTxPows), Ok(AddOutcome::Added { .. })));
+}
+
+/// Script work is capped per TxPoW (`max_txpow_script_ops`) and per block
+/// (`max_block_script_ops`): 20 inputs each hashing 8 KiB seven times stay within each run's
+/// 1,024 instructions but not within the TxPoW's 16,384.
+#[test]
+fn script_work_is_capped_per_txpow_and_per_block() {
+    use minima_core::chain::validate::{run_scripts, ScriptBudget};
+    use minima_core::script::SigCache;
+    use minima_core::types::{Coin, StateVar, Transaction, TxBody, Witness};
+    let p = Params::devnet();
+    let script = format!("{}RETURN TRUE", "LET h = SHA3(STATE(1))\n".repeat(7));
+    let addr = minima_core::crypto::script_address(&script);
+    let inputs = |n: usize| -> Vec<Coin> {
+        (0..n)
+            .map(|i| Coin {
+                coin_id: minima_core::crypto::sha3(&[i as u8]),
+                address: addr,
+                amount: 10,
+                token_id: Hash::ZERO,
+                state: vec![],
+            })
+            .collect()
+    };
+    let txpow = |n: usize| {
+        let b = ChainBuilder::new(p.clone(), NOW, 10);
+        let body = TxBody {
+            txn_target: p.magic.min_target(),
+            transaction: Transaction {
+                version: 1,
+                inputs: inputs(n),
+                outputs: vec![],
+                state: vec![StateVar { port: 1, data: vec![1; 8192] }],
+            },
+            witness: Witness::new(vec![], vec![script.clone()]),
+            txpow_ids: vec![],
+            prng: [0; 32],
+        };
+        TxPoW { header: b.chain.tip().txpow.header.clone(), body }
+    };
+    let run = |t: &TxPoW, budget| run_scripts(&p, t, &vec![0; 20], 5, &mut SigCache::new(), budget);
+    let one = run(&txpow(1), ScriptBudget::alone(&p, 0)).unwrap();
+    assert!(one.instructions > 900 && one.instructions <= 1024, "{}", one.instructions);
+    let n_fit = (p.max_txpow_script_ops / one.instructions) as usize;
+    assert!(run(&txpow(n_fit), ScriptBudget::alone(&p, 0)).is_ok());
+    let r = run(&txpow(n_fit + 1), ScriptBudget::alone(&p, 0));
+    assert!(matches!(r, Err(ChainError::TooMuchScriptWork(_))), "{r:?}");
+    // The block's budget left binds the same way.
+    let r = run(&txpow(2), ScriptBudget::for_txpow(&p, 0, 100, one.instructions + 1));
+    assert!(matches!(r, Err(ChainError::TooMuchScriptWork(_))), "{r:?}");
 }

@@ -721,3 +721,46 @@ fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arr
     assert!(wait_until(Duration::from_secs(10), || node.status().unwrap().mempool == 1), "taken");
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// A sync peer claiming the heaviest possible chain (`tip_weight` = `u128::MAX`) and serving
+/// block numbers near `u64::MAX` (a cascade header at `u64::MAX − 11`, a root, one child)
+/// once crashed the chain actor through an overflow in pruning: now the cascade is refused,
+/// its sender banned, and the node goes on serving.
+#[test]
+fn block_numbers_near_the_integer_limit_are_refused_and_their_sender_banned() {
+    use minima_core::net::message::BlockBody;
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let params = b.params.clone();
+    let genesis = b.chain.genesis_id();
+    let (headers, root, child) = minima_core::fixture::overflow_chain(&params);
+    let cascade = Message::Cascade {
+        headers,
+        root: Box::new(BlockData { txpow: root.clone(), witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let evil = scripted_server(&rt, move |m| match m {
+        Message::Hello(_) => Some(Message::Hello(Hello {
+            tip: child.id(),
+            tip_weight: u128::MAX,
+            is_client: false,
+            serves_blocks: true,
+            ..hello_for(genesis)
+        })),
+        Message::GetHeaders { .. } => Some(Message::Headers(vec![child.header.clone()])),
+        Message::GetCascade => Some(cascade.clone()),
+        Message::GetBodies(_) => Some(Message::Bodies(vec![BlockBody {
+            body: child.body.clone(),
+            witness: Default::default(),
+            listed: vec![],
+        }])),
+        _ => None,
+    });
+    let victim = start_net_off(&dir.path().join("v"), &params, false, vec![evil]);
+    assert!(wait_until(Duration::from_secs(30), || victim.status().is_ok_and(|s| s.bans >= 1)), "banned");
+    let s = victim.status().expect("the node is alive");
+    assert_eq!(s.height, 0, "nothing taken");
+    victim.stop(Duration::from_secs(5)).unwrap();
+}

@@ -384,3 +384,41 @@ fn bench_mine_reports_the_ratio() {
     assert!(m > 0.0 && r > 0.0 && ratio > 0.0);
     assert!((ratio - m / r).abs() < 0.01);
 }
+
+/// A panic inside the chain actor (a bug no input should reach) is never a silently dead
+/// node: the host gets `Event::Fatal`, every later call answers `Stopped`, `stop` releases the
+/// data dir, and the node starts again on it with nothing lost.
+#[test]
+fn a_panic_in_the_chain_actor_is_a_fatal_event_and_a_clean_stop() {
+    use minima_core::node::{Event, NodeError};
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.mine(5);
+    let node = fixture_node(dir.path(), &b, false);
+    for (t, w) in b.blocks() {
+        node.submit_block(t.clone(), w.clone(), vec![]).unwrap();
+    }
+    let tip = node.status().unwrap().tip;
+    assert_eq!(tip, b.head().to_hex());
+    let mut events = node.subscribe();
+    node.inject_actor_panic().unwrap();
+    let mut fatal = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            while let Ok(e) = events.try_recv() {
+                if let Event::Fatal { reason } = e {
+                    fatal = Some(reason);
+                }
+            }
+            fatal.is_some()
+        }),
+        "a fatal event is raised"
+    );
+    assert!(fatal.unwrap().contains("panicked"));
+    assert!(matches!(node.status(), Err(NodeError::Stopped)));
+    node.stop(Duration::from_secs(5)).unwrap();
+    drop(node);
+    let node = fixture_node(dir.path(), &ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100), false);
+    assert_eq!(node.status().unwrap().tip, tip, "nothing committed was lost");
+    node.stop(Duration::from_secs(5)).unwrap();
+}

@@ -25,7 +25,7 @@ impl CascadeEntry {
     }
     /// Weight: work × 2^level.
     pub fn weight(&self) -> u128 {
-        work_of(&self.header.block_target).saturating_mul(1u128 << self.level)
+        work_of(&self.header.block_target).saturating_mul(1u128.checked_shl(self.level).unwrap_or(u128::MAX))
     }
 }
 
@@ -142,6 +142,7 @@ impl Cascade {
         }
         let mut entries = Vec::with_capacity(headers.len());
         for h in headers {
+            crate::chain::check_header_bounds(&h)?;
             let id = h.id();
             if h.chain_id != params.chain_id || h.magic != params.magic {
                 return Err(ChainError::Cascade("header of another network"));
@@ -167,7 +168,7 @@ impl Cascade {
             if n.header.block_number <= o.header.block_number {
                 return Err(ChainError::Cascade("block numbers not decreasing"));
             }
-            if n.header.parents.0[o.level as usize] != o.id {
+            if n.header.parents.0.get(o.level as usize) != Some(&o.id) {
                 return Err(ChainError::Cascade("broken link"));
             }
         }
@@ -180,7 +181,7 @@ impl Cascade {
 
     /// Check the links between consecutive kept headers (used on our own cascade too).
     pub fn links_ok(&self) -> bool {
-        self.entries.windows(2).all(|w| w[0].header.parents.0[w[1].level as usize] == w[1].id)
+        self.entries.windows(2).all(|w| w[0].header.parents.0.get(w[1].level as usize) == Some(&w[1].id))
     }
 
     /// The headers, newest first (what `GetCascade` serves).

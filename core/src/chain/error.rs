@@ -104,6 +104,15 @@ pub enum ChainError {
     /// More sig-ops than one TxPoW may have.
     #[error("{0} sig-ops exceed the per-TxPoW limit")]
     TooManySigopsTxPow(u32),
+    /// A block number above [`crate::chain::MAX_BLOCK_NUMBER`] (2^48).
+    #[error("block number {0} is above 2^48")]
+    BlockNumberTooHigh(u64),
+    /// A time above [`crate::chain::MAX_TIME_MS`] (2^53 ms).
+    #[error("time {0} ms is above 2^53")]
+    TimeTooHigh(u64),
+    /// A TxPoW's or block's scripts ran past `max_txpow_script_ops` / `max_block_script_ops`.
+    #[error("script work past the TxPoW or block cap ({0} instructions)")]
+    TooMuchScriptWork(u32),
     /// The parent is not known (yet).
     #[error("parent {0:?} is unknown")]
     UnknownParent(Hash),

@@ -19,7 +19,39 @@ use crate::script::SigCache;
 use crate::types::{Coin, CoinRecord, Magic, Parents, Transaction, TxBody, TxHeader, TxPoW, Witness};
 use crate::U256;
 use pow::{median_time, next_target, super_level, work_of};
-use validate::{apply_transaction, check_txpow, run_scripts, TxPowInfo};
+use validate::{apply_transaction, check_txpow, run_scripts, ScriptBudget, TxPowInfo};
+
+/// A transaction TxPoW judged for the next block: its facts and what its scripts cost there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    /// Its stateless facts.
+    pub info: TxPowInfo,
+    /// Sig-ops: witness signatures plus the `CHECKSIG`s its scripts ran.
+    pub sigops: u32,
+    /// Script instructions its runs executed.
+    pub script_ops: u32,
+    /// Whether a script read `@BLOCK`/`@COINAGE`: judged again for each block built.
+    pub reads_height: bool,
+}
+
+/// Highest block number any TxPoW, tree block or cascade header may carry (2^48: 8.9 million
+/// years of 1-second blocks). Numbers from peers stay far from `u64::MAX`, so block
+/// arithmetic cannot overflow.
+pub const MAX_BLOCK_NUMBER: u64 = 1 << 48;
+/// Highest `time_ms` any TxPoW or cascade header may carry (2^53 ms, ≈ 285,000 years; exact
+/// in an `f64`).
+pub const MAX_TIME_MS: u64 = 1 << 53;
+
+/// Refuse a header whose number or time is past [`MAX_BLOCK_NUMBER`] / [`MAX_TIME_MS`].
+pub fn check_header_bounds(h: &TxHeader) -> Result<(), ChainError> {
+    if h.block_number > MAX_BLOCK_NUMBER {
+        return Err(ChainError::BlockNumberTooHigh(h.block_number));
+    }
+    if h.time_ms > MAX_TIME_MS {
+        return Err(ChainError::TimeTooHigh(h.time_ms));
+    }
+    Ok(())
+}
 
 /// A tree block's MMR witness and delta: the heavy part of a block, held in memory near the
 /// tip and read back from [`ColdBlocks`] below it (see [`Chain::extra`]).
@@ -320,6 +352,7 @@ impl Chain {
         root_peaks: MmrPeaks,
     ) -> Result<Chain, ChainError> {
         params.check()?;
+        check_header_bounds(&root.header)?;
         let (g, _) = genesis(&params)?;
         let genesis_id = g.id();
         let id = root.id();
@@ -328,7 +361,9 @@ impl Chain {
             return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
         }
         if let Some(n) = cascade.newest() {
-            if root.header.parents.0[0] != n.id || root.header.block_number != n.header.block_number + 1 {
+            if root.header.parents.0[0] != n.id
+                || Some(root.header.block_number) != n.header.block_number.checked_add(1)
+            {
                 return Err(ChainError::Cascade("tree root does not follow the cascade"));
             }
         } else if id != genesis_id {
@@ -436,6 +471,16 @@ impl Chain {
             tracing::warn!(block = %id, "a spilled tree block's witness is not in the store");
             return None;
         };
+        // The parent's MMR it claims must be the one we hold (the root's parent is the newest
+        // cascade header, whose root is all we keep of it).
+        let parent_ok = match self.tree.get(&b.parent()) {
+            Some(p) if b.id != self.root => witness.parent_peaks == p.peaks,
+            _ => self.cascade.newest().is_none_or(|n| n.header.mmr_root == witness.parent_peaks.root()),
+        };
+        if !parent_ok {
+            tracing::warn!(block = %id, "a spilled tree block's stored witness names another parent MMR");
+            return None;
+        }
         let mut listed: Vec<TxPoW> = Vec::with_capacity(b.applied.len());
         for a in &b.applied {
             if *a != b.id {
@@ -541,7 +586,7 @@ impl Chain {
     /// What a block built on `parent` must carry.
     pub fn next_block(&self, parent: &Hash) -> Result<NextBlock, ChainError> {
         let p = self.tree.get(parent).ok_or(ChainError::UnknownParent(*parent))?;
-        let h = p.number() + 1;
+        let h = p.number().checked_add(1).ok_or(ChainError::BlockNumberTooHigh(p.number()))?;
         let want = self.params.diff_window.max(self.params.mtp_window) as usize;
         let hist = self.history(parent, want.min(h as usize));
         let target = next_target(&self.params, h, &hist);
@@ -553,8 +598,8 @@ impl Chain {
             block_target: target,
             parents: parents_after(&p.txpow.header, parent),
             median_time: median,
-            min_time: median + 1,
-            max_time: median + self.params.max_time_ahead_of_median_ms,
+            min_time: median.saturating_add(1),
+            max_time: median.saturating_add(self.params.max_time_ahead_of_median_ms),
             magic: self.params.magic,
         })
     }
@@ -608,7 +653,7 @@ impl Chain {
         let parent_number = parent.number();
         let parent_peaks = parent.peaks.clone();
         let parent_root = parent.txpow.header.mmr_root;
-        if txpow.header.block_number != parent_number + 1 {
+        if Some(txpow.header.block_number) != parent_number.checked_add(1) {
             return Err(ChainError::WrongBlockNumber(txpow.header.block_number));
         }
         let next = self.next_block(&parent_id)?;
@@ -692,21 +737,32 @@ impl Chain {
             return Err(ChainError::WrongMmrTotal);
         }
         let mut cache = SigCache::new();
-        let mut sigops_block = 0u32;
+        let (mut sigops_block, mut ops_block) = (0u32, 0u32);
         let mut pos = 0usize;
         for (t, li) in &txs {
             let n = t.body.transaction.inputs.len();
             let created: Vec<u64> = witness.inputs[pos..pos + n].iter().map(|x| x.created).collect();
             pos += n;
-            let ops = run_scripts(&self.params, t, &created, block_number, &mut cache)?;
-            let sigops = li.sig_count + ops;
+            // Witness signatures count first; scripts abort as soon as a cap is reached.
+            if sigops_block.saturating_add(li.sig_count) > magic.max_sigops_block {
+                return Err(ChainError::TooManySigopsBlock(sigops_block.saturating_add(li.sig_count)));
+            }
+            let budget = ScriptBudget::for_txpow(
+                &self.params,
+                li.sig_count,
+                magic.max_sigops_block.saturating_sub(sigops_block),
+                self.params.max_block_script_ops.saturating_sub(ops_block),
+            );
+            let cost = run_scripts(&self.params, t, &created, block_number, &mut cache, budget)?;
+            let sigops = li.sig_count.saturating_add(cost.sigops);
             if sigops > magic.max_sigops_txpow {
                 return Err(ChainError::TooManySigopsTxPow(sigops));
             }
-            sigops_block += sigops;
+            sigops_block = sigops_block.saturating_add(sigops);
             if sigops_block > magic.max_sigops_block {
                 return Err(ChainError::TooManySigopsBlock(sigops_block));
             }
+            ops_block = ops_block.saturating_add(cost.instructions);
         }
         let txids: Vec<Hash> = txs.iter().map(|(_, li)| li.txid).collect();
         let applied: Vec<Hash> = txs.iter().map(|(_, li)| li.id).collect();
@@ -792,12 +848,13 @@ impl Chain {
     fn prune_tree(&mut self) -> (Vec<Hash>, Vec<Hash>) {
         let tip_n = self.tip().number();
         let root_n = self.root().number();
-        if tip_n < root_n + self.params.tree_depth + self.params.cascade_step {
+        let due = root_n.saturating_add(self.params.tree_depth).saturating_add(self.params.cascade_step);
+        if tip_n < due {
             return (vec![], vec![]);
         }
         let path = self.best_path();
         let step = self.params.cascade_step as usize;
-        let new_root = path[step];
+        let Some(&new_root) = path.get(step) else { return (vec![], vec![]) };
         let moved: Vec<Hash> = path[..step].to_vec();
         // Keep the new root and its descendants; everything else leaves the tree.
         let mut keep = HashSet::new();
@@ -963,7 +1020,7 @@ impl Chain {
             .position(|x| *x == proof.block_id)
             .ok_or(ChainError::CoinProofUnknownBlock(proof.block_id))?;
         let b = &self.tree[&proof.block_id];
-        let age = self.tip().number() - b.number();
+        let age = self.tip().number().saturating_sub(b.number());
         if window && age > self.params.proof_window {
             return Err(ChainError::CoinProofTooOld(age));
         }
@@ -1011,7 +1068,7 @@ impl Chain {
         &self,
         txpow: &TxPoW,
         proofs: &[(u64, MmrProof)],
-    ) -> Result<(TxPowInfo, u32), ChainError> {
+    ) -> Result<Judged, ChainError> {
         let info = check_txpow(&self.params, txpow)?;
         if !info.is_transaction {
             return Err(ChainError::InsufficientWork);
@@ -1028,13 +1085,34 @@ impl Chain {
             self.check_coin_proof(&CoinRecord { coin: coin.clone(), created: *c }, p)?;
             created.push(*c);
         }
+        let next = self.tip().number().saturating_add(1);
+        let (sigops, cost) = self.judge_scripts(txpow, &created, next)?;
+        Ok(Judged { info, sigops, script_ops: cost.instructions, reads_height: cost.reads_height })
+    }
+
+    /// Run a transaction TxPoW's scripts as block `block_number` would (alone in it; its
+    /// inputs created at `created`): its sig-ops (witness signatures included) and what its
+    /// scripts cost.
+    pub fn judge_scripts(
+        &self,
+        txpow: &TxPoW,
+        created: &[u64],
+        block_number: u64,
+    ) -> Result<(u32, validate::ScriptCost), ChainError> {
+        let sig_count = txpow.body.witness.signatures.len() as u32;
         let mut cache = SigCache::new();
-        let ops = run_scripts(&self.params, txpow, &created, self.tip().number() + 1, &mut cache)?;
-        let sigops = info.sig_count + ops;
+        let budget = ScriptBudget::alone(&self.params, sig_count);
+        let cost = run_scripts(&self.params, txpow, created, block_number, &mut cache, budget)?;
+        let sigops = sig_count.saturating_add(cost.sigops);
         if sigops > self.params.magic.max_sigops_txpow {
             return Err(ChainError::TooManySigopsTxPow(sigops));
         }
-        Ok((info, sigops))
+        Ok((sigops, cost))
+    }
+
+    /// True when transaction `txid` was applied by a block of the best chain's tree.
+    pub fn txid_applied(&self, txid: &Hash) -> bool {
+        self.txid_on_branch(&self.tip, txid)
     }
 
     /// Mark a block id invalid so its descendants are refused at once.

@@ -57,6 +57,7 @@ pub fn txn_target_for(params: &Params, size: usize, work: u128) -> U256 {
 pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainError> {
     let h = &txpow.header;
     let b = &txpow.body;
+    crate::chain::check_header_bounds(h)?;
     if h.chain_id != params.chain_id {
         return Err(ChainError::WrongChainId(h.chain_id));
     }
@@ -184,24 +185,70 @@ pub fn check_witness_form(tx: &Transaction, w: &crate::types::Witness) -> Result
 
 /// Burn of a transaction: Σ inputs − Σ outputs (form already checked).
 pub fn burn(tx: &Transaction) -> u64 {
-    let i: u64 = tx.inputs.iter().map(|c| c.amount).sum();
-    let o: u64 = tx.outputs.iter().map(|c| c.amount).sum();
-    i - o
+    let i: u128 = tx.inputs.iter().map(|c| c.amount as u128).sum();
+    let o: u128 = tx.outputs.iter().map(|c| c.amount as u128).sum();
+    u64::try_from(i.saturating_sub(o)).unwrap_or(u64::MAX)
 }
 
-/// Run every input's script; returns the `CHECKSIG` sig-ops executed.
+/// What is left, for one TxPoW's scripts, of the sig-op and script-work budgets of the TxPoW
+/// and of the block it goes into (see [`ScriptBudget::for_txpow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptBudget {
+    /// `CHECKSIG` sig-ops the TxPoW may still run (`max_sigops_txpow` less its witness
+    /// signatures).
+    pub txpow_sigops: u32,
+    /// Sig-ops the block has left.
+    pub block_sigops: u32,
+    /// Instructions the TxPoW's runs may execute together (`max_txpow_script_ops`).
+    pub txpow_ops: u32,
+    /// Instructions the block has left.
+    pub block_ops: u32,
+}
+
+impl ScriptBudget {
+    /// The budget of a TxPoW with `sig_count` witness signatures, in a block that has
+    /// `block_sigops` sig-ops and `block_ops` instructions left.
+    pub fn for_txpow(params: &Params, sig_count: u32, block_sigops: u32, block_ops: u32) -> ScriptBudget {
+        ScriptBudget {
+            txpow_sigops: params.magic.max_sigops_txpow.saturating_sub(sig_count),
+            block_sigops: block_sigops.saturating_sub(sig_count),
+            txpow_ops: params.max_txpow_script_ops,
+            block_ops,
+        }
+    }
+    /// A TxPoW judged alone (the mempool): the whole block budget is its.
+    pub fn alone(params: &Params, sig_count: u32) -> ScriptBudget {
+        Self::for_txpow(params, sig_count, params.magic.max_sigops_block, params.max_block_script_ops)
+    }
+}
+
+/// What a TxPoW's script runs cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptCost {
+    /// `CHECKSIG` sig-ops executed.
+    pub sigops: u32,
+    /// Instructions executed.
+    pub instructions: u32,
+    /// Whether a run read `@BLOCK` or `@COINAGE` (the result may differ at another height).
+    pub reads_height: bool,
+}
+
+/// Run every input's script within `budget`, aborting as soon as a sig-op or instruction cap
+/// is reached (before the `CHECKSIG` that would pass it is verified).
 pub fn run_scripts(
     params: &Params,
     txpow: &TxPoW,
     created: &[u64],
     block_number: u64,
     cache: &mut SigCache,
-) -> Result<u32, ChainError> {
+    budget: ScriptBudget,
+) -> Result<ScriptCost, ChainError> {
     let tx = &txpow.body.transaction;
     let w = &txpow.body.witness;
-    let limits = Limits::from_params(params);
+    let base = Limits::from_params(params);
     let signers: Vec<PublicKey> = w.signatures.iter().map(|s| s.0).collect();
-    let mut sigops = 0u32;
+    let sig_count = w.signatures.len() as u32;
+    let mut cost = ScriptCost::default();
     for (i, coin) in tx.inputs.iter().enumerate() {
         let src = w
             .scripts
@@ -216,11 +263,33 @@ pub fn run_scripts(
             tx,
             signers: &signers,
         };
-        let stats = script::run_script(src, ctx, &limits, cache)
-            .map_err(|error| ChainError::Script { input: i, error })?;
-        sigops += stats.sigops;
+        let ops_left = budget.txpow_ops.min(budget.block_ops).saturating_sub(cost.instructions);
+        let sigops_left = budget.txpow_sigops.min(budget.block_sigops).saturating_sub(cost.sigops);
+        let limits =
+            Limits { max_instructions: base.max_instructions.min(ops_left), max_sigops: sigops_left, ..base };
+        match script::run_script(src, ctx, &limits, cache) {
+            Ok(stats) => {
+                cost.sigops = cost.sigops.saturating_add(stats.sigops);
+                cost.instructions = cost.instructions.saturating_add(stats.instructions);
+                cost.reads_height |= stats.reads_height;
+            }
+            Err(script::ScriptError::SigopLimit) => {
+                let n = sig_count.saturating_add(cost.sigops).saturating_add(sigops_left).saturating_add(1);
+                return Err(if cost.sigops.saturating_add(sigops_left) >= budget.txpow_sigops {
+                    ChainError::TooManySigopsTxPow(n)
+                } else {
+                    ChainError::TooManySigopsBlock(n)
+                });
+            }
+            Err(script::ScriptError::InstructionLimit) if limits.max_instructions < base.max_instructions => {
+                return Err(ChainError::TooMuchScriptWork(
+                    cost.instructions.saturating_add(limits.max_instructions),
+                ));
+            }
+            Err(error) => return Err(ChainError::Script { input: i, error }),
+        }
     }
-    Ok(sigops)
+    Ok(cost)
 }
 
 /// Spend a transaction's inputs and append its outputs in `mmr`, in order. `leaves[i]` and

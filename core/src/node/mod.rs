@@ -15,16 +15,15 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::chain::validate::apply_transaction;
 use crate::chain::{AddOutcome, Cascade, Chain, ChainError, TxPowSource};
 use crate::codec::Encode;
 use crate::crypto::{sha3, Hash};
 use crate::mempool::{Entry, Mempool, MempoolError};
 use crate::miner::{Found, Job, Miner};
-use crate::mmr::{BlockWitness, Mmr, MmrProof, NodeKey, WitnessInput};
+use crate::mmr::{BlockWitness, Mmr, MmrProof, NodeKey};
 use crate::params::Params;
 use crate::store::{BlockCommit, Store, StoreError};
-use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witness};
+use crate::types::{CoinRecord, TxBody, TxHeader, TxPoW};
 use crate::wallet::{WalletError, WalletState};
 
 mod energy;
@@ -175,7 +174,7 @@ pub enum Event {
         /// Its id (hex).
         id: String,
     },
-    /// The node cannot go on (storage failed); it has stopped processing.
+    /// The node cannot go on (storage failed, or an internal error); it has stopped processing.
     Fatal {
         /// Why.
         reason: String,
@@ -290,6 +289,9 @@ enum Cmd {
     Wallet(wallet::WalletCmd),
     Energy(energy::EnergyCmd),
     Stop(oneshot::Sender<()>),
+    /// Panic inside the actor (tests of the panic path).
+    #[cfg(feature = "test-hooks")]
+    Panic,
 }
 
 /// A running node.
@@ -494,7 +496,31 @@ impl Node {
             let _g = rt.enter();
             actor.apply_plan();
         }
-        rt.spawn(actor.run(rx));
+        let actor_task = rt.spawn(actor.run(rx));
+        // A panic in the actor (a bug: every input is meant to be refused, not to crash) must
+        // not leave a silently dead node: it is raised as a fatal event and the node stops
+        // talking to peers. Its state unwound with it (the miner thread joined, an open
+        // SQLite transaction rolled back); every later call answers `Stopped`.
+        let (ev, ep) = (events.clone(), endpoint.clone());
+        rt.spawn(async move {
+            if let Err(e) = actor_task.await {
+                if e.is_panic() {
+                    let p = e.into_panic();
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown".into());
+                    tracing::error!(panic = %what, "the chain actor panicked; the node stops");
+                    if let Some(ep) = ep {
+                        ep.close(1u32.into(), b"internal error");
+                    }
+                    let _ = ev.send(Event::Fatal {
+                        reason: format!("internal error (chain actor panicked: {what})"),
+                    });
+                }
+            }
+        });
         Ok(Node {
             rt: std::sync::Mutex::new(Some(rt)),
             tx,
@@ -614,6 +640,13 @@ impl Node {
     /// Offer a transaction TxPoW with one relay proof per input.
     pub fn submit_txpow(&self, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Result<(), NodeError> {
         self.call(|reply| Cmd::TxPow { txpow, proofs, reply })?
+    }
+
+    /// Make the chain actor panic (tests of the panic path only).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn inject_actor_panic(&self) -> Result<(), NodeError> {
+        self.tx.blocking_send(Cmd::Panic).map_err(|_| NodeError::Stopped)
     }
 
     /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`. Later calls (and
@@ -779,10 +812,19 @@ fn forks_in_tree(ours: &Chain, theirs: &Chain) -> bool {
         || theirs.cascade().entries().iter().any(|e| hit(&e.id, &e.header))
 }
 
-fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Entry {
-    let txid = txpow.txid();
+fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>, j: &crate::chain::Judged) -> Entry {
     let burn = crate::chain::validate::burn(&txpow.body.transaction);
-    Entry { id: txpow.id(), txid, size: txpow.size(), txpow, proofs, burn }
+    Entry {
+        id: j.info.id,
+        txid: j.info.txid,
+        size: j.info.size,
+        txpow,
+        proofs,
+        burn,
+        sigops: j.sigops,
+        script_ops: j.script_ops,
+        reads_height: j.reads_height,
+    }
 }
 
 impl Actor {
@@ -861,8 +903,8 @@ impl Actor {
         };
         let mut mempool = Mempool::new(cfg.mempool_bytes);
         for (t, proofs) in loaded.mempool {
-            if chain.check_mempool_txpow(&t, &proofs).is_ok() {
-                let _ = mempool.insert(entry(t, proofs));
+            if let Ok(j) = chain.check_mempool_txpow(&t, &proofs) {
+                let _ = mempool.insert(entry(t, proofs, &j));
             }
         }
         Ok(Actor {
@@ -977,6 +1019,8 @@ impl Actor {
                         break;
                     }
                 }
+                #[cfg(feature = "test-hooks")]
+                Cmd::Panic => panic!("panic injected by a test"),
                 Cmd::Stop(reply) => {
                     if let Some(m) = &self.miner {
                         m.set_job(None);
@@ -1045,11 +1089,25 @@ impl Actor {
             return Ok(());
         }
         let txpow = TxPoW { header: f.header, body: t.body };
+        let listed = t.listed.clone();
         match self.on_block(txpow, t.witness, t.listed) {
             Ok(_) => Ok(()),
             Err(NodeError::Store(e)) => Err(NodeError::Store(e)),
             Err(e) => {
+                // A template the chain refuses must never be mined again: judge each listed
+                // entry alone for the next block and evict those that fail; if each passes
+                // alone (their sum broke a rule the builder missed), evict them all, so the
+                // next template is a valid pulse either way.
                 tracing::warn!("own block refused: {e}");
+                let bad: Vec<Hash> = listed
+                    .iter()
+                    .filter_map(|t| {
+                        let entry = self.mempool.get_by_id(&t.id())?;
+                        self.chain.check_mempool_txpow(t, &entry.proofs).is_err().then_some(entry.txid)
+                    })
+                    .collect();
+                let evict = if bad.is_empty() { listed.iter().map(|t| t.txid()).collect() } else { bad };
+                self.evict(&evict)?;
                 self.refresh_template();
                 Ok(())
             }
@@ -1058,14 +1116,14 @@ impl Actor {
 
     fn on_txpow(&mut self, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Result<(), NodeError> {
         let id = txpow.id();
-        match self.chain.check_mempool_txpow(&txpow, &proofs) {
-            Ok(_) => {}
+        let judged = match self.chain.check_mempool_txpow(&txpow, &proofs) {
+            Ok(j) => j,
             Err(e) => {
                 self.emit(Event::TxPowRejected { id: id.to_hex(), reason: e.to_string() });
                 return Err(e.into());
             }
-        }
-        let e = entry(txpow, proofs);
+        };
+        let e = entry(txpow, proofs, &judged);
         let removed = self.mempool.insert(e.clone())?;
         self.store.commit(&BlockCommit {
             tip: self.chain.tip_id(),
@@ -1144,10 +1202,12 @@ impl Actor {
                         }
                     }
                     pos += n;
-                    if proofs.len() == n && self.chain.check_mempool_txpow(&t, &proofs).is_ok() {
-                        let e = entry(t.clone(), proofs.clone());
-                        if self.mempool.insert(e).is_ok() {
-                            mempool_added.push((t, proofs));
+                    if proofs.len() == n {
+                        if let Ok(j) = self.chain.check_mempool_txpow(&t, &proofs) {
+                            let e = entry(t.clone(), proofs.clone(), &j);
+                            if self.mempool.insert(e).is_ok() {
+                                mempool_added.push((t, proofs));
+                            }
                         }
                     }
                 }
@@ -1730,68 +1790,6 @@ impl Actor {
     }
 
     fn build_template(&mut self) -> Result<(TxHeader, Template), NodeError> {
-        let tip_id = self.chain.tip_id();
-        let next = self.chain.next_block(&tip_id)?;
-        let magic = self.params.magic;
-        // Refresh proofs and pick transactions within the block limits.
-        let ranked: Vec<Entry> = self.mempool.ranked().into_iter().cloned().collect();
-        let mut chosen: Vec<(Entry, Vec<(u64, MmrProof)>)> = vec![];
-        let (mut bytes, mut inputs, mut sigops) = (1024usize, 0usize, 0u32);
-        for e in ranked {
-            if chosen.len() >= magic.max_txns as usize {
-                break;
-            }
-            let n_in = e.txpow.body.transaction.inputs.len();
-            let s = e.txpow.body.witness.signatures.len() as u32;
-            if bytes + e.size > magic.max_block_bytes as usize
-                || inputs + n_in > magic.max_block_inputs as usize
-                || sigops + s > magic.max_sigops_block
-            {
-                continue;
-            }
-            match self.refreshed(&e) {
-                Some(p) => {
-                    self.mempool.set_proofs(&e.txid, p.clone());
-                    bytes += e.size;
-                    inputs += n_in;
-                    sigops += s;
-                    chosen.push((e, p));
-                }
-                None => {
-                    self.mempool.remove_txid(&e.txid);
-                }
-            }
-        }
-        let tip = self.chain.tip();
-        let peaks = tip.peaks.clone();
-        let n_peaks = peaks.leaf_count.count_ones() as usize;
-        let mut winputs = vec![];
-        let mut coins: Vec<Coin> = vec![];
-        for (e, proofs) in &chosen {
-            for (c, (created, p)) in e.txpow.body.transaction.inputs.iter().zip(proofs) {
-                let h = p.path.len().saturating_sub(n_peaks.saturating_sub(1));
-                winputs.push(WitnessInput {
-                    leaf_index: p.leaf_index,
-                    created: *created,
-                    siblings: p.path[..h].to_vec(),
-                });
-                coins.push(c.clone());
-            }
-        }
-        let witness = BlockWitness { parent_peaks: peaks, inputs: winputs };
-        let refs: Vec<&Coin> = coins.iter().collect();
-        let mut mmr = Mmr::from_witness(&witness, &refs).map_err(ChainError::BadWitness)?;
-        let mut pos = 0;
-        for (e, _) in &chosen {
-            let tx: &Transaction = &e.txpow.body.transaction;
-            let w = &witness.inputs[pos..pos + tx.inputs.len()];
-            pos += tx.inputs.len();
-            let leaves: Vec<u64> = w.iter().map(|x| x.leaf_index).collect();
-            let created: Vec<u64> = w.iter().map(|x| x.created).collect();
-            apply_transaction(&mut mmr, tx, &leaves, &created, next.block_number)?;
-        }
-        let root = mmr.root().map_err(ChainError::Mmr)?;
-        let total = mmr.total().map_err(ChainError::Mmr)?;
         let mut prng = [0u8; 32];
         prng.copy_from_slice(
             &sha3(
@@ -1800,28 +1798,33 @@ impl Actor {
             )
             .0,
         );
-        let body = TxBody {
-            txn_target: magic.min_target(),
-            transaction: Transaction::empty(),
-            witness: Witness::default(),
-            txpow_ids: chosen.iter().map(|(e, _)| e.id).collect(),
-            prng,
+        let t = {
+            let ranked = self.mempool.ranked();
+            crate::miner::template::build(&self.chain, &ranked, now_ms(), prng)?
         };
-        let time = now_ms().max(next.min_time).min(next.max_time);
-        let header = TxHeader {
-            chain_id: self.params.chain_id,
-            version: 1,
-            block_number: next.block_number,
-            time_ms: time,
-            block_target: next.block_target,
-            parents: next.parents,
-            mmr_root: root,
-            mmr_total: total,
-            magic,
-            body_hash: body.hash(),
-            nonce: [0; 32],
-        };
-        let listed = chosen.into_iter().map(|(e, _)| e.txpow).collect();
-        Ok((header, Template { tag: 0, body, witness, listed }))
+        for (txid, proofs) in t.refreshed {
+            self.mempool.set_proofs(&txid, proofs);
+        }
+        for (txid, sigops, ops) in t.rejudged {
+            self.mempool.set_cost(&txid, sigops, ops);
+        }
+        self.evict(&t.invalid)?;
+        Ok((t.header, Template { tag: 0, body: t.body, witness: t.witness, listed: t.listed }))
+    }
+
+    /// Drop mempool entries (by txid) that can no longer go into a block, in the store too.
+    fn evict(&mut self, txids: &[Hash]) -> Result<(), NodeError> {
+        let removed: Vec<Hash> =
+            txids.iter().filter_map(|t| self.mempool.remove_txid(t)).map(|e| e.id).collect();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(n = removed.len(), "mempool entries no longer valid for the next block evicted");
+        self.store.commit(&BlockCommit {
+            tip: self.chain.tip_id(),
+            mempool_removed: removed,
+            ..Default::default()
+        })?;
+        Ok(())
     }
 }

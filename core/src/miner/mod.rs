@@ -6,6 +6,8 @@
 //! 50 ms), sleeps on a condition variable when there is no job, and mines at a duty cycle the
 //! energy policy sets.
 
+pub mod template;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
