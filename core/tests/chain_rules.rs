@@ -595,7 +595,7 @@ fn script_work_is_capped_per_txpow_and_per_block() {
         };
         TxPoW { header: b.chain.tip().txpow.header.clone(), body }
     };
-    let run = |t: &TxPoW, budget| run_scripts(&p, t, &vec![0; 20], 5, &mut SigCache::new(), budget);
+    let run = |t: &TxPoW, budget| run_scripts(&p, t, &[0; 20], 5, &mut SigCache::new(), budget);
     let one = run(&txpow(1), ScriptBudget::alone(&p, 0)).unwrap();
     assert!(one.instructions > 900 && one.instructions <= 1024, "{}", one.instructions);
     let n_fit = (p.max_txpow_script_ops / one.instructions) as usize;
