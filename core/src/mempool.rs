@@ -60,6 +60,8 @@ impl Entry {
 pub struct Mempool {
     by_txid: HashMap<Hash, Entry>,
     by_coin: HashMap<Hash, Hash>,
+    /// TxPoW id → txid (peers ask by TxPoW id).
+    by_id: HashMap<Hash, Hash>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -92,7 +94,7 @@ impl Mempool {
 
     /// A pending entry by TxPoW id.
     pub fn get_by_id(&self, id: &Hash) -> Option<&Entry> {
-        self.by_txid.values().find(|e| e.id == *id)
+        self.by_id.get(id).and_then(|t| self.by_txid.get(t))
     }
 
     /// True when the transaction is pending.
@@ -100,23 +102,42 @@ impl Mempool {
         self.by_txid.contains_key(txid)
     }
 
-    /// Add a checked transaction. Returns the TxPoW ids it pushed out.
-    pub fn insert(&mut self, e: Entry) -> Result<Vec<Hash>, MempoolError> {
-        if self.by_txid.contains_key(&e.txid) {
+    /// The refusals a transaction would get for what is already pending (a duplicate, or a
+    /// conflict without enough extra burn): checked before any proof or signature.
+    pub fn precheck(&self, txpow: &TxPoW) -> Result<(), MempoolError> {
+        let txid = txpow.txid();
+        if self.by_txid.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
         }
+        let burn = crate::chain::validate::burn(&txpow.body.transaction);
+        self.conflicts(txpow, burn).map(|_| ())
+    }
+
+    /// The pending txids a spend conflicts with, or `Conflict` if it does not burn enough more
+    /// than all of them to replace them.
+    fn conflicts(&self, txpow: &TxPoW, burn: u64) -> Result<Vec<Hash>, MempoolError> {
         let mut conflicts: Vec<Hash> = vec![];
-        for c in &e.txpow.body.transaction.inputs {
+        for c in &txpow.body.transaction.inputs {
             if let Some(t) = self.by_coin.get(&c.coin_id) {
                 if !conflicts.contains(t) {
                     conflicts.push(*t);
                 }
             }
         }
-        let old_burn: u64 = conflicts.iter().filter_map(|t| self.by_txid.get(t)).map(|x| x.burn).sum();
-        if !conflicts.is_empty() && e.burn < old_burn.saturating_add((old_burn / 8).max(1)) {
+        let old_burn: u64 =
+            conflicts.iter().filter_map(|t| self.by_txid.get(t)).fold(0u64, |a, x| a.saturating_add(x.burn));
+        if !conflicts.is_empty() && burn < old_burn.saturating_add((old_burn / 8).max(1)) {
             return Err(MempoolError::Conflict);
         }
+        Ok(conflicts)
+    }
+
+    /// Add a checked transaction. Returns the TxPoW ids it pushed out.
+    pub fn insert(&mut self, e: Entry) -> Result<Vec<Hash>, MempoolError> {
+        if self.by_txid.contains_key(&e.txid) {
+            return Err(MempoolError::Duplicate);
+        }
+        let conflicts = self.conflicts(&e.txpow, e.burn)?;
         let mut removed = vec![];
         for t in conflicts {
             if let Some(x) = self.remove_txid(&t) {
@@ -139,6 +160,7 @@ impl Mempool {
             self.by_coin.insert(c.coin_id, e.txid);
         }
         self.bytes += size;
+        self.by_id.insert(e.id, e.txid);
         self.by_txid.insert(e.txid, e);
         Ok(removed)
     }
@@ -146,6 +168,7 @@ impl Mempool {
     /// Remove by txid.
     pub fn remove_txid(&mut self, txid: &Hash) -> Option<Entry> {
         let e = self.by_txid.remove(txid)?;
+        self.by_id.remove(&e.id);
         for c in &e.txpow.body.transaction.inputs {
             if self.by_coin.get(&c.coin_id) == Some(txid) {
                 self.by_coin.remove(&c.coin_id);

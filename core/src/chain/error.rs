@@ -113,6 +113,9 @@ pub enum ChainError {
     /// A TxPoW's or block's scripts ran past `max_txpow_script_ops` / `max_block_script_ops`.
     #[error("script work past the TxPoW or block cap ({0} instructions)")]
     TooMuchScriptWork(u32),
+    /// A block already refused for a reason its id settles.
+    #[error("block {0:?} was already refused")]
+    KnownInvalid(Hash),
     /// The parent is not known (yet).
     #[error("parent {0:?} is unknown")]
     UnknownParent(Hash),

@@ -19,7 +19,18 @@ use crate::script::SigCache;
 use crate::types::{Coin, CoinRecord, Magic, Parents, Transaction, TxBody, TxHeader, TxPoW, Witness};
 use crate::U256;
 use pow::{median_time, next_target, super_level, work_of};
-use validate::{apply_transaction, check_txpow, run_scripts, ScriptBudget, TxPowInfo};
+use validate::{apply_transaction, check_txpow_form, run_scripts, ScriptBudget, TxPowInfo};
+
+/// What [`Chain::judge_block`] decided.
+enum Judgement {
+    /// Valid: the tree block to insert.
+    Valid(Box<TreeBlock>),
+    /// Lists TxPoWs we lack.
+    Pending(Vec<Hash>),
+}
+
+/// Block ids remembered as invalid (oldest forgotten first).
+pub const MAX_INVALID: usize = 4_096;
 
 /// A transaction TxPoW judged for the next block: its facts and what its scripts cost there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +185,10 @@ pub struct Chain {
     root: Hash,
     tip: Hash,
     cascade: Cascade,
+    /// Block ids refused for reasons their id settles, and their order (bounded by
+    /// [`MAX_INVALID`]).
     invalid: HashSet<Hash>,
+    invalid_order: std::collections::VecDeque<Hash>,
     cold: Option<Arc<dyn ColdBlocks>>,
 }
 
@@ -338,6 +352,7 @@ impl Chain {
             tip: id,
             cascade: Cascade::new(),
             invalid: HashSet::new(),
+            invalid_order: Default::default(),
             cold: None,
         })
     }
@@ -392,6 +407,7 @@ impl Chain {
             tip: id,
             cascade,
             invalid: HashSet::new(),
+            invalid_order: Default::default(),
             cold: None,
         })
     }
@@ -620,6 +636,12 @@ impl Chain {
 
     /// Validate a block against its parent and, if valid, add it to the tree, re-run fork
     /// choice and prune into the cascade. Listed TxPoWs come from `txpows`.
+    ///
+    /// Checks run cheapest first: the header's hashes and counts, its place on the parent
+    /// (number, target, time, parents), the listed TxPoWs' form and the block's totals, the
+    /// MMR witness, and only then SPHINCS+ signatures and scripts. A block refused for a
+    /// reason its id alone settles (its header against its parent, or its signatures and
+    /// scripts once the witness checked) is remembered (bounded), so a replay costs a lookup.
     pub fn add_block(
         &mut self,
         txpow: TxPoW,
@@ -630,45 +652,89 @@ impl Chain {
         if self.tree.contains_key(&id) || self.cascade.contains(&id) {
             return Ok(AddOutcome::Known);
         }
-        let info = check_txpow(&self.params, &txpow)?;
+        if self.invalid.contains(&id) {
+            return Err(ChainError::KnownInvalid(id));
+        }
+        match self.judge_block(txpow, witness, txpows) {
+            Ok(Judgement::Pending(missing)) => Ok(AddOutcome::Pending { missing }),
+            Ok(Judgement::Valid(tb)) => {
+                self.insert(*tb);
+                let old_tip = self.tip;
+                self.tip = self.ghost();
+                let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
+                let (pruned, dropped) = self.prune_tree();
+                Ok(AddOutcome::Added { reorg, pruned, dropped })
+            }
+            Err((e, settled)) => {
+                if settled {
+                    self.mark_invalid(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Chain::add_block`]'s checks. An error comes with whether the block's id alone settles
+    /// it (true: the block is invalid whatever data comes with it; false: the witness or a
+    /// listed TxPoW sent with it may be at fault, or our state is).
+    fn judge_block(
+        &self,
+        txpow: TxPoW,
+        witness: BlockWitness,
+        txpows: &dyn TxPowSource,
+    ) -> Result<Judgement, (ChainError, bool)> {
+        let id = txpow.id();
+        let unsettled = |e: ChainError| (e, false);
+        let settled = |e: ChainError| (e, true);
+        // The header alone (the body is checked against its hash here too).
+        let info = check_txpow_form(&self.params, &txpow).map_err(|e| {
+            let header_only = matches!(
+                e,
+                ChainError::BlockNumberTooHigh(_)
+                    | ChainError::TimeTooHigh(_)
+                    | ChainError::WrongChainId(_)
+                    | ChainError::MagicMismatch
+                    | ChainError::InsufficientWork
+            );
+            (e, header_only)
+        })?;
         if !info.is_block {
-            return Err(ChainError::NotABlock);
+            return Err(settled(ChainError::NotABlock));
         }
         if let Some((h, cp)) = self.params.checkpoint {
             if txpow.header.block_number == h && id != cp {
-                return Err(ChainError::Checkpoint(h));
+                return Err(settled(ChainError::Checkpoint(h)));
             }
         }
         let parent_id = txpow.header.parents.0[0];
         if self.invalid.contains(&parent_id) {
-            self.invalid.insert(id);
-            return Err(ChainError::InvalidParent(parent_id));
+            return Err(settled(ChainError::InvalidParent(parent_id)));
         }
         let Some(parent) = self.tree.get(&parent_id) else {
             if self.cascade.contains(&parent_id) || txpow.header.block_number <= self.root().number() {
-                return Err(ChainError::BelowRoot);
+                return Err(unsettled(ChainError::BelowRoot));
             }
-            return Err(ChainError::UnknownParent(parent_id));
+            return Err(unsettled(ChainError::UnknownParent(parent_id)));
         };
         let parent_number = parent.number();
         let parent_peaks = parent.peaks.clone();
         let parent_root = parent.txpow.header.mmr_root;
         if Some(txpow.header.block_number) != parent_number.checked_add(1) {
-            return Err(ChainError::WrongBlockNumber(txpow.header.block_number));
+            return Err(settled(ChainError::WrongBlockNumber(txpow.header.block_number)));
         }
-        let next = self.next_block(&parent_id)?;
+        let next = self.next_block(&parent_id).map_err(unsettled)?;
         if txpow.header.block_target != next.block_target {
-            return Err(ChainError::WrongBlockTarget);
+            return Err(settled(ChainError::WrongBlockTarget));
         }
         let t = txpow.header.time_ms;
         if t <= next.median_time {
-            return Err(ChainError::TimeTooEarly { time: t, median: next.median_time });
+            return Err(settled(ChainError::TimeTooEarly { time: t, median: next.median_time }));
         }
         if t > next.max_time {
-            return Err(ChainError::TimeTooFarAhead { time: t, median: next.median_time });
+            return Err(settled(ChainError::TimeTooFarAhead { time: t, median: next.median_time }));
         }
         if txpow.header.parents != next.parents {
-            return Err(ChainError::WrongParents);
+            return Err(settled(ChainError::WrongParents));
         }
         // Gather the block's transactions: its own first, then each listed one.
         let mut missing = vec![];
@@ -680,61 +746,72 @@ impl Chain {
             }
         }
         if !missing.is_empty() {
-            return Ok(AddOutcome::Pending { missing });
+            return Ok(Judgement::Pending(missing));
         }
         let mut txs: Vec<(&TxPoW, TxPowInfo)> = vec![];
         if info.is_transaction {
             txs.push((&txpow, info));
         }
+        let magic = &self.params.magic;
         let mut block_bytes = info.size;
+        let mut witness_sigs = info.sig_count;
         for t in &listed {
-            let li = check_txpow(&self.params, t)?;
+            // A listed TxPoW is named by its id, but its body may not match it: unsettled.
+            let li = check_txpow_form(&self.params, t).map_err(unsettled)?;
             if !li.is_transaction {
-                return Err(ChainError::ListedNotTransaction(li.id));
+                return Err(settled(ChainError::ListedNotTransaction(li.id)));
             }
             block_bytes += li.size;
+            witness_sigs = witness_sigs.saturating_add(li.sig_count);
             txs.push((t, li));
         }
-        let magic = &self.params.magic;
         if block_bytes > magic.max_block_bytes as usize {
-            return Err(ChainError::BlockTooLarge(block_bytes));
+            return Err(settled(ChainError::BlockTooLarge(block_bytes)));
         }
         let n_inputs: usize = txs.iter().map(|(t, _)| t.body.transaction.inputs.len()).sum();
         if n_inputs > magic.max_block_inputs as usize {
-            return Err(ChainError::TooManyBlockInputs(n_inputs));
+            return Err(settled(ChainError::TooManyBlockInputs(n_inputs)));
+        }
+        if witness_sigs > magic.max_sigops_block {
+            return Err(settled(ChainError::TooManySigopsBlock(witness_sigs)));
         }
         let mut seen_txids = HashSet::new();
         let mut seen_coins = HashSet::new();
         for (t, li) in &txs {
             if !seen_txids.insert(li.txid) || self.txid_on_branch(&parent_id, &li.txid) {
-                return Err(ChainError::TxidAppliedTwice(li.txid));
+                return Err(settled(ChainError::TxidAppliedTwice(li.txid)));
             }
             for c in &t.body.transaction.inputs {
                 if !seen_coins.insert(c.coin_id) {
-                    return Err(ChainError::DuplicateInput(c.coin_id));
+                    return Err(settled(ChainError::DuplicateInput(c.coin_id)));
                 }
             }
         }
-        // The witness must be the parent's MMR and prove every input, in order.
+        // The witness must be the parent's MMR and prove every input, in order: it is not
+        // named by the block id, so what fails here is unsettled.
         if witness.parent_peaks != parent_peaks || witness.parent_peaks.root() != parent_root {
-            return Err(ChainError::BadWitness(crate::mmr::MmrError::BadProof));
+            return Err(unsettled(ChainError::BadWitness(crate::mmr::MmrError::BadProof)));
         }
         if witness.inputs.len() != n_inputs {
-            return Err(ChainError::BadWitness(crate::mmr::MmrError::PathLength {
+            return Err(unsettled(ChainError::BadWitness(crate::mmr::MmrError::PathLength {
                 expected: n_inputs,
                 found: witness.inputs.len(),
-            }));
+            })));
         }
         let block_number = txpow.header.block_number;
-        // The MMR step (cheap, and it checks every input proof) before the scripts.
         let tx_refs: Vec<&TxPoW> = txs.iter().map(|(t, _)| *t).collect();
-        let (delta, peaks) = replay_mmr(&witness, &tx_refs, block_number)?;
+        let (delta, peaks) = replay_mmr(&witness, &tx_refs, block_number).map_err(unsettled)?;
         drop(tx_refs);
         if peaks.root() != txpow.header.mmr_root {
-            return Err(ChainError::WrongMmrRoot);
+            return Err(unsettled(ChainError::WrongMmrRoot));
         }
-        if peaks.total().map_err(ChainError::Mmr)? != txpow.header.mmr_total {
-            return Err(ChainError::WrongMmrTotal);
+        if peaks.total().map_err(|e| unsettled(ChainError::Mmr(e)))? != txpow.header.mmr_total {
+            return Err(unsettled(ChainError::WrongMmrTotal));
+        }
+        // From here the witness is proven against the parent: every remaining verdict is the
+        // block's own. SPHINCS+ signatures, then scripts within the sig-op and work budgets.
+        for (t, li) in &txs {
+            validate::verify_signatures(&self.params, t, li).map_err(settled)?;
         }
         let mut cache = SigCache::new();
         let (mut sigops_block, mut ops_block) = (0u32, 0u32);
@@ -743,24 +820,21 @@ impl Chain {
             let n = t.body.transaction.inputs.len();
             let created: Vec<u64> = witness.inputs[pos..pos + n].iter().map(|x| x.created).collect();
             pos += n;
-            // Witness signatures count first; scripts abort as soon as a cap is reached.
-            if sigops_block.saturating_add(li.sig_count) > magic.max_sigops_block {
-                return Err(ChainError::TooManySigopsBlock(sigops_block.saturating_add(li.sig_count)));
-            }
             let budget = ScriptBudget::for_txpow(
                 &self.params,
                 li.sig_count,
                 magic.max_sigops_block.saturating_sub(sigops_block),
                 self.params.max_block_script_ops.saturating_sub(ops_block),
             );
-            let cost = run_scripts(&self.params, t, &created, block_number, &mut cache, budget)?;
+            let cost =
+                run_scripts(&self.params, t, &created, block_number, &mut cache, budget).map_err(settled)?;
             let sigops = li.sig_count.saturating_add(cost.sigops);
             if sigops > magic.max_sigops_txpow {
-                return Err(ChainError::TooManySigopsTxPow(sigops));
+                return Err(settled(ChainError::TooManySigopsTxPow(sigops)));
             }
             sigops_block = sigops_block.saturating_add(sigops);
             if sigops_block > magic.max_sigops_block {
-                return Err(ChainError::TooManySigopsBlock(sigops_block));
+                return Err(settled(ChainError::TooManySigopsBlock(sigops_block)));
             }
             ops_block = ops_block.saturating_add(cost.instructions);
         }
@@ -768,7 +842,7 @@ impl Chain {
         let applied: Vec<Hash> = txs.iter().map(|(_, li)| li.id).collect();
         drop(txs);
         let work = work_of(&txpow.header.block_target);
-        let tb = TreeBlock {
+        Ok(Judgement::Valid(Box::new(TreeBlock {
             txpow,
             id,
             work,
@@ -779,13 +853,7 @@ impl Chain {
             extra: Some(Arc::new(BlockExtra { witness, delta })),
             txids,
             applied,
-        };
-        self.insert(tb);
-        let old_tip = self.tip;
-        self.tip = self.ghost();
-        let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
-        let (pruned, dropped) = self.prune_tree();
-        Ok(AddOutcome::Added { reorg, pruned, dropped })
+        })))
     }
 
     fn insert(&mut self, tb: TreeBlock) {
@@ -1069,7 +1137,8 @@ impl Chain {
         txpow: &TxPoW,
         proofs: &[(u64, MmrProof)],
     ) -> Result<Judged, ChainError> {
-        let info = check_txpow(&self.params, txpow)?;
+        // Hashes and counts, then our state (txid, proofs), then SPHINCS+ and scripts.
+        let info = check_txpow_form(&self.params, txpow)?;
         if !info.is_transaction {
             return Err(ChainError::InsufficientWork);
         }
@@ -1085,6 +1154,7 @@ impl Chain {
             self.check_coin_proof(&CoinRecord { coin: coin.clone(), created: *c }, p)?;
             created.push(*c);
         }
+        validate::verify_signatures(&self.params, txpow, &info)?;
         let next = self.tip().number().saturating_add(1);
         let (sigops, cost) = self.judge_scripts(txpow, &created, next)?;
         Ok(Judged { info, sigops, script_ops: cost.instructions, reads_height: cost.reads_height })
@@ -1115,8 +1185,21 @@ impl Chain {
         self.txid_on_branch(&self.tip, txid)
     }
 
-    /// Mark a block id invalid so its descendants are refused at once.
+    /// Mark a block id invalid so it and its descendants are refused at once (the oldest of
+    /// more than [`MAX_INVALID`] is forgotten).
     pub fn mark_invalid(&mut self, id: Hash) {
-        self.invalid.insert(id);
+        if self.invalid.insert(id) {
+            self.invalid_order.push_back(id);
+            while self.invalid_order.len() > MAX_INVALID {
+                if let Some(old) = self.invalid_order.pop_front() {
+                    self.invalid.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether a block id is remembered as invalid.
+    pub fn is_known_invalid(&self, id: &Hash) -> bool {
+        self.invalid.contains(id)
     }
 }

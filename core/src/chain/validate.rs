@@ -55,6 +55,24 @@ pub fn txn_target_for(params: &Params, size: usize, work: u128) -> U256 {
 /// Checks that need only the TxPoW's own bytes and the Params: chain id, versions, magic, body
 /// hash, size, proof of work, the size-scaled work rule, transaction form and signatures.
 pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainError> {
+    let info = check_txpow_form(params, txpow)?;
+    verify_signatures(params, txpow, &info)?;
+    Ok(info)
+}
+
+/// Verify a TxPoW's witness signatures (SPHINCS+: the expensive part of
+/// [`check_txpow`], run only once every cheap check passed).
+pub fn verify_signatures(params: &Params, txpow: &TxPoW, info: &TxPowInfo) -> Result<(), ChainError> {
+    for (i, (pk, sig)) in txpow.body.witness.signatures.iter().enumerate() {
+        if !crypto::verify_tx(pk, params.chain_id, &info.txid, sig) {
+            return Err(ChainError::BadSignature(i));
+        }
+    }
+    Ok(())
+}
+
+/// Every check of [`check_txpow`] but the signatures: hashes and counts only.
+pub fn check_txpow_form(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainError> {
     let h = &txpow.header;
     let b = &txpow.body;
     crate::chain::check_header_bounds(h)?;
@@ -113,11 +131,6 @@ pub fn check_txpow(params: &Params, txpow: &TxPoW) -> Result<TxPowInfo, ChainErr
         check_witness_form(&b.transaction, &b.witness)?;
         if b.witness.signatures.len() as u32 > params.magic.max_sigops_txpow {
             return Err(ChainError::TooManySigopsTxPow(b.witness.signatures.len() as u32));
-        }
-        for (i, (pk, sig)) in b.witness.signatures.iter().enumerate() {
-            if !crypto::verify_tx(pk, params.chain_id, &txid, sig) {
-                return Err(ChainError::BadSignature(i));
-            }
         }
     } else if !b.witness.signatures.is_empty() || !b.witness.scripts.is_empty() {
         return Err(ChainError::UnexpectedWitness);

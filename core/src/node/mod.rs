@@ -1116,6 +1116,9 @@ impl Actor {
 
     fn on_txpow(&mut self, txpow: TxPoW, proofs: Vec<(u64, MmrProof)>) -> Result<(), NodeError> {
         let id = txpow.id();
+        // What is already pending settles a duplicate or a weak conflict before any proof or
+        // signature is checked.
+        self.mempool.precheck(&txpow)?;
         let judged = match self.chain.check_mempool_txpow(&txpow, &proofs) {
             Ok(j) => j,
             Err(e) => {
@@ -1667,6 +1670,7 @@ impl Actor {
         self.conflict = None;
         self.conflict_groups.clear();
         self.wallet_rescan_tree()?;
+        self.wallet_recover_after_resync();
         let t = self.chain.tip();
         let (height, id) = (t.number(), t.id);
         self.emit(Event::NewTip { height, tip: id.to_hex() });

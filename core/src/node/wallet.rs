@@ -378,6 +378,9 @@ impl Node {
     }
 }
 
+/// Tries of the coin look-up after a resync (each failure half a second apart).
+const RECOVER_TRIES: u32 = 6;
+
 impl Actor {
     fn wallet_mut(&mut self) -> Result<&mut WalletState, NodeError> {
         self.wallet.as_mut().ok_or(WalletError::NoWallet.into())
@@ -603,8 +606,47 @@ impl Actor {
         let (ch, n) = w.import(&self.chain, coins);
         if !ch.is_empty() {
             self.store.write_wallet(&ch)?;
+            self.emit_payments(&ch);
         }
         Ok(n)
+    }
+
+    /// After a resync from a peer's cascade, the blocks between our old tip and the new tree
+    /// root were never seen here: a coin they paid us (a payment we may have seen pending) can
+    /// only be found through a `full_mmr` peer. Ask for every wallet address's coins, in the
+    /// background; the answer comes back as an import.
+    pub(super) fn wallet_recover_after_resync(&self) {
+        let (Some(w), Some(net), Some(tx)) = (&self.wallet, &self.net, &self.self_tx) else { return };
+        let addrs: Vec<Hash> = w.keys().iter().map(|k| k.address).collect();
+        let (net, tx) = (net.clone(), tx.clone());
+        tokio::spawn(async move {
+            for chunk in addrs.chunks(crate::net::message::MAX_COIN_PROOFS) {
+                let q = crate::net::message::CoinQuery::Addresses(chunk.to_vec());
+                // Proofs against a tip we have not received yet fail the check (a race with
+                // the peer's tip, as in a restore): a few tries, half a second apart.
+                let mut tries = 0;
+                let coins = loop {
+                    match net.fetch_coin_proofs(q.clone()).await {
+                        Ok((_, coins)) => break coins,
+                        Err(e) if tries >= RECOVER_TRIES => {
+                            tracing::warn!(
+                                "after a resync, the wallet's coins in skipped blocks could not be \
+                                 looked up ({e}); `rescan` with a full_mmr peer finds them"
+                            );
+                            return;
+                        }
+                        Err(_) => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                };
+                let (r, _) = tokio::sync::oneshot::channel();
+                if tx.send(super::Cmd::Wallet(WalletCmd::Import(coins, r))).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// The devnet genesis coin (`RETURN TRUE`), paid whole to the wallet's first key, if it

@@ -157,6 +157,9 @@ pub struct WalletState {
     /// Block number of each coin's stored proof anchor (rewritten when it grows old).
     stored_anchor: HashMap<Hash, u64>,
     refresh_every: u64,
+    /// Coins that pending transactions pay to the wallet, and their transaction: a coin
+    /// found later through a `full_mmr` peer (after a resync skipped its block) confirms it.
+    pending_outputs: HashMap<Hash, Hash>,
 }
 
 impl WalletState {
@@ -175,6 +178,7 @@ impl WalletState {
             history: HashMap::new(),
             stored_anchor: HashMap::new(),
             refresh_every: (tree_depth / 4).max(1),
+            pending_outputs: HashMap::new(),
         };
         for k in keys {
             w.add_key(k);
@@ -247,6 +251,13 @@ impl WalletState {
         let (sent, received) = self.touch(tx);
         if sent == 0 && received == 0 || self.history.contains_key(&txid) {
             return None;
+        }
+        for (i, o) in tx.outputs.iter().enumerate() {
+            if self.by_address.contains_key(&o.address) {
+                if let Some(id) = tx.output_coin_id(i as u32) {
+                    self.pending_outputs.insert(id, txid);
+                }
+            }
         }
         let e = HistoryEntry {
             txid: txid.to_hex(),
@@ -389,6 +400,16 @@ impl WalletState {
             ch.coins_put.push(c);
             self.mark_used(key, &mut ch);
             n += 1;
+            // A pending payment whose block we never held (a resync skipped it) is confirmed
+            // by its coin.
+            if let Some(txid) = self.pending_outputs.remove(&rec.coin.coin_id) {
+                if let Some(e) = self.history.get_mut(&txid) {
+                    if e.block.is_none() {
+                        e.block = Some(rec.created);
+                        ch.history_put.push(e.clone());
+                    }
+                }
+            }
         }
         (ch, n)
     }
