@@ -334,8 +334,26 @@ pub fn message_digest(data: &[u8]) -> Hash {
     TaggedHasher::new("minima/msg/v1").bytes(data).finish()
 }
 
+static VERIFICATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+thread_local! {
+    static THREAD_VERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// SPHINCS+ verifications this process has run (what an attacker makes us spend; tests of
+/// check order and of replayed invalid data read it).
+pub fn verifications() -> u64 {
+    VERIFICATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// SPHINCS+ verifications the calling thread has run.
+pub fn thread_verifications() -> u64 {
+    THREAD_VERIFICATIONS.with(|c| c.get())
+}
+
 /// Verify a detached signature over raw bytes.
 pub fn verify_raw(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
+    VERIFICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    THREAD_VERIFICATIONS.with(|c| c.set(c.get() + 1));
     let (Ok(pk), Ok(sig)) =
         (sphincs::PublicKey::from_bytes(&pk.0), sphincs::DetachedSignature::from_bytes(&sig.0))
     else {

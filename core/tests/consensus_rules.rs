@@ -731,3 +731,42 @@ fn signed_spend_is_accepted_and_checksig_counts_sigops() {
     assert!(blk.txids.contains(&s.txid()));
     assert_eq!(b.chain.tip().txpow.header.mmr_total, Params::devnet().genesis.amount);
 }
+
+/// Cheap checks run before any SPHINCS+ verification, and a refusal the block id settles
+/// is remembered: a block listing a signed transaction but carrying a wrong time costs no
+/// verification; a block whose script fails costs its verifications once, and a replay
+/// none. A block refused for its witness (not named by its id) is not remembered, so an
+/// attacker sending a valid block with a bad witness cannot get it refused later.
+#[test]
+fn signatures_are_verified_last_and_settled_refusals_are_remembered() {
+    use minima_core::crypto::thread_verifications;
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 100);
+    b.mine(10);
+    let k = b.add_key(Keypair::derive(&[3; 32], 0).unwrap());
+    let f = b.pay_to_key(k, 1_000_000).unwrap();
+    b.mine_block(true, vec![f]);
+    let s = b.make_signed_tx(k).unwrap();
+    let src: std::collections::HashMap<_, _> = [(s.id(), s.clone())].into_iter().collect();
+    let (good, w) = b.candidate(false, vec![s.clone()]);
+    // A wrong time: refused before the listed signature is verified.
+    let mut late = good.clone();
+    late.header.time_ms = b.chain.tip().txpow.header.time_ms - 1_000_000;
+    ChainBuilder::reseal(&mut late, false);
+    let mut chain = b.chain.clone();
+    let v0 = thread_verifications();
+    let r = chain.add_block(late.clone(), w.clone(), &src);
+    assert!(matches!(r, Err(ChainError::TimeTooEarly { .. })), "{r:?}");
+    assert_eq!(thread_verifications(), v0, "no SPHINCS+ for a block refused on its header");
+    assert!(matches!(chain.add_block(late, w.clone(), &src), Err(ChainError::KnownInvalid(_))));
+    // A damaged witness: refused, not remembered, and the same block with its real witness
+    // is then taken.
+    let mut bad = w.clone();
+    bad.inputs[0].leaf_index += 1;
+    let v1 = thread_verifications();
+    let r = chain.add_block(good.clone(), bad, &src);
+    assert!(matches!(r, Err(ChainError::BadWitness(_)) | Err(ChainError::CoinNotUnspent(_))), "{r:?}");
+    assert_eq!(thread_verifications(), v1, "no SPHINCS+ for a block refused on its witness");
+    let v2 = thread_verifications();
+    assert!(matches!(chain.add_block(good, w, &src), Ok(AddOutcome::Added { .. })));
+    assert!(thread_verifications() > v2, "the valid block's signature was verified");
+}

@@ -216,6 +216,43 @@ pub enum ChainError {
 }
 
 impl ChainError {
+    /// True when a transaction refused for this reason is invalid whatever our state (tip,
+    /// mempool, the height its scripts see): only then is its relayer at fault. Everything
+    /// else — a stale or unknown proof, a spent coin, a script that failed at our height, a
+    /// budget a script's path reached — an honest relayer can send.
+    pub fn is_state_independent(&self) -> bool {
+        use ChainError::*;
+        matches!(
+            self,
+            Codec(_)
+                | WrongChainId(_)
+                | WrongVersion(_)
+                | MagicMismatch
+                | WrongBodyHash
+                | TxPowTooLarge { .. }
+                | TooManyTxns(_)
+                | DuplicateListed(_)
+                | InsufficientWork
+                | TxnTargetTooEasy
+                | InsufficientTxWork { .. }
+                | NoInputs
+                | UnexpectedWitness
+                | DuplicateInput(_)
+                | NonNativeToken
+                | ZeroAmountOutput(_)
+                | InputSumOverflow
+                | OutputSumOverflow
+                | Overspend
+                | ScriptHashMismatch(_)
+                | UnusedScript(_)
+                | BadSignature(_)
+                | ProofCount { .. }
+                | BadCoinProof(_)
+                | BlockNumberTooHigh(_)
+                | TimeTooHigh(_)
+        )
+    }
+
     /// True for refusals an honest relayer can cause by racing a new block (its proof went
     /// stale, the coin was just spent, the block it proves against is gone): not
     /// misbehaviour.

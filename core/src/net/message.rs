@@ -21,8 +21,11 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 pub const MAX_LARGE_FRAME: usize = 4 * 1024 * 1024;
 /// Most ids in an `Inv`.
 pub const MAX_INV: usize = 1_000;
-/// Most ids in `GetTxPow` / `GetBlocks`.
-pub const MAX_GET: usize = 500;
+/// Most ids in `GetTxPow` / `GetBlocks` / `GetBodies` (and items in their answers).
+pub const MAX_GET: usize = 64;
+/// Largest frame a request kind may use (the largest, an `Inv` of [`MAX_INV`] ids, is
+/// ≈ 32 KB): a peer cannot make us read megabytes by calling them a request.
+pub const MAX_REQUEST_FRAME: usize = 64 * 1024;
 /// Most headers in one `Headers` answer.
 pub const MAX_HEADERS: usize = 2_000;
 /// Most locator entries.
@@ -101,6 +104,23 @@ impl Kind {
             18 => Bodies,
             _ => return None,
         })
+    }
+
+    /// Kinds a peer may open a stream with (requests and announcements); the others are
+    /// only ever answers.
+    pub fn is_request(self) -> bool {
+        use Kind::*;
+        matches!(
+            self,
+            Inv | GetTxPow
+                | GetHeaders
+                | GetBlocks
+                | GetCascade
+                | GetCoinProofs
+                | GetPeers
+                | Ping
+                | GetBodies
+        )
     }
 
     /// Largest frame (type byte + payload) this kind may use.

@@ -165,12 +165,15 @@ impl Default for NetConfig {
     }
 }
 
-/// How long a misbehaving (IP, node id) stays banned.
-pub const BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+use crate::net::budget::{Admit, RequestBudget};
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
-/// reach it at once; a transaction below minimum work adds 20, a re-wrapped duplicate 2, a
-/// frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
-pub const BAN_SCORE: u32 = 100;
+/// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
+/// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
+/// Scores fall by a point a minute ([`crate::net::score`]).
+pub use crate::net::score::BAN_SCORE;
+/// How long a misbehaving (IP, node id) stays banned.
+pub use crate::net::score::BAN_TIME;
+use crate::net::score::{ScoreBook, Verdict};
 /// Most gossiped addresses remembered as dial candidates.
 const MAX_KNOWN: usize = 1_000;
 
@@ -207,8 +210,8 @@ struct Shared {
     min_chain_weight: u128,
     peers: Mutex<HashMap<Hash, PeerInfo>>,
     node_id: Hash,
-    bans: Mutex<HashMap<(IpAddr, Hash), Instant>>,
-    scores: Mutex<HashMap<Hash, u32>>,
+    /// Scores, bans and per-group misbehaviour (socket-free: [`ScoreBook`]).
+    book: Mutex<ScoreBook>,
     stats: NetStats,
     /// One cascade sync at a time: each candidate is compared with the chain the previous
     /// one left, so the heaviest verified chain offered wins.
@@ -385,51 +388,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn is_banned(s: &Shared, ip: IpAddr, peer: &Hash) -> bool {
-    let mut b = lock(&s.bans);
-    match b.get(&(ip, *peer)) {
-        Some(until) if *until > Instant::now() => true,
-        Some(_) => {
-            b.remove(&(ip, *peer));
-            false
-        }
-        None => false,
-    }
+    lock(&s.book).is_banned(Instant::now(), ip, peer)
 }
 
-/// Ban a peer's (IP, node id) and cut it off.
+/// Ban a peer's (IP, node id) and cut it off (its group is charged a ban's worth too).
 fn ban(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
+    lock(&s.book).penalize(Instant::now(), conn.remote_address().ip(), peer, BAN_SCORE);
+    banned(s, conn, peer, why);
+}
+
+fn banned(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
     tracing::warn!("banning peer {} at {}: {why}", &peer.to_hex()[..16], conn.remote_address());
-    let mut b = lock(&s.bans);
-    let now = Instant::now();
-    if b.len() > 10_000 {
-        b.retain(|_, until| *until > now);
-    }
-    b.insert((conn.remote_address().ip(), *peer), now + BAN_TIME);
-    drop(b);
     s.stats.bans.fetch_add(1, Ordering::SeqCst);
     conn.close(5u32.into(), why.as_bytes());
 }
 
-/// Add to a peer's misbehaviour score; at [`BAN_SCORE`] it is banned.
+/// Add to a peer's misbehaviour score (and its group's); at [`BAN_SCORE`] it is banned.
 fn penalize(s: &Shared, conn: &quinn::Connection, peer: &Hash, points: u32, why: &str) {
     if points == 0 {
         return;
     }
-    let mut sc = lock(&s.scores);
-    if sc.len() > 10_000 {
-        sc.clear();
-    }
-    let v = sc.entry(*peer).or_insert(0);
-    *v = v.saturating_add(points);
-    let banned = *v >= BAN_SCORE;
-    if banned {
-        sc.remove(peer);
-    }
-    drop(sc);
-    if banned {
-        ban(s, conn, peer, why);
-    } else {
-        tracing::debug!("peer {} scored {points}: {why}", &peer.to_hex()[..16]);
+    let v = lock(&s.book).penalize(Instant::now(), conn.remote_address().ip(), peer, points);
+    match v {
+        Verdict::Banned => banned(s, conn, peer, why),
+        Verdict::Counted(n) => {
+            tracing::debug!("peer {} scored {points} (now {n}): {why}", &peer.to_hex()[..16])
+        }
     }
 }
 
@@ -516,8 +500,7 @@ pub fn start(
         min_chain_weight: local.min_chain_weight,
         peers: Mutex::new(HashMap::new()),
         node_id: identity.node_id,
-        bans: Mutex::new(HashMap::new()),
-        scores: Mutex::new(HashMap::new()),
+        book: Mutex::new(ScoreBook::new()),
         stats: NetStats::default(),
         sync_lock: tokio::sync::Mutex::new(()),
         catch_lock: tokio::sync::Mutex::new(()),
@@ -546,12 +529,16 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
     let mut groups: HashMap<Vec<u8>, (Instant, u32)> = HashMap::new();
     while let Some(inc) = s.endpoint.accept().await {
         let now = Instant::now();
-        let g = groups.entry(address_group(inc.remote_address().ip())).or_insert((now, 0));
+        let ip = inc.remote_address().ip();
+        // A group that misbehaved (fresh identities banned one after another) gets fewer
+        // connections a minute: a rate limit, never a ban.
+        let rate = lock(&s.book).group_connections_per_min(now, ip, group_rate);
+        let g = groups.entry(address_group(ip)).or_insert((now, 0));
         if now.duration_since(g.0) >= Duration::from_secs(60) {
             *g = (now, 0);
         }
         g.1 += 1;
-        if g.1 > group_rate || inbound.load(Ordering::SeqCst) >= max_inbound || !*s.online.borrow() {
+        if g.1 > rate || inbound.load(Ordering::SeqCst) >= max_inbound || !*s.online.borrow() {
             inc.refuse();
             continue;
         }
@@ -770,6 +757,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         let (s2, c2) = (s.clone(), conn.clone());
         tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
     }
+    let budget = Arc::new(Mutex::new(RequestBudget::new(Instant::now())));
     let result = loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(x) => x,
@@ -777,12 +765,17 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         };
         let s = s.clone();
         let c = conn.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
-            let msg = match transport::read_msg_timed(&mut recv).await {
+            let msg = match transport::read_request_timed(&mut recv).await {
                 Ok(m) => m,
                 Err(NetError::Frame(e)) => {
                     // Oversized, unknown type or undecodable: misbehaviour.
                     ban(&s, &c, &peer, &format!("bad frame: {e}"));
+                    return;
+                }
+                Err(e @ NetError::Unsolicited(_)) => {
+                    penalize(&s, &c, &peer, 20, &e.to_string());
                     return;
                 }
                 Err(NetError::Slow) => {
@@ -791,8 +784,26 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
                 }
                 Err(_) => return,
             };
+            // Each peer's requests and announcements, and the bytes of our answers, are rate
+            // limited (slower for a group that misbehaved).
+            {
+                let now = Instant::now();
+                let factor =
+                    crate::net::budget::group_factor(lock(&s.book).group_score(now, c.remote_address().ip()));
+                let admit = lock(&budget).admit(now, factor);
+                match admit {
+                    Admit::Now => {}
+                    Admit::After(d) => tokio::time::sleep(d).await,
+                    Admit::Drop => {
+                        tracing::debug!("peer {} over its request budget: dropped", &peer.to_hex()[..16]);
+                        return;
+                    }
+                }
+            }
             if let Some(answer) = handle(&s, &c, peer, msg).await {
-                let _ = transport::write_msg(&mut send, &answer).await;
+                let frame = answer.to_frame();
+                lock(&budget).charge(frame.len());
+                let _ = send.write_all(&frame).await;
                 let _ = send.finish();
             }
         });
@@ -867,7 +878,15 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
                     continue;
                 }
                 if let Ok(Message::Blocks(bs)) = got {
-                    for b in bs {
+                    // Only the block asked for is looked at: others in the answer are dropped
+                    // unread and cost the sender.
+                    let n = bs.len();
+                    let asked: Vec<BlockData> =
+                        bs.into_iter().filter(|b| b.txpow.id() == id).take(1).collect();
+                    if n > asked.len() {
+                        penalize(s, conn, &peer, 10, "blocks nobody asked for");
+                    }
+                    for b in asked {
                         match submit_block(s, conn, b).await {
                             // In its own task (this stream must not wait on other peers), queued
                             // behind a running catch-up; one queued per peer is enough.

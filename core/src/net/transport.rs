@@ -54,6 +54,9 @@ pub enum NetError {
     /// The peer sent a frame slower than [`MIN_FRAME_RATE`].
     #[error("frame sent too slowly")]
     Slow,
+    /// The peer opened a stream with an answer kind (refused from its header).
+    #[error("{0} sent as a request")]
+    Unsolicited(String),
 }
 
 /// A node's TLS identity.
@@ -313,6 +316,31 @@ pub async fn read_msg_timed(r: &mut quinn::RecvStream) -> Result<Message, NetErr
     let header = tokio::time::timeout(FRAME_GRACE, r.read_exact(&mut h));
     header.await.map_err(|_| NetError::Slow)?.map_err(|e| NetError::Stream(e.to_string()))?;
     let (kind, n) = Message::check_header(&h)?;
+    let deadline = start + FRAME_GRACE + Duration::from_secs((n / MIN_FRAME_RATE) as u64);
+    let payload =
+        tokio::time::timeout_at(deadline, read_payload(r, n)).await.map_err(|_| NetError::Slow)??;
+    Ok(Message::from_payload(kind, &payload)?)
+}
+
+/// A peer's request: [`read_msg_timed`] for request kinds only, each within
+/// [`crate::net::message::MAX_REQUEST_FRAME`]. An answer kind sent as a request is refused
+/// from its header ([`NetError::Unsolicited`]) and its payload never read.
+pub async fn read_request_timed(r: &mut quinn::RecvStream) -> Result<Message, NetError> {
+    let start = tokio::time::Instant::now();
+    let mut h = [0u8; 5];
+    let header = tokio::time::timeout(FRAME_GRACE, r.read_exact(&mut h));
+    header.await.map_err(|_| NetError::Slow)?.map_err(|e| NetError::Stream(e.to_string()))?;
+    let (kind, n) = Message::check_header(&h)?;
+    if !kind.is_request() {
+        return Err(NetError::Unsolicited(format!("{kind:?}")));
+    }
+    if n + 1 > crate::net::message::MAX_REQUEST_FRAME {
+        return Err(NetError::Frame(crate::net::message::FrameError::TooLarge {
+            kind,
+            len: n + 1,
+            max: crate::net::message::MAX_REQUEST_FRAME,
+        }));
+    }
     let deadline = start + FRAME_GRACE + Duration::from_secs((n / MIN_FRAME_RATE) as u64);
     let payload =
         tokio::time::timeout_at(deadline, read_payload(r, n)).await.map_err(|_| NetError::Slow)??;

@@ -1361,14 +1361,13 @@ impl Actor {
                     penalty,
                     reason: e.to_string(),
                 };
+                // Only invalidity that no state of ours explains costs the relayer: a
+                // duplicate, a conflict (two honest relayers of a double spend), a race or a
+                // script failing at our height are not its fault.
                 let answer = match &r {
                     Ok(()) => Ok(()),
-                    Err(e @ NodeError::Store(_)) => Err(refusal(0, e)),
-                    Err(e @ NodeError::Mempool(MempoolError::Duplicate)) => Err(refusal(2, e)),
-                    Err(e @ NodeError::Mempool(MempoolError::Conflict)) => Err(refusal(5, e)),
-                    Err(e @ NodeError::Mempool(MempoolError::Full)) => Err(refusal(0, e)),
-                    Err(e @ NodeError::Invalid(c)) if c.is_race() => Err(refusal(1, e)),
-                    Err(e) => Err(refusal(20, e)),
+                    Err(e @ NodeError::Invalid(c)) if c.is_state_independent() => Err(refusal(20, e)),
+                    Err(e) => Err(refusal(0, e)),
                 };
                 let _ = reply.send(answer);
                 if let Err(NodeError::Store(e)) = r {
