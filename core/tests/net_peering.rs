@@ -222,3 +222,54 @@ fn peers_are_remembered_across_restarts() {
     c.stop(Duration::from_secs(5)).unwrap();
     a.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// A node that mined before it had synced split itself off for good: its own block on the
+/// shared genesis made the network's heavier chain a conflict. Now a node with a peer to reach
+/// does not mine until its weight reaches a peer's claim. Here the first link comes late (the
+/// peer is not up yet): the node mines nothing meanwhile, then syncs, then mines on the
+/// network's chain, and the two converge.
+#[test]
+fn a_node_does_not_mine_before_its_first_sync() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = Params::devnet();
+    params.genesis.time_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    params.genesis.prng = [8; 32];
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let a_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let b = start_net(&dir.path().join("b"), &params, true, vec![a_addr], Mining::Continuous { duty: 1.0 });
+    // Nobody to sync with yet: no block, no hash.
+    assert!(
+        !wait_until(Duration::from_secs(3), || {
+            let s = b.status().unwrap();
+            s.height > 0 || s.hashes > 0
+        }),
+        "mined before syncing: {:?}",
+        b.status().unwrap()
+    );
+    let mut cfg = common::net_config(
+        &dir.path().join("a"),
+        &params,
+        None,
+        vec![],
+        Mining::Continuous { duty: 0.5 },
+        false,
+    );
+    if let Some(n) = cfg.net.as_mut() {
+        n.listen = Some(a_addr);
+    }
+    let a = minima_core::node::Node::start(cfg).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || a.status().unwrap().height >= 10), "a mines");
+    assert!(wait_until(Duration::from_secs(60), || b.status().unwrap().hashes > 0), "b mines once synced");
+    a.set_mining(false).unwrap();
+    b.set_mining(false).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || b.status().unwrap().tip == a.status().unwrap().tip),
+        "one chain: a {:?} b {:?}",
+        a.status().unwrap(),
+        b.status().unwrap()
+    );
+    a.stop(Duration::from_secs(5)).unwrap();
+    b.stop(Duration::from_secs(5)).unwrap();
+}

@@ -278,18 +278,26 @@ fn a_heavier_chain_forking_below_the_root_raises_chain_conflict_from_two_groups(
     theirs.mine(260);
     let s1 = server_at(&dir.path().join("s1"), &theirs, [127, 1, 0, 1]);
     let s2 = server_at(&dir.path().join("s2"), &theirs, [127, 2, 0, 1]);
-    let v = start_with(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
+    // Two groups that hold our chain anchor it (the first hour is shortened to nothing).
+    let o1 = server_at(&dir.path().join("o1"), &ours, [127, 3, 0, 1]);
+    let o2 = server_at(&dir.path().join("o2"), &ours, [127, 4, 0, 1]);
+    let mut cfg = common::net_config(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
+    cfg.anchor_after = Duration::ZERO;
+    let v = Node::start(cfg).unwrap();
     for (t, w) in ours.blocks() {
         v.submit_block(t.clone(), w.clone(), vec![]).unwrap();
     }
     let mine = v.status().unwrap().tip;
+    v.add_peer(o1.net_addr().unwrap()).unwrap();
+    v.add_peer(o2.net_addr().unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 2));
     let mut ev = v.subscribe();
     let conflict = |ev: &mut tokio::sync::broadcast::Receiver<Event>| {
         std::iter::from_fn(|| ev.try_recv().ok()).any(|e| matches!(e, Event::ChainConflict { .. }))
     };
     // One /16 group offering it: refused quietly.
     v.add_peer(s1.net_addr().unwrap()).unwrap();
-    assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 1));
+    assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 3));
     std::thread::sleep(Duration::from_secs(3));
     assert!(!conflict(&mut ev), "one group is not enough");
     assert_eq!(v.status().unwrap().tip, mine, "no reorganisation below the root");
@@ -301,7 +309,34 @@ fn a_heavier_chain_forking_below_the_root_raises_chain_conflict_from_two_groups(
     assert!(v.accept_chain_conflict().unwrap());
     let tip = s1.status().unwrap().tip;
     assert!(wait_until(Duration::from_secs(30), || v.status().unwrap().tip == tip), "resynced onto it");
-    for n in [&v, &s1, &s2] {
+    for n in [&v, &s1, &s2, &o1, &o2] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// A chain only we vouch for (mined alone, or taken from a single peer, within the first
+/// hour) is replaced by a heavier verified chain even when that forks below our tree root:
+/// a node that mined its own branch before its first exchange no longer stays split off.
+#[test]
+fn a_heavier_chain_replaces_one_nobody_else_verified_even_below_the_root() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
+    base.tx_per_block = false;
+    let mut ours = base.clone().with_salt(5);
+    ours.mine(150);
+    let mut theirs = base.clone().with_salt(6);
+    theirs.mine(260);
+    let s1 = server_at(&dir.path().join("s1"), &theirs, [127, 1, 0, 1]);
+    let v = start_with(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
+    for (t, w) in ours.blocks() {
+        v.submit_block(t.clone(), w.clone(), vec![]).unwrap();
+    }
+    v.add_peer(s1.net_addr().unwrap()).unwrap();
+    let tip = s1.status().unwrap().tip;
+    assert!(wait_until(Duration::from_secs(30), || v.status().unwrap().tip == tip), "took the heavier chain");
+    assert_eq!(v.status().unwrap().bans, 0);
+    for n in [&v, &s1] {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }

@@ -79,6 +79,8 @@ pub enum ChainRequest {
     SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
     /// Remember a peer address we completed a handshake with.
     RecordPeer(SocketAddr),
+    /// A handshake completed: the peer's /16 group, its tip and claimed weight.
+    PeerUp(Vec<u8>, Hash, u128),
     /// Addresses we have connected to, to serve `GetPeers`.
     Peers(oneshot::Sender<Vec<String>>),
     /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
@@ -318,6 +320,12 @@ impl NetHandle {
     /// Highest chain weight connected peers claimed in their `Hello`.
     pub fn best_claim(&self) -> u128 {
         lock(&self.shared.peers).values().map(|p| p.hello.tip_weight).max().unwrap_or(0)
+    }
+
+    /// Lowest chain weight a connected peer claimed (`None` without peers): once ours reaches
+    /// it, we have synced with at least one peer.
+    pub fn least_claim(&self) -> Option<u128> {
+        lock(&self.shared.peers).values().map(|p| p.hello.tip_weight).min()
     }
 
     /// Dial `addr` and keep the connection up (redialling with backoff) while the node runs.
@@ -747,7 +755,9 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         return Err(e);
     }
     let heavier = theirs.tip_weight > ours.tip_weight;
+    let up = ChainRequest::PeerUp(source_group(conn.remote_address().ip()), theirs.tip, theirs.tip_weight);
     register(&s, peer, &conn, theirs);
+    let _ = s.chain.send(up).await;
     if dialer {
         let _ = s.chain.send(ChainRequest::RecordPeer(conn.remote_address())).await;
         let (s2, c2) = (s.clone(), conn.clone());

@@ -79,6 +79,9 @@ pub struct Config {
     /// Tree blocks below the tip whose witness and delta stay in memory ([`HOT_BLOCKS`]);
     /// older ones are read back from the store when needed.
     pub hot_blocks: u64,
+    /// How long after the first sync our chain stays replaceable by any heavier verified
+    /// chain, even one forking below our tree (SPEC §5's first hour; tests shorten it).
+    pub anchor_after: Duration,
 }
 
 impl Config {
@@ -101,6 +104,7 @@ impl Config {
             power: crate::energy::PowerState::PLUGGED,
             device: crate::energy::DeviceProfile::default(),
             hot_blocks: HOT_BLOCKS,
+            anchor_after: ANCHOR_AFTER,
         }
     }
 }
@@ -449,6 +453,13 @@ impl Node {
             }
             None => None,
         };
+        // With peers to reach, nothing is mined before we have synced with one of them.
+        if let Some(n) = &cfg.net {
+            if !n.peers.is_empty() || !cfg.params.seeds.is_empty() || !remembered.is_empty() {
+                actor.synced = false;
+                actor.synced_at = None;
+            }
+        }
         if let Mining::Continuous { duty } = cfg.mining {
             actor.ensure_miner();
             actor.duty = duty;
@@ -724,6 +735,15 @@ struct Actor {
     self_tx: Option<mpsc::Sender<Cmd>>,
     /// Pulse as the energy plan says (else continuous or no mining).
     pulses: bool,
+    /// Whether we have synced with a peer (or have none configured): until then we do not
+    /// mine — a block of ours on a stale tip would fork us off the network.
+    synced: bool,
+    /// When we first synced (or started without peers).
+    synced_at: Option<Instant>,
+    /// /16 groups of peers whose chain matched ours: with two, and an hour after the first
+    /// sync, our chain is anchored; before that any heavier verified chain replaces it.
+    anchor_groups: std::collections::HashSet<Vec<u8>>,
+    anchor_after: Duration,
     energy: energy::EnergyState,
 }
 
@@ -787,6 +807,9 @@ pub const HOT_BLOCKS: u64 = 64;
 
 /// A transaction's input proofs: (creation block number, proof) per input.
 type Proofs = Vec<(u64, MmrProof)>;
+
+/// Time after the first sync before our chain can be anchored (SPEC §5's first hour).
+pub const ANCHOR_AFTER: Duration = Duration::from_secs(3600);
 
 /// Peers' transactions kept until the block their proofs name arrives.
 const MAX_PARKED: usize = 32;
@@ -935,6 +958,10 @@ impl Actor {
             reannounce: HashMap::new(),
             self_tx: None,
             pulses: cfg.mining == Mining::Pulses,
+            synced: true,
+            synced_at: Some(Instant::now()),
+            anchor_groups: Default::default(),
+            anchor_after: cfg.anchor_after,
             energy: energy::EnergyState::new(cfg),
         })
     }
@@ -1330,6 +1357,16 @@ impl Actor {
             R::Has(id, reply) => {
                 let _ = reply.send(self.chain.knows(&id) || self.mempool.get_by_id(&id).is_some());
             }
+            R::PeerUp(group, tip, claim) => {
+                // A peer whose tip we hold and whose claim ours reaches shares our chain: it
+                // counts towards the groups that verified it.
+                if claim <= self.chain.weight() && self.chain.knows(&tip) {
+                    self.anchor_groups.insert(group);
+                }
+                if !self.synced {
+                    self.refresh_template();
+                }
+            }
             R::RecordPeer(addr) => {
                 self.store.add_peer(&addr.to_string(), now_ms())?;
             }
@@ -1600,6 +1637,14 @@ impl Actor {
             // A full coin set cannot be rebuilt from a cascade.
             return Ok(SyncOutcome::Refused("a full_mmr node does not restart from a cascade".into()));
         }
+        if !forks_in_tree(&self.chain, &c.chain) && !self.anchored() {
+            // Not anchored yet (a fresh node, or one that mined alone): the heavier verified
+            // chain wins.
+            tracing::info!("a heavier chain forking below our tree replaces ours (not anchored yet)");
+            self.anchor_groups.insert(group);
+            self.adopt(c)?;
+            return Ok(SyncOutcome::Adopted);
+        }
         if !forks_in_tree(&self.chain, &c.chain) {
             self.conflict_groups.insert(group);
             let t = c.chain.tip();
@@ -1612,6 +1657,7 @@ impl Actor {
             }
             return Ok(SyncOutcome::Conflict);
         }
+        self.anchor_groups.insert(group);
         self.adopt(c)?;
         Ok(SyncOutcome::Adopted)
     }
@@ -1757,10 +1803,37 @@ impl Actor {
         Some(v)
     }
 
+    /// Whether we may mine: we synced with a peer — our weight reached what one of them
+    /// claimed — or none is configured. Once true it stays true (a peer claiming a huge
+    /// weight cannot stop us later).
+    fn sync_gate(&mut self) -> bool {
+        if !self.synced {
+            let ours = self.chain.weight();
+            if self.net.as_ref().and_then(|n| n.least_claim()).is_some_and(|c| ours >= c) {
+                tracing::info!("synced with a peer: mining may start");
+                self.synced = true;
+                self.synced_at = Some(Instant::now());
+            }
+        }
+        self.synced
+    }
+
+    /// Whether our chain is anchored: verified by peers in two /16 groups and an hour past
+    /// the first sync. Until then a heavier verified chain wins even if it forks below our
+    /// tree root (it may be one we only mined ourselves).
+    fn anchored(&self) -> bool {
+        self.anchor_groups.len() >= 2 && self.synced_at.is_some_and(|t| t.elapsed() >= self.anchor_after)
+    }
+
     /// Build a pulse on the tip listing the best mempool transactions and hand it to the miner.
     fn refresh_template(&mut self) {
         let Some(miner) = self.miner.clone() else { return };
         if !self.mining_on {
+            return;
+        }
+        if !self.sync_gate() {
+            self.template = None;
+            miner.set_job(None);
             return;
         }
         match self.build_template() {
