@@ -13,6 +13,7 @@ use minima_core::node::{stored_genesis, Config, Event, Mining, Node, WalletSecre
 use minima_core::wallet::{format_coins, parse_coins};
 use minima_core::{rpc, Params};
 use serde_json::{json, Value};
+use zeroize::{Zeroize, Zeroizing};
 
 mod bench;
 mod devnet;
@@ -408,26 +409,32 @@ fn history(data: &Path, as_json: bool) -> Result<(), String> {
 
 /// A secret from a file (first line), else an environment variable, else a prompt on the
 /// terminal without echo. Never from argv.
-fn read_secret(file: Option<&Path>, env: &str, prompt: &str) -> Result<String, String> {
+/// A secret from `file`, else the environment variable `env`, else a prompt without echo. Every
+/// buffer it passed through is wiped, and so is the answer when the caller drops it.
+fn read_secret(file: Option<&Path>, env: &str, prompt: &str) -> Result<Zeroizing<String>, String> {
     if let Some(f) = file {
-        let t = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-        return Ok(t.lines().next().unwrap_or("").to_string());
+        let t = Zeroizing::new(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        return Ok(Zeroizing::new(t.lines().next().unwrap_or("").to_string()));
     }
     if let Ok(v) = std::env::var(env) {
-        return Ok(v);
+        return Ok(Zeroizing::new(v));
     }
     if !std::io::stdin().is_terminal() {
         return Err(format!("{prompt}: no terminal to ask on; use a file or {env}"));
     }
     eprint!("{prompt}: ");
     let _ = std::io::stderr().flush();
-    let line = without_echo(|| {
-        let mut l = String::new();
-        std::io::stdin().read_line(&mut l).map(|_| l)
-    })
-    .map_err(|e| e.to_string())?;
+    let line = Zeroizing::new(
+        without_echo(|| {
+            // Room for any passphrase or phrase typed, so the buffer never moves (a move would
+            // leave an unwiped copy behind).
+            let mut l = String::with_capacity(4096);
+            std::io::stdin().read_line(&mut l).map(|_| l)
+        })
+        .map_err(|e| e.to_string())?,
+    );
     eprintln!();
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    Ok(Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string()))
 }
 
 /// Run `f` with terminal echo off (restored afterwards).
@@ -450,24 +457,24 @@ fn without_echo<T>(f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T>
 fn seed(data: &Path, new: bool, pass_file: Option<&Path>, phrase_file: Option<&Path>) -> Result<(), String> {
     let phrase = if new {
         let s = minima_core::wallet::Seed::generate().map_err(|e| e.to_string())?;
-        minima_core::crypto::seed_to_phrase(&s.0)
+        Zeroizing::new(minima_core::crypto::seed_to_phrase(&s.0))
     } else {
         read_secret(phrase_file, "MINIMA_SEED_PHRASE", "seed phrase (24 words)")?
     };
-    minima_core::crypto::phrase_to_seed(phrase.trim()).map_err(|e| e.to_string())?;
-    let mut pass = read_secret(pass_file, "MINIMA_PASSPHRASE", "passphrase for the sealed seed")?;
+    minima_core::crypto::phrase_to_seed(phrase.trim()).map_err(|e| e.to_string())?.zeroize();
+    let pass = read_secret(pass_file, "MINIMA_PASSPHRASE", "passphrase for the sealed seed")?;
     if pass_file.is_none() && std::env::var("MINIMA_PASSPHRASE").is_err() {
         let again = read_secret(None, "MINIMA_PASSPHRASE", "the passphrase again")?;
         if again != pass {
             return Err("the passphrases differ".into());
         }
     }
-    let v = call(data, "seed", json!({"phrase": phrase.trim(), "passphrase": pass, "restore": !new}));
-    pass.clear();
-    let v = v?;
+    // The request's copies (serde_json, the socket buffer) are rpc's; these two are wiped on drop.
+    let v =
+        call(data, "seed", json!({"phrase": phrase.trim(), "passphrase": pass.as_str(), "restore": !new}))?;
     if new {
         println!("Write these 24 words down, in order; they are the only way to restore this wallet:");
-        println!("{phrase}");
+        println!("{}", phrase.as_str());
     } else if let Some(e) = v.get("restore_error").and_then(Value::as_str) {
         println!("restored; finding its coins failed ({e}): run `minima rescan` once the node has synced");
     } else if let Some(r) = v.get("restore") {
@@ -593,8 +600,9 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
     cfg.full_mmr = full_mmr || devnet_genesis;
     cfg.claim_genesis = devnet_genesis;
     if data.join(WALLET_FILE).exists() {
-        let pass = read_secret(passphrase_file.as_deref(), "MINIMA_PASSPHRASE", "wallet passphrase")?;
-        cfg.wallet = Some(WalletSecret::Passphrase(pass.into_bytes()));
+        let mut pass = read_secret(passphrase_file.as_deref(), "MINIMA_PASSPHRASE", "wallet passphrase")?;
+        // Moves the buffer (no copy) into the config, which owns it from here.
+        cfg.wallet = Some(WalletSecret::Passphrase(std::mem::take(&mut *pass).into_bytes()));
     }
     cfg.max_db_pages = max_db_pages;
     if listen.is_some() || !peers.is_empty() {

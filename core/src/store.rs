@@ -53,6 +53,9 @@ pub enum StoreError {
     /// `PRAGMA integrity_check` failed.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// A file of the database could not be created or made private.
+    #[error("database file: {0}")]
+    Io(String),
 }
 
 impl From<CodecError> for StoreError {
@@ -233,11 +236,39 @@ fn decode_proofs(b: &[u8]) -> Result<Vec<(u64, MmrProof)>, CodecError> {
     Ok(v)
 }
 
+/// Make `path` private to its owner (mode 0600): create it empty with that mode if `create`
+/// and it does not exist, and narrow an existing file whose mode lets others in.
+fn private_file(path: &Path, create: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+    if create {
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (creating if needed) the database in `dir` for network `network` with genesis
     /// `genesis`. Refuses a database of another network or a newer schema.
+    ///
+    /// The database file is created with mode 0600 before SQLite opens it (an existing one
+    /// readable by others is narrowed to 0600), so its `-wal` and `-shm` files, which SQLite
+    /// creates with the database's mode, are 0600 too; they are narrowed again once open.
     pub fn open(dir: &Path, network: &str, genesis: &Hash) -> Result<Store, StoreError> {
         let path = dir.join(DB_FILE);
+        private_file(&path, true)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -256,6 +287,11 @@ impl Store {
         // A 1 MiB page cache (SQLite's default is 2 MiB): a phone node's memory budget is
         // small, and the operating system caches the file too.
         conn.pragma_update(None, "cache_size", -1024)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            private_file(Path::new(&p), false)?;
+        }
         let mut s = Store { conn, path };
         s.migrate(network, genesis)?;
         Ok(s)

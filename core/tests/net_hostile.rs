@@ -888,3 +888,83 @@ fn answers_sent_as_requests_are_refused_unread_and_scored() {
     assert_eq!(node.status().unwrap().bans, 1);
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// One slow peer must not hold the catch-up lock: a peer that serves the headers of a real,
+/// heavier chain and then never answers for the bodies loses its turn once it stalls
+/// (`net::deadline::STALL`), and catch-up goes on from an honest peer.
+#[test]
+fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    b.tx_per_block = false;
+    b.mine(30);
+    let params = b.params.clone();
+    let honest = start_net_off(&dir.path().join("honest"), &params, true, vec![]);
+    common::submit_blocks(&honest, &b, b.blocks());
+    let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
+    let genesis = b.chain.genesis_id();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The staller: headers at once, bodies never (the stream is held open).
+    let stall_addr = {
+        let _g = rt.enter();
+        let id = Identity::ephemeral().unwrap();
+        let ep = quinn::Endpoint::server(
+            transport::server_config(&id, Timing::default()).unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .unwrap();
+        let addr = ep.local_addr().unwrap();
+        let tip = b.head();
+        let asked = asked.clone();
+        rt.spawn(async move {
+            while let Some(inc) = ep.accept().await {
+                let (headers, asked) = (headers.clone(), asked.clone());
+                tokio::spawn(async move {
+                    let Ok(conn) = inc.await else { return };
+                    while let Ok((mut s, mut r)) = conn.accept_bi().await {
+                        let (headers, asked) = (headers.clone(), asked.clone());
+                        tokio::spawn(async move {
+                            let Ok(m) = transport::read_msg(&mut r).await else { return };
+                            let a = match m {
+                                Message::Hello(_) => Message::Hello(Hello {
+                                    tip,
+                                    tip_weight: u128::MAX / 2,
+                                    serves_blocks: true,
+                                    is_client: false,
+                                    ..hello_for(genesis)
+                                }),
+                                Message::GetHeaders { .. } => Message::Headers(headers),
+                                Message::GetBodies(_) => {
+                                    asked.store(true, std::sync::atomic::Ordering::SeqCst);
+                                    tokio::time::sleep(Duration::from_secs(300)).await;
+                                    return;
+                                }
+                                _ => return,
+                            };
+                            let _ = transport::write_msg(&mut s, &a).await;
+                            let _ = s.finish();
+                        });
+                    }
+                });
+            }
+        });
+        addr
+    };
+    let victim = start_net_off(&dir.path().join("v"), &params, false, vec![stall_addr]);
+    assert!(
+        wait_until(Duration::from_secs(30), || asked.load(std::sync::atomic::Ordering::SeqCst)),
+        "the staller holds a catch-up"
+    );
+    victim.add_peer(honest.net_addr().unwrap()).unwrap();
+    let tip = honest.status().unwrap().tip;
+    assert!(
+        // Within the stall limit (20 s) and well before a request's own 60 s timeout.
+        wait_until(Duration::from_secs(45), || victim.status().unwrap().tip == tip),
+        "caught up from the honest peer: at {}",
+        victim.status().unwrap().height
+    );
+    victim.stop(Duration::from_secs(5)).unwrap();
+    honest.stop(Duration::from_secs(5)).unwrap();
+}

@@ -2,6 +2,7 @@
 //! frames over streams), and the peer protocol that relays blocks and catches up.
 
 pub mod budget;
+pub mod deadline;
 pub mod message;
 pub mod peer;
 pub mod score;

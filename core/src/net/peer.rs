@@ -168,6 +168,7 @@ impl Default for NetConfig {
 }
 
 use crate::net::budget::{Admit, RequestBudget};
+use crate::net::deadline::CatchUpDeadline;
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
 /// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
 /// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
@@ -994,10 +995,20 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         }
     }
+    // A slow or stalling peer must not hold the lock: a total deadline and a minimum of
+    // progress ([`CatchUpDeadline`]); another peer's catch-up then goes on.
+    let mut dl = CatchUpDeadline::new(Instant::now());
     for _round in 0..1_000 {
+        if dl.expired(Instant::now()) {
+            tracing::info!(
+                "catch-up from {} out of time: giving the turn to another peer",
+                conn.remote_address()
+            );
+            return;
+        }
         let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
-        let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
+        let headers = match transport::request(conn, &req, dl.remaining(Instant::now())).await {
             Ok(Message::Headers(h)) => h,
             _ => return,
         };
@@ -1019,11 +1030,12 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         if want.is_empty() {
             return;
         }
+        dl.progress(Instant::now());
         for chunk in want.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk).await else { return };
+            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(Instant::now())).await else { return };
             for b in blocks {
                 match submit_block(s, conn, b).await {
-                    Ok(Submitted::Accepted) => {}
+                    Ok(Submitted::Accepted) => dl.progress(Instant::now()),
                     Ok(Submitted::Invalid(e)) => {
                         ban(s, conn, &peer, &format!("invalid block: {e}"));
                         return;
@@ -1099,7 +1111,7 @@ async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             ids.push((prev, h));
         }
         for chunk in ids.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk).await else { return };
+            let Some(blocks) = fetch_bodies(conn, chunk, Duration::from_secs(60)).await else { return };
             if blocks.len() != chunk.len() {
                 // The peer dropped blocks it just announced (its tree moved): give up quietly.
                 return;
@@ -1166,12 +1178,16 @@ async fn pick_sync_peer(
 /// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).
 /// A peer answers up to its byte budget; what is left is asked again. Answers the blocks the
 /// peer held, in order; `None` if it did not answer.
-async fn fetch_bodies(conn: &quinn::Connection, want: &[(Hash, TxHeader)]) -> Option<Vec<BlockData>> {
+async fn fetch_bodies(
+    conn: &quinn::Connection,
+    want: &[(Hash, TxHeader)],
+    timeout: Duration,
+) -> Option<Vec<BlockData>> {
     let mut out = Vec::with_capacity(want.len());
     while out.len() < want.len() {
         let rest = &want[out.len()..];
         let ids: Vec<Hash> = rest.iter().map(|(id, _)| *id).collect();
-        let bodies = match transport::request(conn, &Message::GetBodies(ids), Duration::from_secs(60)).await {
+        let bodies = match transport::request(conn, &Message::GetBodies(ids), timeout).await {
             Ok(Message::Bodies(b)) => b,
             _ => return None,
         };

@@ -76,23 +76,65 @@ pub fn node_id_of(cert: &CertificateDer<'_>) -> Result<Hash, NetError> {
 }
 
 impl Identity {
-    /// Load the node key from `dir`, or make and store one (mode 0600).
+    /// Load the node key from `dir`, or make and store one if there is none.
+    ///
+    /// A new key is written to a temporary file created with mode 0600 (never readable by
+    /// anyone else, whatever the umask), synced, then renamed into place and the directory
+    /// synced, so a crash leaves either no key or a whole one. A key file that exists but
+    /// cannot be read or parsed is an error: the node never silently takes a new identity.
+    /// An existing key readable by others is narrowed to 0600.
     pub fn load_or_create(dir: &Path) -> Result<Identity, NetError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        use zeroize::Zeroizing;
+
         let path = dir.join(KEY_FILE);
-        let err = |e: &dyn std::fmt::Display| NetError::Identity(format!("{}: {e}", path.display()));
-        let kp = match std::fs::read_to_string(&path) {
-            Ok(pem) => rcgen::KeyPair::from_pem(&pem).map_err(|e| err(&e))?,
-            Err(_) => {
-                let kp = rcgen::KeyPair::generate().map_err(|e| err(&e))?;
-                let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-                std::fs::write(&tmp, kp.serialize_pem()).map_err(|e| err(&e))?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| err(&e))?;
-                std::fs::rename(&tmp, &path).map_err(|e| err(&e))?;
-                kp
+        let err = |p: &Path, e: &dyn std::fmt::Display| NetError::Identity(format!("{}: {e}", p.display()));
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                let mode = std::fs::metadata(&path).map_err(|e| err(&path, &e))?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "{} was readable by others (mode {:o}); narrowing to 0600",
+                        path.display(),
+                        mode & 0o777
+                    );
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| err(&path, &e))?;
+                }
+                let pem = std::str::from_utf8(&bytes).map_err(|_| {
+                    err(&path, &"not a PEM key (not UTF-8); move it away to make a new identity")
+                })?;
+                let kp = rcgen::KeyPair::from_pem(pem)
+                    .map_err(|e| err(&path, &format!("{e}; move it away to make a new identity")))?;
+                Identity::from_key(kp)
             }
-        };
-        Identity::from_key(kp)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let kp = rcgen::KeyPair::generate().map_err(|e| err(&path, &e))?;
+                let pem = Zeroizing::new(kp.serialize_pem());
+                let tmp = dir.join(format!("{KEY_FILE}.tmp"));
+                // A temporary file left by a crash holds no identity anyone used.
+                match std::fs::remove_file(&tmp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(&tmp, &e)),
+                }
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(|e| err(&tmp, &e))?;
+                f.write_all(pem.as_bytes()).map_err(|e| err(&tmp, &e))?;
+                f.sync_all().map_err(|e| err(&tmp, &e))?;
+                drop(f);
+                std::fs::rename(&tmp, &path).map_err(|e| err(&path, &e))?;
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| err(dir, &e))?;
+                Identity::from_key(kp)
+            }
+            Err(e) => Err(err(&path, &format!("{e}; the node will not make a new identity over it"))),
+        }
     }
 
     /// A fresh identity that is not stored (tests).
@@ -111,6 +153,12 @@ impl Identity {
 
     fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone()))
+    }
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
     }
 }
 

@@ -8,12 +8,15 @@
 //! a 32-byte key, and XChaCha20-Poly1305 encrypts the seed under it with a random nonce. The
 //! sealed form records its Argon2 costs, so they can grow without breaking old wallets. A
 //! wrong passphrase and a tampered blob look the same (the AEAD tag fails): both are
-//! [`WalletError::WrongPassphrase`]. The seed never appears in `Debug` output or errors.
+//! [`WalletError::WrongPassphrase`]. The seed never appears in `Debug` output or errors, and
+//! every buffer that held it, a passphrase or a key derived from them is wiped (`zeroize`) when
+//! it is dropped.
 
 use argon2::{Algorithm, Argon2, Params as KdfParams, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::{CodecError, Decode, Encode, Reader};
 
@@ -89,8 +92,9 @@ pub enum WalletError {
     Random(String),
 }
 
-/// A wallet seed (BIP39 entropy). Its `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
+/// A wallet seed (BIP39 entropy). Its `Debug` hides it; its bytes are wiped when it is
+/// dropped (every clone too).
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Seed(pub [u8; 32]);
 
 impl std::fmt::Debug for Seed {
@@ -102,9 +106,9 @@ impl std::fmt::Debug for Seed {
 impl Seed {
     /// A fresh random seed.
     pub fn generate() -> Result<Seed, WalletError> {
-        let mut s = [0u8; 32];
-        random(&mut s)?;
-        Ok(Seed(s))
+        let mut s = Seed([0; 32]);
+        random(&mut s.0)?;
+        Ok(s)
     }
 }
 
@@ -177,14 +181,15 @@ pub struct SealedSeed {
 const AAD: &[u8] = b"minima/seed/v1";
 const VERSION: u8 = 1;
 
-fn key(passphrase: &[u8], salt: &[u8; 16], c: Costs) -> Result<[u8; 32], WalletError> {
+/// The sealing key (wiped when dropped).
+fn key(passphrase: &[u8], salt: &[u8; 16], c: Costs) -> Result<Zeroizing<[u8; 32]>, WalletError> {
     if c.m_kib > Costs::MAX_M_KIB {
         return Err(WalletError::Kdf(format!("memory cost {} KiB above the limit", c.m_kib)));
     }
     let params = KdfParams::new(c.m_kib, c.t, c.p, Some(32)).map_err(|e| WalletError::Kdf(e.to_string()))?;
-    let mut k = [0u8; 32];
+    let mut k = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase, salt, &mut k)
+        .hash_password_into(passphrase, salt, &mut *k)
         .map_err(|e| WalletError::Kdf(e.to_string()))?;
     Ok(k)
 }
@@ -202,7 +207,7 @@ impl SealedSeed {
         random(&mut salt)?;
         random(&mut nonce)?;
         let k = key(passphrase, &salt, costs)?;
-        let ciphertext = XChaCha20Poly1305::new(&k.into())
+        let ciphertext = XChaCha20Poly1305::new(&(*k).into())
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: &seed.0, aad: AAD })
             .map_err(|_| WalletError::Kdf("encryption failed".into()))?;
         Ok(SealedSeed { costs, salt, nonce, ciphertext })
@@ -211,11 +216,17 @@ impl SealedSeed {
     /// Open with `passphrase`.
     pub fn open(&self, passphrase: &[u8]) -> Result<Seed, WalletError> {
         let k = key(passphrase, &self.salt, self.costs)?;
-        let plain = XChaCha20Poly1305::new(&k.into())
-            .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: AAD })
-            .map_err(|_| WalletError::WrongPassphrase)?;
-        let seed: [u8; 32] = plain.try_into().map_err(|_| WalletError::WrongPassphrase)?;
-        Ok(Seed(seed))
+        let plain = Zeroizing::new(
+            XChaCha20Poly1305::new(&(*k).into())
+                .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: AAD })
+                .map_err(|_| WalletError::WrongPassphrase)?,
+        );
+        if plain.len() != 32 {
+            return Err(WalletError::WrongPassphrase);
+        }
+        let mut seed = Seed([0; 32]);
+        seed.0.copy_from_slice(&plain);
+        Ok(seed)
     }
 }
 
@@ -301,5 +312,17 @@ mod tests {
         assert!(!format!("{s:?}").contains("9, 9, 9"));
         let fresh = Seed::generate().unwrap();
         assert_ne!(fresh, Seed::generate().unwrap());
+    }
+
+    #[test]
+    fn seeds_are_wiped() {
+        fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+        wiped_on_drop::<Seed>();
+        let mut seed = Seed([5; 32]);
+        seed.zeroize();
+        assert_eq!(seed.0, [0; 32]);
+        // The sealing key is wiped too (its type says so).
+        let k: Zeroizing<[u8; 32]> = key(b"pw", &[1; 16], FAST).unwrap();
+        assert_ne!(*k, [0; 32]);
     }
 }
