@@ -2,6 +2,7 @@
 //! work per byte; a conflicting spend replaces another only with burn ≥ old + max(1, 12.5 %).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -9,6 +10,12 @@ use crate::chain::pow::work_of;
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
 use crate::types::TxPoW;
+
+/// Times one input's pending spend may be replaced per hour (SPEC's mempool rule).
+pub const MAX_REPLACEMENTS_PER_HOUR: usize = 3;
+/// Inputs whose replacements are tracked before old ones are swept.
+const MAX_TRACKED_REPLACEMENTS: usize = 100_000;
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Why the mempool refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -22,6 +29,10 @@ pub enum MempoolError {
     /// The pool is full of better-paying transactions.
     #[error("mempool full")]
     Full,
+    /// An input's pending spend was already replaced [`MAX_REPLACEMENTS_PER_HOUR`] times in
+    /// the last hour.
+    #[error("an input's pending spend was replaced too often this hour")]
+    TooManyReplacements,
 }
 
 /// A pending transaction.
@@ -62,6 +73,8 @@ pub struct Mempool {
     by_coin: HashMap<Hash, Hash>,
     /// TxPoW id → txid (peers ask by TxPoW id).
     by_id: HashMap<Hash, Hash>,
+    /// When each input's pending spend was replaced, within the last hour.
+    replaced: HashMap<Hash, Vec<Instant>>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -110,15 +123,24 @@ impl Mempool {
             return Err(MempoolError::Duplicate);
         }
         let burn = crate::chain::validate::burn(&txpow.body.transaction);
-        self.conflicts(txpow, burn).map(|_| ())
+        self.conflicts(txpow, burn, Instant::now()).map(|_| ())
+    }
+
+    fn replacements(&self, coin: &Hash, now: Instant) -> usize {
+        self.replaced
+            .get(coin)
+            .map_or(0, |v| v.iter().filter(|t| now.saturating_duration_since(**t) < HOUR).count())
     }
 
     /// The pending txids a spend conflicts with, or `Conflict` if it does not burn enough more
     /// than all of them to replace them.
-    fn conflicts(&self, txpow: &TxPoW, burn: u64) -> Result<Vec<Hash>, MempoolError> {
+    fn conflicts(&self, txpow: &TxPoW, burn: u64, now: Instant) -> Result<Vec<Hash>, MempoolError> {
         let mut conflicts: Vec<Hash> = vec![];
         for c in &txpow.body.transaction.inputs {
             if let Some(t) = self.by_coin.get(&c.coin_id) {
+                if self.replacements(&c.coin_id, now) >= MAX_REPLACEMENTS_PER_HOUR {
+                    return Err(MempoolError::TooManyReplacements);
+                }
                 if !conflicts.contains(t) {
                     conflicts.push(*t);
                 }
@@ -134,10 +156,27 @@ impl Mempool {
 
     /// Add a checked transaction. Returns the TxPoW ids it pushed out.
     pub fn insert(&mut self, e: Entry) -> Result<Vec<Hash>, MempoolError> {
+        self.insert_at(e, Instant::now())
+    }
+
+    /// [`Mempool::insert`] at time `now` (each input's replacements are counted per hour).
+    pub fn insert_at(&mut self, e: Entry, now: Instant) -> Result<Vec<Hash>, MempoolError> {
         if self.by_txid.contains_key(&e.txid) {
             return Err(MempoolError::Duplicate);
         }
-        let conflicts = self.conflicts(&e.txpow, e.burn)?;
+        let conflicts = self.conflicts(&e.txpow, e.burn, now)?;
+        if !conflicts.is_empty() {
+            for c in &e.txpow.body.transaction.inputs {
+                if self.by_coin.contains_key(&c.coin_id) {
+                    let v = self.replaced.entry(c.coin_id).or_default();
+                    v.retain(|t| now.saturating_duration_since(*t) < HOUR);
+                    v.push(now);
+                }
+            }
+            if self.replaced.len() > MAX_TRACKED_REPLACEMENTS {
+                self.replaced.retain(|_, v| v.iter().any(|t| now.saturating_duration_since(*t) < HOUR));
+            }
+        }
         let mut removed = vec![];
         for t in conflicts {
             if let Some(x) = self.remove_txid(&t) {
@@ -203,5 +242,76 @@ impl Mempool {
         if let Some(e) = self.by_txid.get_mut(txid) {
             e.proofs = proofs;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Coin, Output, Transaction, TxBody, TxHeader, TxPoW, Witness};
+
+    fn spend(coin: u8, burn: u64, salt: u8) -> Entry {
+        let c = Coin {
+            coin_id: Hash([coin; 32]),
+            address: Hash([1; 32]),
+            amount: 1_000_000,
+            token_id: Hash::ZERO,
+            state: vec![],
+        };
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![c],
+            outputs: vec![Output {
+                address: Hash([salt; 32]),
+                amount: 1_000_000 - burn,
+                token_id: Hash::ZERO,
+                state: vec![],
+            }],
+            state: vec![],
+        };
+        let (g, _) = crate::chain::genesis(&crate::params::Params::devnet()).expect("genesis");
+        let body = TxBody {
+            txn_target: g.body.txn_target,
+            transaction: tx,
+            witness: Witness::default(),
+            txpow_ids: vec![],
+            prng: [salt; 32],
+        };
+        let txpow = TxPoW { header: TxHeader { body_hash: body.hash(), ..g.header }, body };
+        Entry {
+            id: txpow.id(),
+            txid: txpow.txid(),
+            size: txpow.size(),
+            burn,
+            proofs: vec![],
+            txpow,
+            sigops: 0,
+            script_ops: 0,
+            reads_height: false,
+        }
+    }
+
+    #[test]
+    fn an_input_is_replaced_at_most_three_times_an_hour() {
+        let t0 = Instant::now();
+        let mut m = Mempool::new(1 << 20);
+        m.insert_at(spend(7, 8, 0), t0).unwrap();
+        // Each replacement burns at least 12.5 % more; three go through within the hour…
+        let mut burn = 8;
+        for i in 1..=3u8 {
+            burn = burn + burn / 8 + 1;
+            m.insert_at(spend(7, burn, i), t0 + Duration::from_secs(60 * i as u64)).unwrap();
+        }
+        burn *= 2;
+        // …the fourth does not, however much it burns; an hour after the first it does.
+        assert_eq!(
+            m.insert_at(spend(7, burn, 9), t0 + Duration::from_secs(600)),
+            Err(MempoolError::TooManyReplacements)
+        );
+        assert!(m.insert_at(spend(7, burn, 9), t0 + Duration::from_secs(3_700)).is_ok());
+        assert_eq!(m.len(), 1);
+        // Another input is not affected.
+        m.insert_at(spend(8, 8, 0), t0).unwrap();
+        assert_eq!(m.len(), 2);
     }
 }
