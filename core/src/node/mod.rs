@@ -814,25 +814,37 @@ pub const ANCHOR_AFTER: Duration = Duration::from_secs(3600);
 /// Peers' transactions kept until the block their proofs name arrives.
 const MAX_PARKED: usize = 32;
 
-/// Whether `chain` holds the block `id` at height `h`: among its tree blocks or cascade
-/// headers, or linked from one of them through `parents` (releases pick checkpoints of high
-/// super level, which every cascade keeps).
-fn holds_checkpoint(chain: &Chain, h: u64, id: &Hash) -> bool {
-    if chain.tip().number() < h {
-        return false;
+/// Ids a chain vouches for: its tree blocks, its cascade headers, and the links that
+/// validation checked — every `parents` slot of a tree block added through `add_block`, and
+/// the root's parent. A cascade header's other `parents` slots are never checked (only the
+/// link to the next kept header is), so a peer could write any id there: they do not count.
+fn vouched_ids(chain: &Chain) -> std::collections::HashSet<Hash> {
+    let root = chain.root().id;
+    let mut v = std::collections::HashSet::new();
+    for b in chain.tree_blocks() {
+        v.insert(b.id);
+        if b.id == root {
+            v.insert(b.parent());
+        } else {
+            v.extend(b.txpow.header.parents.0.iter().copied());
+        }
     }
-    chain.tree_blocks().any(|b| b.id == *id || b.txpow.header.parents.0.contains(id))
-        || chain.cascade().entries().iter().any(|e| e.id == *id || e.header.parents.0.contains(id))
+    v.extend(chain.cascade().entries().iter().map(|e| e.id));
+    v
+}
+
+/// Whether `chain` holds the block `id` at height `h`: it reaches that height and vouches for
+/// the id ([`vouched_ids`]; releases pick checkpoints of high super level, which every
+/// cascade keeps).
+fn holds_checkpoint(chain: &Chain, h: u64, id: &Hash) -> bool {
+    chain.tip().number() >= h && vouched_ids(chain).contains(id)
 }
 
 /// Whether `theirs` shares a block of our tree (so it forks from our chain inside the tree,
-/// where a reorg is allowed): one of our tree ids among its blocks, cascade headers or their
-/// `parents` links.
+/// where a reorg is allowed): one of our tree ids among the ids it vouches for.
 fn forks_in_tree(ours: &Chain, theirs: &Chain) -> bool {
-    let mine: std::collections::HashSet<Hash> = ours.tree_blocks().map(|b| b.id).collect();
-    let hit = |id: &Hash, h: &TxHeader| mine.contains(id) || h.parents.0.iter().any(|p| mine.contains(p));
-    theirs.tree_blocks().any(|b| hit(&b.id, &b.txpow.header))
-        || theirs.cascade().entries().iter().any(|e| hit(&e.id, &e.header))
+    let v = vouched_ids(theirs);
+    ours.tree_blocks().any(|b| v.contains(&b.id))
 }
 
 fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>, j: &crate::chain::Judged) -> Entry {
@@ -1902,5 +1914,52 @@ impl Actor {
             ..Default::default()
         })?;
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "fixture"))]
+mod tests {
+    use super::*;
+    use crate::chain::cascade::CascadeEntry;
+    use crate::fixture::ChainBuilder;
+
+    /// A cascade header's unchecked `parents` slots cannot make a chain look as if it forked
+    /// inside our tree or held a checkpoint: only checked links count.
+    #[test]
+    fn only_checked_links_vouch_for_an_id() {
+        let mut base = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 400);
+        base.tx_per_block = false;
+        let mut ours = base.clone().with_salt(1);
+        ours.mine(100);
+        let mut theirs = base.clone().with_salt(2);
+        theirs.mine(150);
+        let ours = &ours.chain;
+        let honest = theirs.chain.clone();
+        assert!(!forks_in_tree(ours, &honest), "a chain forking at genesis");
+        let target = ours.tip_id();
+        // Write one of our tree ids into an unchecked slot of an old cascade header.
+        let mut entries: Vec<CascadeEntry> = honest.cascade().entries().to_vec();
+        let i = entries.len() / 2;
+        let slot = entries[i].level as usize + 3;
+        entries[i].header.parents.0[slot] = target;
+        let root = honest.root();
+        let forged = Chain::from_parts(
+            honest.params().clone(),
+            Cascade::from_entries(entries),
+            root.txpow.clone(),
+            honest.extra(&root.id).map(|x| x.witness.clone()).unwrap_or_default(),
+            root.peaks.clone(),
+        )
+        .unwrap();
+        assert!(!forks_in_tree(ours, &forged), "a forged slot is not a fork inside our tree");
+        assert!(!holds_checkpoint(&forged, ours.tip().number(), &target), "nor a checkpoint");
+        // Real links do count: a chain built on our tree forks inside it.
+        assert!(holds_checkpoint(&honest, 50, &honest.best_path()[10]));
+        let mut ext = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 400);
+        ext.tx_per_block = false;
+        ext.mine(100);
+        let mut longer = ext.clone();
+        longer.mine(5);
+        assert!(forks_in_tree(&ext.chain, &longer.chain));
     }
 }
