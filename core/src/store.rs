@@ -324,6 +324,7 @@ impl Store {
                      CREATE TABLE IF NOT EXISTS coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
                         leaf INTEGER NOT NULL, record BLOB NOT NULL);
                      CREATE INDEX IF NOT EXISTS coins_address ON coins(address);
+                     CREATE INDEX IF NOT EXISTS coins_address_id ON coins(address, coin_id);
                      CREATE INDEX IF NOT EXISTS coins_leaf ON coins(leaf);
                      CREATE TABLE IF NOT EXISTS wallet_keys (idx INTEGER PRIMARY KEY, pk BLOB NOT NULL,
                         address BLOB NOT NULL, used INTEGER NOT NULL);
@@ -365,6 +366,7 @@ impl Store {
                      CREATE TABLE coins (coin_id BLOB PRIMARY KEY, address BLOB NOT NULL,
                         leaf INTEGER NOT NULL, record BLOB NOT NULL);
                      CREATE INDEX coins_address ON coins(address);
+                     CREATE INDEX coins_address_id ON coins(address, coin_id);
                      CREATE INDEX coins_leaf ON coins(leaf);
                      CREATE TABLE wallet_keys (idx INTEGER PRIMARY KEY, pk BLOB NOT NULL,
                         address BLOB NOT NULL, used INTEGER NOT NULL);
@@ -645,37 +647,71 @@ impl Store {
         Ok(())
     }
 
-    /// Full-MMR coin index: (leaf, coin) of the coins with these ids or at these addresses,
-    /// ordered by leaf, skipping `skip` and returning at most `limit` (spent ones included:
-    /// the caller checks the MMR).
+    /// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
+    /// addresses (each asked once), in (address, coin id) or coin id order after the coin
+    /// `after` (a cursor: every page is a range scan, never a skip over earlier rows), at most
+    /// `limit` rows.
     pub fn coins(
         &self,
         ids: &[Hash],
         by_address: bool,
-        skip: usize,
+        after: Option<&Hash>,
         limit: usize,
     ) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
-        let sql = if by_address {
-            "SELECT leaf, record FROM coins WHERE address = ?1 ORDER BY leaf"
-        } else {
-            "SELECT leaf, record FROM coins WHERE coin_id = ?1 ORDER BY leaf"
-        };
-        let mut st = self.conn.prepare_cached(sql)?;
+        let mut keys: Vec<&Hash> = ids.iter().collect();
+        keys.sort();
+        keys.dedup();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut out = vec![];
-        let mut seen = 0usize;
-        for id in ids {
-            let rows =
-                st.query_map(params![&id.0[..]], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-            for row in rows {
-                let (leaf, rec) = row?;
-                seen += 1;
-                if seen <= skip {
-                    continue;
+        if by_address {
+            // Row-value order (address, coin_id) on the coins_address_id index.
+            let start = match after {
+                Some(c) => {
+                    let a: Option<Vec<u8>> = self
+                        .conn
+                        .query_row("SELECT address FROM coins WHERE coin_id = ?1", params![&c.0[..]], |r| {
+                            r.get(0)
+                        })
+                        .optional()?;
+                    // `None`: the cursor's coin left (a reorg): start over.
+                    a.map(|a| (a, c.0.to_vec()))
                 }
-                if out.len() >= limit {
-                    return Ok(out);
+                None => None,
+            };
+            let mut st = self.conn.prepare_cached(
+                "SELECT leaf, record FROM coins WHERE address = ?1 AND (address, coin_id) > (?2, ?3)
+                 ORDER BY coin_id LIMIT ?4",
+            )?;
+            for a in keys {
+                let (sa, sc) = match &start {
+                    Some((sa, _)) if sa.as_slice() > &a.0[..] => continue,
+                    Some((sa, sc)) if sa.as_slice() == &a.0[..] => (sa.clone(), sc.clone()),
+                    _ => (a.0.to_vec(), vec![]),
+                };
+                let left = limit - out.len() as i64;
+                if left <= 0 {
+                    break;
                 }
-                out.push((leaf as u64, CoinRecord::decode(&rec)?));
+                let rows = st.query_map(params![&a.0[..], sa, sc, left], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })?;
+                for row in rows {
+                    let (leaf, rec) = row?;
+                    out.push((leaf as u64, CoinRecord::decode(&rec)?));
+                }
+            }
+        } else {
+            let mut st = self.conn.prepare_cached("SELECT leaf, record FROM coins WHERE coin_id = ?1")?;
+            for c in keys.into_iter().filter(|c| after.is_none_or(|a| *c > a)) {
+                if out.len() as i64 >= limit {
+                    break;
+                }
+                if let Some((leaf, rec)) = st
+                    .query_row(params![&c.0[..]], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                    .optional()?
+                {
+                    out.push((leaf as u64, CoinRecord::decode(&rec)?));
+                }
             }
         }
         Ok(out)

@@ -76,9 +76,11 @@ fn message() -> impl Strategy<Value = Message> {
             root: Box::new(s.blocks[i].clone()),
             root_peaks: s.blocks[(i + 1).min(nb - 1)].witness.parent_peaks.clone(),
         }),
-        (hashes(5), any::<bool>(), any::<u32>()).prop_map(|(h, a, page)| Message::GetCoinProofs {
-            query: if a { CoinQuery::Addresses(h) } else { CoinQuery::Coins(h) },
-            page
+        (hashes(5), any::<bool>(), prop::option::of(any::<[u8; 32]>())).prop_map(|(h, a, after)| {
+            Message::GetCoinProofs {
+                query: if a { CoinQuery::Addresses(h) } else { CoinQuery::Coins(h) },
+                after: after.map(Hash),
+            }
         }),
         prop::collection::vec("[a-z0-9.:]{1,40}", 0..50).prop_map(Message::Peers),
         Just(Message::GetPeers),

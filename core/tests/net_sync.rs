@@ -340,3 +340,70 @@ fn a_heavier_chain_replaces_one_nobody_else_verified_even_below_the_root() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+/// `GetCoinProofs` pages by a cursor (the last coin looked at), not by skipping rows: 320
+/// coins at one address, asked twice in one query, come back each exactly once over two
+/// pages, and spent coins are skipped.
+#[test]
+fn coin_proofs_page_by_a_cursor_and_each_coin_comes_once() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 300);
+    b.mine(12);
+    let dest = script_address("RETURN 1 EQ 1");
+    let mut txs = vec![];
+    for _ in 0..10 {
+        let c = b.take_free_coin().unwrap();
+        let share = c.coin.amount / 32;
+        let outputs = (0..32)
+            .map(|_| Output { address: dest, amount: share, token_id: Hash::ZERO, state: vec![] })
+            .collect();
+        let tx = Transaction { version: 1, inputs: vec![c.coin.clone()], outputs, state: vec![] };
+        txs.push(b.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()])));
+    }
+    b.mine_block(false, txs);
+    // Spend two of them.
+    let ids = b.coins_at(&dest);
+    assert_eq!(ids.len(), 320);
+    let mut spends = vec![];
+    for id in &ids[..2] {
+        let (rec, _) = b.coin(id).unwrap();
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![rec.coin.clone()],
+            outputs: vec![Output {
+                address: script_address("RETURN TRUE"),
+                amount: rec.coin.amount,
+                token_id: Hash::ZERO,
+                state: vec![],
+            }],
+            state: vec![],
+        };
+        spends.push(b.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN 1 EQ 1".into()])));
+    }
+    b.mine_block(false, spends);
+    b.mine(2);
+    let server =
+        start_with(&dir.path().join("s"), &b.params, Some([127, 5, 0, 1]), vec![], Mining::Off, true);
+    common::submit_blocks(&server, &b, b.blocks());
+    let client = start_with(
+        &dir.path().join("c"),
+        &b.params,
+        None,
+        vec![server.net_addr().unwrap()],
+        Mining::Off,
+        false,
+    );
+    let tip = server.status().unwrap().tip;
+    assert!(wait_until(Duration::from_secs(30), || client.status().unwrap().tip == tip));
+    let got = client.fetch_coin_proofs(CoinQuery::Addresses(vec![dest, dest])).unwrap();
+    let mut seen: Vec<Hash> = got.iter().map(|(r, _)| r.coin.coin_id).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(got.len(), 318, "every unspent coin once");
+    assert_eq!(seen.len(), 318);
+    assert!(!seen.contains(&ids[0]) && !seen.contains(&ids[1]), "spent coins are skipped");
+    for n in [&client, &server] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}

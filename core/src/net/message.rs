@@ -286,21 +286,22 @@ pub enum Message {
         /// MMR peaks after the root.
         root_peaks: MmrPeaks,
     },
-    /// Ask for coin proofs (page from 0).
+    /// Ask for coin proofs, from the start or after a cursor (a coin id an earlier answer
+    /// gave as `next`).
     GetCoinProofs {
         /// What.
         query: CoinQuery,
-        /// Page number.
-        page: u32,
+        /// Continue after this coin (`None`: from the start).
+        after: Option<Hash>,
     },
-    /// Coin proofs against `block`, and whether more pages follow.
+    /// Coin proofs against `block` (unspent coins only), and the cursor of the next page.
     CoinProofs {
         /// The block the proofs are against.
         block: Hash,
         /// (coin with created, proof) pairs.
         proofs: Vec<(crate::types::CoinRecord, MmrProof)>,
-        /// More pages follow.
-        more: bool,
+        /// The last coin this page looked at, when more may follow (`None`: the last page).
+        next: Option<Hash>,
     },
     /// Ask for addresses.
     GetPeers,
@@ -499,7 +500,7 @@ impl Message {
                 root.encode_to(out);
                 root_peaks.encode_to(out);
             }
-            Message::GetCoinProofs { query, page } => {
+            Message::GetCoinProofs { query, after } => {
                 match query {
                     CoinQuery::Coins(v) => {
                         out.push(0);
@@ -510,16 +511,16 @@ impl Message {
                         put_vec(out, v);
                     }
                 }
-                page.encode_to(out);
+                put_option(out, after);
             }
-            Message::CoinProofs { block, proofs, more } => {
+            Message::CoinProofs { block, proofs, next } => {
                 block.encode_to(out);
                 put_len(out, proofs.len());
                 for (c, p) in proofs {
                     c.encode_to(out);
                     p.encode_to(out);
                 }
-                out.push(*more as u8);
+                put_option(out, next);
             }
             Message::Peers(v) => {
                 put_len(out, v.len());
@@ -574,14 +575,16 @@ impl Message {
                     1 => CoinQuery::Addresses(r.vec(MAX_COIN_PROOFS, "coin_query", Hash::decode_from)?),
                     tag => return Err(CodecError::InvalidTag { field: "coin_query", tag }),
                 };
-                Message::GetCoinProofs { query, page: r.u32("coin_query.page")? }
+                let after =
+                    if r.option_tag("coin_query.after")? { Some(Hash::decode_from(r)?) } else { None };
+                Message::GetCoinProofs { query, after }
             }
             Kind::CoinProofs => Message::CoinProofs {
                 block: Hash::decode_from(r)?,
                 proofs: r.vec(MAX_COIN_PROOFS, "coin_proofs", |r| {
                     Ok((crate::types::CoinRecord::decode_from(r)?, MmrProof::decode_from(r)?))
                 })?,
-                more: read_bool(r, "coin_proofs.more")?,
+                next: if r.option_tag("coin_proofs.next")? { Some(Hash::decode_from(r)?) } else { None },
             },
             Kind::GetPeers => Message::GetPeers,
             Kind::Peers => Message::Peers(r.vec(MAX_PEERS, "peers", |r| read_str(r, "peer"))?),

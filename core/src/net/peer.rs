@@ -95,7 +95,7 @@ pub enum ChainRequest {
     /// rules of SPEC §5. The bytes are the peer's /16 group (for `ChainConflict`).
     SyncEnd(Vec<u8>, oneshot::Sender<SyncOutcome>),
     /// Serve `GetCoinProofs` (`None` unless this node keeps the full coin set).
-    CoinProofs(CoinQuery, u32, oneshot::Sender<Option<Message>>),
+    CoinProofs(CoinQuery, Option<Hash>, oneshot::Sender<Option<Message>>),
     /// Check coin proofs a peer served against our chain.
     /// `Err(TxRefusal)` carries the penalty (0 when the proofs are against a block we do not
     /// have yet or that just left our best chain: a race, not misbehaviour).
@@ -177,6 +177,8 @@ pub use crate::net::score::BAN_SCORE;
 /// How long a misbehaving (IP, node id) stays banned.
 pub use crate::net::score::BAN_TIME;
 use crate::net::score::{ScoreBook, Verdict};
+/// Most pages of coin proofs one look-up reads from one peer.
+const MAX_COIN_PAGES: u32 = 64;
 /// Most gossiped addresses remembered as dial candidates.
 const MAX_KNOWN: usize = 1_000;
 
@@ -353,10 +355,11 @@ impl NetHandle {
         'peers: for (peer, conn) in servers {
             let mut out = vec![];
             let mut block = Hash::ZERO;
-            for page in 0..64u32 {
-                let req = Message::GetCoinProofs { query: query.clone(), page };
+            let mut after: Option<Hash> = None;
+            for page in 0..MAX_COIN_PAGES {
+                let req = Message::GetCoinProofs { query: query.clone(), after };
                 match transport::request(&conn, &req, Duration::from_secs(30)).await {
-                    Ok(Message::CoinProofs { block: b, proofs, more }) => {
+                    Ok(Message::CoinProofs { block: b, proofs, next }) => {
                         if page > 0 && b != block {
                             // The peer's tip moved between pages: start over with it.
                             last = NetError::Protocol("tip moved while paging".into());
@@ -372,8 +375,15 @@ impl NetHandle {
                                 continue 'peers;
                             }
                         }
-                        if !more {
-                            return Ok((block, out));
+                        match next {
+                            // A cursor must move forward, or the peer would page us forever.
+                            Some(n) if after.is_none_or(|a| n > a) => after = Some(n),
+                            Some(_) => {
+                                penalize(s, &conn, &peer, 20, "coin proof cursor did not advance");
+                                last = NetError::Protocol("coin proof cursor did not advance".into());
+                                continue 'peers;
+                            }
+                            None => return Ok((block, out)),
                         }
                     }
                     Ok(_) => {
@@ -938,8 +948,8 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         }
         Message::GetCascade => ask(s, ChainRequest::Cascade).await.ok().flatten(),
         Message::GetTxPow(ids) => Some(Message::TxPow(ask(s, |r| ChainRequest::TxPows(ids, r)).await.ok()?)),
-        Message::GetCoinProofs { query, page } => {
-            ask(s, |r| ChainRequest::CoinProofs(query, page, r)).await.ok().flatten()
+        Message::GetCoinProofs { query, after } => {
+            ask(s, |r| ChainRequest::CoinProofs(query, after, r)).await.ok().flatten()
         }
         Message::GetPeers => Some(Message::Peers(
             ask(s, ChainRequest::Peers)

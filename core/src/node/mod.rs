@@ -1426,8 +1426,8 @@ impl Actor {
             R::Peers(reply) => {
                 let _ = reply.send(self.store.peers()?);
             }
-            R::CoinProofs(query, page, reply) => {
-                let _ = reply.send(self.coin_proofs(query, page)?);
+            R::CoinProofs(query, after, reply) => {
+                let _ = reply.send(self.coin_proofs(query, after)?);
             }
             R::CheckCoinProofs(proofs, reply) => {
                 let r =
@@ -1542,12 +1542,14 @@ impl Actor {
         Ok(())
     }
 
-    /// Serve `GetCoinProofs` from the full coin set: unspent coins by id or address, proofs
-    /// against our tip, [`crate::net::message::MAX_COIN_PROOFS`] rows a page.
+    /// Serve `GetCoinProofs` from the full coin set: unspent coins by id or address (each
+    /// asked once), proofs against our tip, a page of at most
+    /// [`crate::net::message::MAX_COIN_PROOFS`] rows after the cursor `after` (spent coins
+    /// are looked at and skipped; the answer's `next` is the last coin looked at).
     fn coin_proofs(
         &self,
         query: crate::net::message::CoinQuery,
-        page: u32,
+        after: Option<Hash>,
     ) -> Result<Option<crate::net::message::Message>, NodeError> {
         use crate::net::message::{CoinQuery, Message, MAX_COIN_PROOFS};
         let Some(full) = &self.full else { return Ok(None) };
@@ -1555,12 +1557,12 @@ impl Actor {
             CoinQuery::Coins(v) => (v, false),
             CoinQuery::Addresses(v) => (v, true),
         };
-        let skip = (page as usize).saturating_mul(MAX_COIN_PROOFS);
-        let rows = self.store.coins(ids, by_address, skip, MAX_COIN_PROOFS + 1)?;
-        let more = rows.len() > MAX_COIN_PROOFS;
+        let rows = self.store.coins(ids, by_address, after.as_ref(), MAX_COIN_PROOFS)?;
+        let next =
+            (rows.len() >= MAX_COIN_PROOFS).then(|| rows.last().map(|(_, r)| r.coin.coin_id)).flatten();
         let tip = self.chain.tip_id();
         let mut proofs = vec![];
-        for (leaf, rec) in rows.into_iter().take(MAX_COIN_PROOFS) {
+        for (leaf, rec) in rows {
             let unspent = full.node(NodeKey::leaf(leaf)).is_some_and(|n| n.sum > 0);
             if !unspent {
                 continue;
@@ -1569,7 +1571,7 @@ impl Actor {
                 proofs.push((rec, p));
             }
         }
-        Ok(Some(Message::CoinProofs { block: tip, proofs, more }))
+        Ok(Some(Message::CoinProofs { block: tip, proofs, next }))
     }
 
     /// Start a sync from a peer's cascade: verify it end to end (every cascade level
