@@ -907,12 +907,25 @@ impl Script {
         limits: &Limits,
         cache: &mut SigCache,
     ) -> Result<RunStats, ScriptError> {
+        self.run_traced(ctx, limits, cache).0
+    }
+
+    /// [`Script::run`], also telling whether the run read `@BLOCK`/`@COINAGE` — on failure
+    /// too: a failure that read neither would fail at any height.
+    pub fn run_traced(
+        &self,
+        ctx: Context<'_>,
+        limits: &Limits,
+        cache: &mut SigCache,
+    ) -> (Result<RunStats, ScriptError>, bool) {
         let mut vm = Vm { ctx, limits: *limits, vars: HashMap::new(), stats: RunStats::default(), cache };
-        match vm.run_block(&self.prog)? {
-            Flow::Return(true) => Ok(vm.stats),
-            Flow::Return(false) => Err(ScriptError::ReturnedFalse),
-            Flow::Continue => Err(ScriptError::NoReturn),
-        }
+        let r = match vm.run_block(&self.prog) {
+            Ok(Flow::Return(true)) => Ok(vm.stats),
+            Ok(Flow::Return(false)) => Err(ScriptError::ReturnedFalse),
+            Ok(Flow::Continue) => Err(ScriptError::NoReturn),
+            Err(e) => Err(e),
+        };
+        (r, vm.stats.reads_height)
     }
 }
 
@@ -923,5 +936,18 @@ pub fn run_script(
     limits: &Limits,
     cache: &mut SigCache,
 ) -> Result<RunStats, ScriptError> {
-    Script::parse(src, limits)?.run(ctx, limits, cache)
+    run_script_traced(src, ctx, limits, cache).0
+}
+
+/// [`run_script`], also telling whether the run read the height ([`Script::run_traced`]).
+pub fn run_script_traced(
+    src: &str,
+    ctx: Context<'_>,
+    limits: &Limits,
+    cache: &mut SigCache,
+) -> (Result<RunStats, ScriptError>, bool) {
+    match Script::parse(src, limits) {
+        Ok(s) => s.run_traced(ctx, limits, cache),
+        Err(e) => (Err(e), false),
+    }
 }

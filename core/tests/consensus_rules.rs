@@ -770,3 +770,40 @@ fn signatures_are_verified_last_and_settled_refusals_are_remembered() {
     assert!(matches!(chain.add_block(good, w, &src), Ok(AddOutcome::Added { .. })));
     assert!(thread_verifications() > v2, "the valid block's signature was verified");
 }
+
+/// A relayer is charged only for invalidity no state of ours explains: a script that fails
+/// without reading the height fails at any height (its relayer's fault), one that read
+/// `@BLOCK` may pass at another (no fault).
+#[test]
+fn script_failures_are_the_relayers_fault_only_when_the_height_played_no_part() {
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 100);
+    b.mine(5);
+    let judge = |b: &mut ChainBuilder, script: &str| {
+        let pay = b.pay_to_address(script_address(script), 1_000).unwrap();
+        b.mine_block(false, vec![pay]);
+        let id = b.coins_at(&script_address(script))[0];
+        let (rec, _) = b.coin(&id).unwrap();
+        let tx = Transaction {
+            version: 1,
+            inputs: vec![rec.coin.clone()],
+            outputs: vec![Output {
+                address: script_address("RETURN TRUE"),
+                amount: 1_000,
+                token_id: Hash::ZERO,
+                state: vec![],
+            }],
+            state: vec![],
+        };
+        let t = b.make_custom_tx(tx, Witness::new(vec![], vec![script.to_string()]));
+        let proof = b.coin_proof(&id).unwrap();
+        b.chain.check_mempool_txpow(&t, &[proof]).unwrap_err()
+    };
+    let e = judge(&mut b, "RETURN FALSE");
+    assert!(matches!(e, ChainError::Script { read_height: false, .. }), "{e:?}");
+    assert!(e.is_state_independent());
+    let e = judge(&mut b, "ASSERT @BLOCK LT 3\nRETURN TRUE");
+    assert!(matches!(e, ChainError::Script { read_height: true, .. }), "{e:?}");
+    assert!(!e.is_state_independent());
+    assert!(!ChainError::StaleProof.is_state_independent());
+    assert!(ChainError::BadSignature(0).is_state_independent());
+}

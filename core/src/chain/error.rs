@@ -97,6 +97,9 @@ pub enum ChainError {
         input: usize,
         /// Why.
         error: ScriptError,
+        /// Whether the failed run read `@BLOCK`/`@COINAGE` (only then may it pass at another
+        /// height).
+        read_height: bool,
     },
     /// A witness signature that does not verify.
     #[error("signature by key {0} does not verify")]
@@ -218,8 +221,8 @@ pub enum ChainError {
 impl ChainError {
     /// True when a transaction refused for this reason is invalid whatever our state (tip,
     /// mempool, the height its scripts see): only then is its relayer at fault. Everything
-    /// else — a stale or unknown proof, a spent coin, a script that failed at our height, a
-    /// budget a script's path reached — an honest relayer can send.
+    /// else — a stale or unknown proof, a spent coin, a script that read the height and failed
+    /// at ours, a budget a script's path reached — an honest relayer can send.
     pub fn is_state_independent(&self) -> bool {
         use ChainError::*;
         matches!(
@@ -250,6 +253,9 @@ impl ChainError {
                 | BadCoinProof(_)
                 | BlockNumberTooHigh(_)
                 | TimeTooHigh(_)
+                | WrongBlockTarget
+                | TxnTargetHarderThanBlock
+                | Script { read_height: false, .. }
         )
     }
 

@@ -687,19 +687,11 @@ impl Chain {
         let unsettled = |e: ChainError| (e, false);
         let settled = |e: ChainError| (e, true);
         // The header alone (the body is checked against its hash here too).
-        let info = check_txpow_form(&self.params, &txpow).map_err(|e| {
-            let header_only = matches!(
-                e,
-                ChainError::BlockNumberTooHigh(_)
-                    | ChainError::TimeTooHigh(_)
-                    | ChainError::WrongChainId(_)
-                    | ChainError::MagicMismatch
-                    | ChainError::InsufficientWork
-            );
-            (e, header_only)
-        })?;
+        // Nothing is remembered before the proof of work holds: a header without it costs its
+        // sender nothing to make, and could flush the cache.
+        let info = check_txpow_form(&self.params, &txpow).map_err(unsettled)?;
         if !info.is_block {
-            return Err(settled(ChainError::NotABlock));
+            return Err(unsettled(ChainError::NotABlock));
         }
         if let Some((h, cp)) = self.params.checkpoint {
             if txpow.header.block_number == h && id != cp {
@@ -1183,6 +1175,20 @@ impl Chain {
     /// True when transaction `txid` was applied by a block of the best chain's tree.
     pub fn txid_applied(&self, txid: &Hash) -> bool {
         self.txid_on_branch(&self.tip, txid)
+    }
+
+    /// Every txid the best chain's tree blocks applied (one walk, for checking many).
+    pub fn applied_txids(&self) -> HashSet<Hash> {
+        let mut v = HashSet::new();
+        let mut cur = self.tip;
+        while let Some(b) = self.tree.get(&cur) {
+            v.extend(b.txids.iter().copied());
+            if cur == self.root {
+                break;
+            }
+            cur = b.parent();
+        }
+        v
     }
 
     /// Mark a block id invalid so it and its descendants are refused at once (the oldest of

@@ -280,7 +280,8 @@ pub fn run_scripts(
         let sigops_left = budget.txpow_sigops.min(budget.block_sigops).saturating_sub(cost.sigops);
         let limits =
             Limits { max_instructions: base.max_instructions.min(ops_left), max_sigops: sigops_left, ..base };
-        match script::run_script(src, ctx, &limits, cache) {
+        let (result, read_height) = script::run_script_traced(src, ctx, &limits, cache);
+        match result {
             Ok(stats) => {
                 cost.sigops = cost.sigops.saturating_add(stats.sigops);
                 cost.instructions = cost.instructions.saturating_add(stats.instructions);
@@ -299,7 +300,7 @@ pub fn run_scripts(
                     cost.instructions.saturating_add(limits.max_instructions),
                 ));
             }
-            Err(error) => return Err(ChainError::Script { input: i, error }),
+            Err(error) => return Err(ChainError::Script { input: i, error, read_height }),
         }
     }
     Ok(cost)

@@ -118,6 +118,7 @@ pub fn build(chain: &Chain, ranked: &[&Entry], time_ms: u64, prng: [u8; 32]) -> 
     };
     // The pulse's own encoding without ids; each listed id adds exactly 32 bytes.
     let base = TxPoW { header: header.clone(), body: body.clone() }.size();
+    let applied = chain.applied_txids();
     let mut u = Usage::default();
     let mut spent: HashSet<Hash> = HashSet::new();
     let mut chosen: Vec<(&Entry, Proofs)> = vec![];
@@ -131,12 +132,12 @@ pub fn build(chain: &Chain, ranked: &[&Entry], time_ms: u64, prng: [u8; 32]) -> 
         if tx.inputs.iter().any(|c| spent.contains(&c.coin_id)) {
             continue;
         }
-        if chain.txid_applied(&e.txid) {
-            invalid.push(e.txid);
-            continue;
-        }
         // Cheap limits first, with the cost as last judged (a re-judged cost is checked again).
         if !fits(chain, base, &u, e.size, n_in, (e.sigops, e.script_ops)) && !e.reads_height {
+            continue;
+        }
+        if applied.contains(&e.txid) {
+            invalid.push(e.txid);
             continue;
         }
         let Some(proofs) = carried(chain, e) else {

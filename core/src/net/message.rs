@@ -14,7 +14,7 @@ use crate::mmr::{BlockWitness, MmrPeaks, MmrProof};
 use crate::types::{TxHeader, TxPoW};
 
 /// Protocol version in `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Default frame limit.
 pub const MAX_FRAME: usize = 1024 * 1024;
 /// Limit of `Headers`, `Blocks` and `Cascade` frames.

@@ -325,10 +325,9 @@ impl NetHandle {
         lock(&self.shared.peers).values().map(|p| p.hello.tip_weight).max().unwrap_or(0)
     }
 
-    /// Lowest chain weight a connected peer claimed (`None` without peers): once ours reaches
-    /// it, we have synced with at least one peer.
-    pub fn least_claim(&self) -> Option<u128> {
-        lock(&self.shared.peers).values().map(|p| p.hello.tip_weight).min()
+    /// (tip, claimed weight) of each connected peer's `Hello`.
+    pub fn claims(&self) -> Vec<(Hash, u128)> {
+        lock(&self.shared.peers).values().map(|p| (p.hello.tip, p.hello.tip_weight)).collect()
     }
 
     /// Dial `addr` and keep the connection up (redialling with backoff) while the node runs.
@@ -376,11 +375,13 @@ impl NetHandle {
                             }
                         }
                         match next {
-                            // A cursor must move forward, or the peer would page us forever.
-                            Some(n) if after.is_none_or(|a| n > a) => after = Some(n),
+                            // A cursor must move (pages run in (address, coin id) order, so a
+                            // next coin id may be lower than the last one); the page cap
+                            // bounds the rest.
+                            Some(n) if after != Some(n) => after = Some(n),
                             Some(_) => {
-                                penalize(s, &conn, &peer, 20, "coin proof cursor did not advance");
-                                last = NetError::Protocol("coin proof cursor did not advance".into());
+                                penalize(s, &conn, &peer, 20, "coin proof cursor did not move");
+                                last = NetError::Protocol("coin proof cursor did not move".into());
                                 continue 'peers;
                             }
                             None => return Ok((block, out)),
@@ -396,7 +397,8 @@ impl NetHandle {
                     }
                 }
             }
-            return Ok((block, out));
+            // Never a partial answer as if it were whole.
+            last = NetError::Protocol(format!("more than {MAX_COIN_PAGES} pages of coin proofs"));
         }
         Err(last)
     }

@@ -29,6 +29,9 @@ pub const MAX_BANS: usize = 10_000;
 pub const MAX_GROUPS: usize = 4_096;
 /// A group's decayed score above which new connections from it are throttled.
 pub const GROUP_THROTTLE: u32 = BAN_SCORE;
+/// Most a group's score counts (4 halvings of its rate; it decays within about 7 hours), so
+/// honest neighbours in a /24 an attacker shares are slowed, never starved for days.
+pub const GROUP_CAP: u32 = 4 * GROUP_THROTTLE;
 
 /// The misbehaviour group of an address: /24 for IPv4, /48 for IPv6.
 pub fn misbehaviour_group(ip: IpAddr) -> Vec<u8> {
@@ -90,7 +93,9 @@ impl ScoreBook {
         if !self.groups.contains_key(&g) && self.groups.len() >= MAX_GROUPS {
             evict_lowest(&mut self.groups, now);
         }
-        self.groups.entry(g).or_insert(Score { points: 0, at: now }).add(now, points);
+        let gs = self.groups.entry(g).or_insert(Score { points: 0, at: now });
+        gs.add(now, points);
+        gs.points = gs.points.min(GROUP_CAP);
         if !self.scores.contains_key(peer) && self.scores.len() >= MAX_SCORED {
             evict_lowest(&mut self.scores, now);
         }
@@ -227,13 +232,13 @@ mod tests {
         for n in 0..50u8 {
             assert_eq!(book.penalize(t0, ip(7, n), &id(n), BAN_SCORE), Verdict::Banned);
         }
-        assert_eq!(book.group_score(t0, ip(7, 200)), 50 * BAN_SCORE);
-        assert_eq!(book.group_connections_per_min(t0, ip(7, 200), 60), 1);
+        assert_eq!(book.group_score(t0, ip(7, 200)), GROUP_CAP, "capped");
+        assert_eq!(book.group_connections_per_min(t0, ip(7, 200), 60), 3);
         // A fresh identity of that group is not banned: it is only rate limited.
         assert!(!book.is_banned(t0, ip(7, 200), &id(200)));
         // Other groups are untouched, and the throttle wears off with time.
         assert_eq!(book.group_connections_per_min(t0, ip(8, 1), 60), 60);
-        let later = t0 + Duration::from_secs(60 * 50 * u64::from(BAN_SCORE));
+        let later = t0 + Duration::from_secs(60 * u64::from(GROUP_CAP));
         assert_eq!(book.group_connections_per_min(later, ip(7, 200), 60), 60);
     }
 }

@@ -1325,6 +1325,7 @@ impl Actor {
         })?;
         self.fresh.clear();
         self.chain.spill(self.hot_blocks);
+        self.sync_gate();
         if let Some(w) = &wallet {
             self.emit_payments(w);
         }
@@ -1375,7 +1376,7 @@ impl Actor {
                 if claim <= self.chain.weight() && self.chain.knows(&tip) {
                     self.anchor_groups.insert(group);
                 }
-                if !self.synced {
+                if !self.synced && self.sync_gate() {
                     self.refresh_template();
                 }
             }
@@ -1817,13 +1818,16 @@ impl Actor {
         Some(v)
     }
 
-    /// Whether we may mine: we synced with a peer — our weight reached what one of them
-    /// claimed — or none is configured. Once true it stays true (a peer claiming a huge
-    /// weight cannot stop us later).
+    /// Whether we have synced with a peer — we hold the tip a connected peer announced, and
+    /// our weight reaches its claim — or have none configured: until then we do not mine.
+    /// Checked on every handshake and block whether or not we mine (it also starts the
+    /// anchoring clock); once true it stays true (a peer claiming a huge weight cannot stop
+    /// us later).
     fn sync_gate(&mut self) -> bool {
         if !self.synced {
             let ours = self.chain.weight();
-            if self.net.as_ref().and_then(|n| n.least_claim()).is_some_and(|c| ours >= c) {
+            let claims = self.net.as_ref().map(|n| n.claims()).unwrap_or_default();
+            if claims.iter().any(|(tip, claim)| *claim <= ours && self.chain.knows(tip)) {
                 tracing::info!("synced with a peer: mining may start");
                 self.synced = true;
                 self.synced_at = Some(Instant::now());

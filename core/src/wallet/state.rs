@@ -368,6 +368,7 @@ impl WalletState {
             }
         }
         for (txid, tx, number) in confirmed {
+            self.pending_outputs.retain(|_, t| t != txid);
             if self.note_pending(*txid, tx, now_ms).is_none() && !self.history.contains_key(txid) {
                 continue;
             }
