@@ -165,6 +165,26 @@ impl Mempool {
             return Err(MempoolError::Duplicate);
         }
         let conflicts = self.conflicts(&e.txpow, e.burn, now)?;
+        // Plan the room it needs before changing anything: a refusal leaves the pool as it was.
+        let (rank, size) = (e.rank(), e.size);
+        let freed: usize = conflicts.iter().filter_map(|t| self.by_txid.get(t)).map(|x| x.size).sum();
+        let mut used = self.bytes - freed;
+        let mut evict: Vec<Hash> = vec![];
+        if used + size > self.max_bytes {
+            let mut worst: Vec<&Entry> =
+                self.by_txid.values().filter(|x| !conflicts.contains(&x.txid)).collect();
+            worst.sort_by(|a, b| a.rank().cmp(&b.rank()).then(a.id.cmp(&b.id)));
+            for x in worst {
+                if used + size <= self.max_bytes || x.rank() >= rank {
+                    break;
+                }
+                used -= x.size;
+                evict.push(x.txid);
+            }
+            if used + size > self.max_bytes {
+                return Err(MempoolError::Full);
+            }
+        }
         if !conflicts.is_empty() {
             for c in &e.txpow.body.transaction.inputs {
                 if self.by_coin.contains_key(&c.coin_id) {
@@ -178,21 +198,9 @@ impl Mempool {
             }
         }
         let mut removed = vec![];
-        for t in conflicts {
-            if let Some(x) = self.remove_txid(&t) {
+        for t in conflicts.iter().chain(&evict) {
+            if let Some(x) = self.remove_txid(t) {
                 removed.push(x.id);
-            }
-        }
-        let (rank, size) = (e.rank(), e.size);
-        while self.bytes + size > self.max_bytes {
-            let worst = self.by_txid.values().min_by_key(|x| x.rank()).map(|x| (x.txid, x.rank()));
-            match worst {
-                Some((t, r)) if r < rank => {
-                    if let Some(x) = self.remove_txid(&t) {
-                        removed.push(x.id);
-                    }
-                }
-                _ => return Err(MempoolError::Full),
             }
         }
         for c in &e.txpow.body.transaction.inputs {
@@ -312,6 +320,26 @@ mod tests {
         assert_eq!(m.len(), 1);
         // Another input is not affected.
         m.insert_at(spend(8, 8, 0), t0).unwrap();
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_refused_insert_leaves_the_pool_as_it_was() {
+        let t0 = Instant::now();
+        let one = spend(1, 1_000, 0).size;
+        let mut m = Mempool::new(2 * one + one / 2);
+        m.insert_at(spend(1, 1_000, 0), t0).unwrap();
+        m.insert_at(spend(2, 1_000, 0), t0).unwrap();
+        // A replacement of coin 1 that burns more but does not fit even so: refused, and
+        // the spend it would have replaced is still there.
+        let mut big = spend(1, 2_000, 1);
+        big.size = 3 * one;
+        assert_eq!(m.insert_at(big, t0), Err(MempoolError::Full));
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.bytes(), 2 * one);
+        // A better-paying one evicts the worst to make room.
+        let removed = m.insert_at(spend(3, 500_000, 0), t0).unwrap();
+        assert_eq!(removed.len(), 1);
         assert_eq!(m.len(), 2);
     }
 }
