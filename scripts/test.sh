@@ -65,6 +65,14 @@ else
     echo "=== stage android check: skipped (no Android NDK found: set ANDROID_NDK_HOME)"
 fi
 
+# Every cargo-fuzz target (core/fuzz) for 10 s on a copy of its seed corpus.
+if cargo +nightly --version >/dev/null 2>&1; then
+    stage "fuzz" bash scripts/fuzz.sh 10
+else
+    echo "=== stage fuzz: FAILED (no nightly toolchain)" >&2
+    exit 1
+fi
+
 echo "=== timing"
 for line in "${SUMMARY[@]}"; do
     echo "    ${line}"

@@ -21,6 +21,7 @@ use minima_core::net::peer::NetConfig;
 use minima_core::node::{Config, Event, Mining, Node, NodeError, WalletSecret};
 use minima_core::wallet::{Seed, WalletError};
 use minima_core::Params;
+use zeroize::{Zeroize, Zeroizing};
 
 uniffi::setup_scaffolding!();
 
@@ -156,7 +157,30 @@ impl From<NetworkKind> for NetworkType {
     }
 }
 
-/// How a node is set up.
+/// A secret the host hands the node: the wallet's seed phrase, or the passphrase that opens
+/// the seed sealed in the data dir. An object, not a string, so that nothing prints it: a
+/// Kotlin data class's `toString`, a Swift struct's `description` and Rust's `Debug` of a
+/// [`NodeConfig`] show only `Secret`. The Rust copy is wiped when the last reference goes.
+#[derive(uniffi::Object)]
+pub struct Secret(Zeroizing<String>);
+
+#[uniffi::export]
+impl Secret {
+    /// Wrap a seed phrase or passphrase.
+    #[uniffi::constructor]
+    pub fn new(value: String) -> Arc<Secret> {
+        Arc::new(Secret(Zeroizing::new(value)))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// How a node is set up. Its secrets are [`Secret`] objects, so printing a config never
+/// shows them.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NodeConfig {
     /// Data directory (Android `filesDir`, iOS Application Support).
@@ -182,9 +206,9 @@ pub struct NodeConfig {
     pub devnet_duty: Option<f64>,
     /// The wallet's 24 words, if the host keeps the seed (Keystore/Keychain) and passes it
     /// at each start; the node then stores nothing secret.
-    pub seed_phrase: Option<String>,
+    pub seed_phrase: Option<Arc<Secret>>,
     /// Or the passphrase (or host key) that opens the seed sealed in the data dir.
-    pub passphrase: Option<String>,
+    pub passphrase: Option<Arc<Secret>>,
     /// Devnet: claim the genesis coin into the wallet.
     pub claim_genesis: bool,
 }
@@ -498,17 +522,22 @@ fn build_config(c: &NodeConfig) -> Result<Config, MinimaError> {
     let peers = c.peers.iter().map(|s| parse_addr(s)).collect::<Result<Vec<_>, _>>()?;
     cfg.net = Some(NetConfig { listen, peers, ..Default::default() });
     cfg.wallet = match (&c.seed_phrase, &c.passphrase) {
-        (Some(words), _) => {
-            let s = minima_core::crypto::phrase_to_seed(words.trim())
-                .map_err(|e| MinimaError::InvalidSeedPhrase { detail: e.to_string() })?;
-            Some(WalletSecret::Seed(Seed(s)))
-        }
+        (Some(words), _) => Some(WalletSecret::Seed(seed_of(&words.0)?)),
         (None, Some(pass)) if dir.join(minima_core::node::WALLET_FILE).exists() => {
-            Some(WalletSecret::Passphrase(pass.as_bytes().to_vec()))
+            Some(WalletSecret::Passphrase(pass.0.as_bytes().to_vec()))
         }
         _ => None,
     };
     Ok(cfg)
+}
+
+/// The seed of 24 words (no copy of it left behind).
+fn seed_of(words: &str) -> Result<Seed, MinimaError> {
+    let mut s = minima_core::crypto::phrase_to_seed(words.trim())
+        .map_err(|e| MinimaError::InvalidSeedPhrase { detail: e.to_string() })?;
+    let seed = Seed(s);
+    s.zeroize();
+    Ok(seed)
 }
 
 impl MinimaNode {
@@ -725,9 +754,10 @@ impl MinimaNode {
     /// With a passphrase the node keeps the seed sealed; without, the host must keep the
     /// words and pass them as `seed_phrase` at each start.
     pub fn create_wallet(&self, passphrase: Option<String>) -> Result<String, MinimaError> {
+        let passphrase = passphrase.map(Zeroizing::new);
         let seed = Seed::generate().map_err(|e| MinimaError::Wallet { detail: e.to_string() })?;
         let words = minima_core::crypto::seed_to_phrase(&seed.0);
-        self.running()?.create_wallet(seed, passphrase.as_deref().map(str::as_bytes))?;
+        self.running()?.create_wallet(seed, passphrase.as_deref().map(|p| p.as_bytes()))?;
         Ok(words)
     }
 
@@ -748,10 +778,10 @@ impl MinimaNode {
         words: String,
         passphrase: Option<String>,
     ) -> Result<RestoreReport, MinimaError> {
-        let s = minima_core::crypto::phrase_to_seed(words.trim())
-            .map_err(|e| MinimaError::InvalidSeedPhrase { detail: e.to_string() })?;
+        let (words, passphrase) = (Zeroizing::new(words), passphrase.map(Zeroizing::new));
+        let seed = seed_of(&words)?;
         let node = self.running()?;
-        node.create_wallet(Seed(s), passphrase.as_deref().map(str::as_bytes))?;
+        node.create_wallet(seed, passphrase.as_deref().map(|p| p.as_bytes()))?;
         let r = node.wallet_rescan()?;
         Ok(RestoreReport {
             keys_scanned: r.keys_scanned,
@@ -817,7 +847,8 @@ fn platform_log() {
 #[cfg(not(any(target_os = "android", target_os = "ios", target_os = "macos")))]
 fn platform_log() {}
 
-/// A fresh 24-word seed phrase (the host may keep it and pass it as `seed_phrase`).
+/// A fresh 24-word seed phrase (the host may keep it and pass it as `seed_phrase`, in a
+/// [`Secret`]).
 #[uniffi::export]
 pub fn generate_seed_phrase() -> Result<String, MinimaError> {
     let s = Seed::generate().map_err(|e| MinimaError::Wallet { detail: e.to_string() })?;
@@ -829,4 +860,35 @@ pub fn generate_seed_phrase() -> Result<String, MinimaError> {
 pub fn parse_coins(amount: String) -> Result<u64, MinimaError> {
     minima_core::wallet::parse_coins(&amount)
         .map_err(|e| MinimaError::InvalidAmount { detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_config_never_prints_its_secrets() {
+        let words = generate_seed_phrase().unwrap();
+        let c = NodeConfig {
+            data_dir: "/tmp/minima-x".into(),
+            network: "devnet".into(),
+            new_devnet_genesis: true,
+            devnet_genesis_file: None,
+            listen: None,
+            peers: vec![],
+            full_mmr: false,
+            phone: true,
+            pulses_opt_in: false,
+            devnet_duty: None,
+            seed_phrase: Some(Secret::new(words.clone())),
+            passphrase: Some(Secret::new("correct horse battery".into())),
+            claim_genesis: false,
+        };
+        for shown in [format!("{c:?}"), format!("{c:#?}")] {
+            assert!(shown.contains("Secret(…)"), "{shown}");
+            assert!(!shown.contains(&words) && !shown.contains("correct horse"), "{shown}");
+        }
+        // The words still reach the node.
+        assert!(matches!(build_config(&c).unwrap().wallet, Some(WalletSecret::Seed(_))));
+    }
 }

@@ -83,3 +83,19 @@ fn the_database_and_its_wal_and_shm_are_0600() {
     let _store = Store::open(dir.path(), "devnet", &Hash([1; 32])).unwrap();
     assert_eq!(mode(&db), 0o600);
 }
+
+#[test]
+fn the_data_dir_is_created_0700_and_narrowed_when_open_to_others() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("node");
+    let mut cfg = minima_core::node::Config::new(&dir, minima_core::Params::devnet());
+    cfg.mining = minima_core::node::Mining::Off;
+    let node = with_open_umask(|| minima_core::node::Node::start(cfg.clone())).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    node.stop(std::time::Duration::from_secs(5)).unwrap();
+    drop(node);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let node = minima_core::node::Node::start(cfg).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    node.stop(std::time::Duration::from_secs(5)).unwrap();
+}

@@ -353,7 +353,17 @@ fn is_our_file(name: &str) -> bool {
 }
 
 fn lock_data_dir(dir: &Path) -> Result<File, NodeError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    // The data dir holds keys and the wallet: private to its owner (0700), whatever the
+    // umask; an existing one open to others is narrowed.
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_err(dir, e))?;
+        let meta = std::fs::metadata(dir).map_err(|e| io_err(dir, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io_err(dir, e))?;
+        }
+    }
     let has_db = dir.join(crate::store::DB_FILE).exists();
     if !has_db {
         let foreign = std::fs::read_dir(dir)

@@ -6,6 +6,8 @@ import Foundation
 import MinimaFFI
 import Network
 
+/// The config's seed phrase and passphrase are `Secret` objects (`Secret(value: words)`), so
+/// printing or logging a `NodeConfig` never shows them (as in the Kotlin wrapper).
 public final class MinimaClient {
     public let node: MinimaNode
     private let queue = DispatchQueue(label: "org.minima.node", qos: .utility)

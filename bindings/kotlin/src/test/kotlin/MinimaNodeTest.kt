@@ -2,6 +2,7 @@ import java.nio.file.Files
 import java.nio.file.Path
 import kotlin.test.assertEquals
 import kotlin.test.assertFailsWith
+import kotlin.test.assertFalse
 import kotlin.test.assertTrue
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
@@ -18,6 +19,7 @@ import uniffi.minima_ffi.MinimaNode
 import uniffi.minima_ffi.NetworkKind
 import uniffi.minima_ffi.NodeConfig
 import uniffi.minima_ffi.NodeEvent
+import uniffi.minima_ffi.Secret
 import uniffi.minima_ffi.generateSeedPhrase
 import uniffi.minima_ffi.initLogging
 import uniffi.minima_ffi.parseCoins
@@ -49,8 +51,8 @@ fun config(
     phone = phone,
     pulsesOptIn = false,
     devnetDuty = duty,
-    seedPhrase = seed,
-    passphrase = passphrase,
+    seedPhrase = seed?.let { Secret(it) },
+    passphrase = passphrase?.let { Secret(it) },
     claimGenesis = claim,
 )
 
@@ -169,6 +171,24 @@ class MinimaNodeTest {
 
         for (n in listOf(c, b, a)) n.shutdown()
         assertTrue(synchronized(logs) { logs.none { it.contains(bWords) } }, "the seed never reaches the logs")
+    }
+
+    @Test
+    fun aNodeConfigNeverPrintsItsSecrets() {
+        val words = generateSeedPhrase()
+        val c = config(Files.createTempDirectory("minima-kt-print"), newGenesis = true, seed = words,
+            passphrase = "correct horse battery")
+        val shown = c.toString()
+        assertTrue(shown.contains("seedPhrase=") && shown.contains("passphrase="), shown)
+        assertFalse(shown.contains(words), shown)
+        assertFalse(shown.contains(words.split(" ").take(3).joinToString(" ")), shown)
+        assertFalse(shown.contains("correct horse"), shown)
+        assertFalse("$c".contains(words) || listOf(c).toString().contains(words))
+        // The words still reach the node: a bad phrase is refused.
+        assertFailsWith<MinimaException.InvalidSeedPhrase> {
+            MinimaNode(config(Files.createTempDirectory("minima-kt-print"), newGenesis = true, seed = "abandon abandon"))
+        }
+        MinimaNode(c).destroy()
     }
 
     @Test

@@ -17,6 +17,7 @@ import uniffi.minima_ffi.NodeStatus
 import uniffi.minima_ffi.Payment
 import uniffi.minima_ffi.PeerInfo
 import uniffi.minima_ffi.RestoreReport
+import uniffi.minima_ffi.Secret
 import uniffi.minima_ffi.SyncReport
 import uniffi.minima_ffi.WalletBalance
 
@@ -26,6 +27,9 @@ import uniffi.minima_ffi.WalletBalance
  * [Flow] whose collection holds one subscription. Errors are the generated
  * `MinimaException` subclasses. Android-only glue (service, worker, network callback) lives
  * in `org.minima.node.android` and only calls this class.
+ *
+ * The config's seed phrase and passphrase are [Secret] objects (`Secret(words)`), so logging
+ * or printing a [NodeConfig] never shows them.
  */
 class MinimaClient(config: NodeConfig, private val io: CoroutineDispatcher = Dispatchers.IO) {
     /** The generated handle (for calls the wrapper does not cover). */
