@@ -67,6 +67,26 @@
 //!   (change included); `sendable` = confirmed coins no pending transaction spends. A restore
 //!   scans key indexes in batches of 20 until 20 in a row hold no coin. The seed's public
 //!   fingerprint (`H("minima/wallet-id/v1", seed)`) ties a data dir's wallet to its seed.
+//! - **Bounds on peers' numbers.** A TxPoW, tree block or cascade header numbered above 2^48
+//!   or timed above 2^53 ms is invalid ([`chain::MAX_BLOCK_NUMBER`], [`chain::MAX_TIME_MS`]),
+//!   so block arithmetic on a peer's numbers cannot overflow; the release build keeps overflow
+//!   checks and a panic in the chain actor stops the node with `Event::Fatal`.
+//! - **Script costs and caps from genesis** (SPEC-v2 §14.5, v1 language): `SHA3` and HEX
+//!   `EQ`/`NEQ` cost bc = max(1, ⌈bytes/64⌉) instructions; `CHECKSIG` sig-ops count as they
+//!   run and abort at the TxPoW's or block's budget before verifying; all runs of one TxPoW
+//!   may execute `max_txpow_script_ops` (16,384) instructions and one block's
+//!   `max_block_script_ops` (262,144) — `Params` fields, not `Magic` (headers are unchanged).
+//! - **Refusals remembered.** A block refused for a reason its id settles (after its proof of
+//!   work holds: its header against its parent, or its signatures and scripts once its MMR
+//!   witness is proven) is remembered (4,096, oldest forgotten); refusals that depend on the
+//!   witness or a listed TxPoW sent with it are not.
+//! - **Mining waits for a first sync.** A node with peers to reach mines nothing until it holds
+//!   a connected peer's announced tip and reaches its claimed weight.
+//! - **Anchoring.** Until two /16 groups of peers have shown our tip and an hour has passed
+//!   since the first sync, any heavier verified chain is adopted, even one forking below our
+//!   tree root; after that such a chain is raised as `ChainConflict`. Only checked links count
+//!   for "forks inside our tree" and the checkpoint (a cascade header's other `parents`
+//!   slots are never checked).
 //! - **Pulses.** A pulse mines `pulse_work` hashes on the tip's template at full speed on the
 //!   low-priority miner thread; a new tip during a pulse rebuilds the template with the hashes
 //!   left. The ledger charges the miner thread's CPU time to the pulse budget.
