@@ -1383,7 +1383,7 @@ impl Actor {
             R::PeerUp(group, tip, claim) => {
                 // A peer whose tip we hold and whose claim ours reaches shares our chain: it
                 // counts towards the groups that verified it.
-                if claim <= self.chain.weight() && self.chain.knows(&tip) {
+                if tip != self.chain.genesis_id() && claim <= self.chain.weight() && self.chain.knows(&tip) {
                     self.anchor_groups.insert(group);
                 }
                 if !self.synced && self.sync_gate() {
@@ -1666,6 +1666,8 @@ impl Actor {
             // Not anchored yet (a fresh node, or one that mined alone): the heavier verified
             // chain wins.
             tracing::info!("a heavier chain forking below our tree replaces ours (not anchored yet)");
+            // The groups that vouched for the chain we leave vouch for nothing now.
+            self.anchor_groups.clear();
             self.anchor_groups.insert(group);
             self.adopt(c)?;
             return Ok(SyncOutcome::Adopted);
