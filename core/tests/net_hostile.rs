@@ -968,3 +968,72 @@ fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
     victim.stop(Duration::from_secs(5)).unwrap();
     honest.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// The sync candidate is capped: a peer claiming its whole 2,300-block chain is tree (an empty
+/// cascade, genesis as its root) feeds blocks past what any tree holds; the sync is aborted
+/// and the peer banned, and nothing of its chain is taken.
+#[test]
+fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000);
+    b.tx_per_block = false;
+    b.mine(2_300);
+    let genesis = b.chain.genesis_id();
+    let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
+    let data: Vec<BlockData> = b
+        .blocks()
+        .iter()
+        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
+        .collect();
+    let cascade = Message::Cascade {
+        headers: vec![],
+        root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let evil = scripted_server(&rt, move |m| {
+        use minima_core::net::message::BlockBody;
+        let find = |id: &Hash| data.iter().find(|d| d.txpow.id() == *id).cloned();
+        match m {
+            Message::Hello(_) => Some(Message::Hello(Hello {
+                tip: data.last()?.txpow.id(),
+                tip_weight: u128::MAX / 2,
+                is_client: false,
+                serves_blocks: true,
+                ..hello_for(genesis)
+            })),
+            Message::GetCascade => Some(cascade.clone()),
+            Message::GetHeaders { locator, .. } => {
+                // From genesis or a block of its own: the next headers. From the victim's own
+                // tip: headers that do not connect, so the victim syncs from its cascade.
+                let first = *locator.first()?;
+                let start = if first == genesis {
+                    0
+                } else {
+                    data.iter().position(|d| d.txpow.id() == first).map(|i| i + 1).unwrap_or(100)
+                };
+                Some(Message::Headers(
+                    data[start..].iter().take(2_000).map(|d| d.txpow.header.clone()).collect(),
+                ))
+            }
+            Message::GetBodies(ids) => Some(Message::Bodies(
+                ids.iter()
+                    .map_while(find)
+                    .map(|d| BlockBody { body: d.txpow.body, witness: d.witness, listed: d.listed })
+                    .collect(),
+            )),
+            _ => None,
+        }
+    });
+    // The victim has a short chain of its own.
+    let mut own = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000).with_salt(9);
+    own.mine(5);
+    let victim = start_net_off(&dir.path().join("v"), &b.params, false, vec![]);
+    common::submit_blocks(&victim, &own, own.blocks());
+    let tip = victim.status().unwrap().tip;
+    victim.add_peer(evil).unwrap();
+    assert!(wait_until(Duration::from_secs(120), || victim.status().unwrap().bans >= 1), "banned");
+    assert_eq!(victim.status().unwrap().tip, tip, "nothing of its chain taken");
+    victim.stop(Duration::from_secs(5)).unwrap();
+}

@@ -761,6 +761,8 @@ struct Actor {
 struct Candidate {
     chain: Chain,
     txpows: HashMap<Hash, TxPoW>,
+    /// Blocks validated into it so far.
+    blocks: u64,
 }
 
 struct Src<'a> {
@@ -1606,7 +1608,7 @@ impl Actor {
         };
         let id = chain.root().id;
         let txpows = root.listed.into_iter().map(|t| (t.id(), t)).collect();
-        self.candidate = Some(Candidate { chain, txpows });
+        self.candidate = Some(Candidate { chain, txpows, blocks: 0 });
         Ok(id)
     }
 
@@ -1617,6 +1619,16 @@ impl Actor {
         target: u64,
     ) -> Result<(), NodeError> {
         let c = self.candidate.as_mut().ok_or(NodeError::Net("no sync in progress".into()))?;
+        // A peer's tree holds at most tree_depth + cascade_step blocks above its cascade; with
+        // room for what it mines while we sync, more than this is a peer feeding us without
+        // end: the sync is aborted (and the peer banned for it).
+        let cap =
+            2 * (self.params.tree_depth + self.params.cascade_step) + crate::net::message::MAX_HEADERS as u64;
+        c.blocks = c.blocks.saturating_add(blocks.len() as u64);
+        if c.blocks > cap {
+            self.candidate = None;
+            return Err(NodeError::Net(format!("a sync candidate past {cap} blocks")));
+        }
         for b in blocks {
             let given: HashMap<Hash, TxPoW> = b.listed.into_iter().map(|t| (t.id(), t)).collect();
             let src = Src { a: &c.txpows, b: &given, m: &Mempool::new(0), store: None };
