@@ -69,7 +69,7 @@ pub fn fits(chain: &Chain, base: usize, u: &Usage, size: usize, n_in: usize, cos
 }
 
 /// The proofs of `e` carried to the tip, `None` if an input is not unspent there.
-fn carried(chain: &Chain, e: &Entry) -> Option<Proofs> {
+pub fn carried(chain: &Chain, e: &Entry) -> Option<Proofs> {
     let mut v = Vec::with_capacity(e.proofs.len());
     for (c, (created, p)) in e.txpow.body.transaction.inputs.iter().zip(&e.proofs) {
         let rec = CoinRecord { coin: c.clone(), created: *created };

@@ -1834,12 +1834,7 @@ impl Actor {
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {
-        let mut v = vec![];
-        for (c, (created, p)) in e.txpow.body.transaction.inputs.iter().zip(&e.proofs) {
-            let rec = CoinRecord { coin: c.clone(), created: *created };
-            v.push((*created, self.chain.refresh_proof(&rec, p).ok()?));
-        }
-        Some(v)
+        crate::miner::template::carried(&self.chain, e)
     }
 
     /// Whether we have synced with a peer — we hold the tip a connected peer announced, and
