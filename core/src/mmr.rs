@@ -152,6 +152,42 @@ fn peak_of(leaf_count: u64, index: u64) -> Option<(usize, NodeKey)> {
     })
 }
 
+/// Siblings from leaf `index` to its peak in an MMR of `leaf_count` leaves whose nodes `get`
+/// looks up (in memory, or in the store's `mmr_nodes` table).
+pub fn siblings_in(
+    leaf_count: u64,
+    index: u64,
+    mut get: impl FnMut(NodeKey) -> Option<MmrNode>,
+) -> Result<Vec<MmrNode>, MmrError> {
+    let (_, pk) = peak_of(leaf_count, index).ok_or(MmrError::LeafOutOfRange { index, count: leaf_count })?;
+    let mut key = NodeKey::leaf(index);
+    let mut v = Vec::with_capacity(pk.height as usize);
+    for _ in 0..pk.height {
+        let s = key.sibling();
+        v.push(get(s).ok_or(MmrError::MissingNode(s))?);
+        key = key.parent();
+    }
+    Ok(v)
+}
+
+/// A relay proof of leaf `index` in an MMR of `leaf_count` leaves whose nodes `get` looks up,
+/// labelled with `block_id`: the siblings to its peak, then the other peaks left to right.
+pub fn proof_in(
+    leaf_count: u64,
+    index: u64,
+    block_id: Hash,
+    mut get: impl FnMut(NodeKey) -> Option<MmrNode>,
+) -> Result<MmrProof, MmrError> {
+    let mut path = siblings_in(leaf_count, index, &mut get)?;
+    let (pos, _) = peak_of(leaf_count, index).ok_or(MmrError::LeafOutOfRange { index, count: leaf_count })?;
+    for (i, k) in peak_keys(leaf_count).into_iter().enumerate() {
+        if i != pos {
+            path.push(get(k).ok_or(MmrError::MissingNode(k))?);
+        }
+    }
+    Ok(MmrProof { block_id, leaf_index: index, path })
+}
+
 /// The peaks of an MMR: enough to append, to check a witness, and to compute the root.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct MmrPeaks {
@@ -203,6 +239,9 @@ impl Decode for MmrPeaks {
         Ok(MmrPeaks { leaf_count, peaks })
     }
 }
+
+/// A transaction's input proofs: (creation block number, proof) per input.
+pub type Proofs = Vec<(u64, MmrProof)>;
 
 /// A relay coin proof (SPEC §7): leaf `leaf_index` in the MMR after block `block_id`. The path
 /// holds the siblings from the leaf to its peak, then the other peaks left to right.
@@ -572,30 +611,12 @@ impl Mmr {
 
     /// Siblings from leaf `index` to its peak.
     pub fn siblings(&self, index: u64) -> Result<Vec<MmrNode>, MmrError> {
-        let (_, pk) = peak_of(self.leaf_count, index)
-            .ok_or(MmrError::LeafOutOfRange { index, count: self.leaf_count })?;
-        let mut key = NodeKey::leaf(index);
-        let mut v = Vec::with_capacity(pk.height as usize);
-        for _ in 0..pk.height {
-            let s = key.sibling();
-            v.push(self.nodes.get(&s).copied().ok_or(MmrError::MissingNode(s))?);
-            key = key.parent();
-        }
-        Ok(v)
+        siblings_in(self.leaf_count, index, |k| self.nodes.get(&k).copied())
     }
 
     /// A relay proof of leaf `index` against this MMR, labelled with `block_id`.
     pub fn proof(&self, index: u64, block_id: Hash) -> Result<MmrProof, MmrError> {
-        let mut path = self.siblings(index)?;
-        let (pos, _) = peak_of(self.leaf_count, index)
-            .ok_or(MmrError::LeafOutOfRange { index, count: self.leaf_count })?;
-        let peaks = self.peaks()?;
-        for (i, p) in peaks.peaks.iter().enumerate() {
-            if i != pos {
-                path.push(*p);
-            }
-        }
-        Ok(MmrProof { block_id, leaf_index: index, path })
+        proof_in(self.leaf_count, index, block_id, |k| self.nodes.get(&k).copied())
     }
 
     /// A partial MMR holding what a relay proof shows (the leaf's path and every peak).

@@ -22,6 +22,8 @@ use crate::crypto::Hash;
 use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, MmrProof, NodeKey};
 use crate::types::{CoinRecord, TxHeader, TxPoW};
 
+pub mod serve;
+
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "minima.sqlite";
 /// Current schema version.
@@ -109,6 +111,9 @@ pub struct BlockCommit<'a> {
     pub mempool_removed: Vec<Hash>,
     /// Mempool entries that arrived.
     pub mempool_added: Vec<(&'a TxPoW, &'a [(u64, MmrProof)])>,
+    /// Pending entries' proofs carried to a newer block (by TxPoW id), so the proofs served
+    /// to peers from the store stay within their `proof_window`.
+    pub mempool_proofs: Vec<(Hash, &'a [(u64, MmrProof)])>,
     /// Full-MMR node changes: (key, new value or None to delete), and the new leaf count.
     pub mmr_changes: Vec<(NodeKey, Option<MmrNode>)>,
     /// Leaf count after the MMR changes.
@@ -217,6 +222,94 @@ impl ColdBlocks for ColdReader {
     fn txpow(&self, id: &Hash) -> Option<TxPoW> {
         self.with(|c| read_txpow(c, id))
     }
+}
+
+/// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
+/// addresses (each asked once), in (address, coin id) or coin id order after the coin
+/// `after` (a cursor: every page is a range scan, never a skip over earlier rows), at most
+/// `limit` rows.
+fn read_coins(
+    conn: &Connection,
+    ids: &[Hash],
+    by_address: bool,
+    after: Option<&Hash>,
+    limit: usize,
+) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
+    let mut keys: Vec<&Hash> = ids.iter().collect();
+    keys.sort();
+    keys.dedup();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut out = vec![];
+    if by_address {
+        // Row-value order (address, coin_id) on the coins_address_id index.
+        let start = match after {
+            Some(c) => {
+                let a: Option<Vec<u8>> = conn
+                    .query_row("SELECT address FROM coins WHERE coin_id = ?1", params![&c.0[..]], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                // `None`: the cursor's coin left (a reorg): start over.
+                a.map(|a| (a, c.0.to_vec()))
+            }
+            None => None,
+        };
+        let mut st = conn.prepare_cached(
+            "SELECT leaf, record FROM coins WHERE address = ?1 AND (address, coin_id) > (?2, ?3)
+             ORDER BY coin_id LIMIT ?4",
+        )?;
+        for a in keys {
+            let (sa, sc) = match &start {
+                Some((sa, _)) if sa.as_slice() > &a.0[..] => continue,
+                Some((sa, sc)) if sa.as_slice() == &a.0[..] => (sa.clone(), sc.clone()),
+                _ => (a.0.to_vec(), vec![]),
+            };
+            let left = limit - out.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            let rows = st.query_map(params![&a.0[..], sa, sc, left], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for row in rows {
+                let (leaf, rec) = row?;
+                out.push((leaf as u64, CoinRecord::decode(&rec)?));
+            }
+        }
+    } else {
+        let mut st = conn.prepare_cached("SELECT leaf, record FROM coins WHERE coin_id = ?1")?;
+        for c in keys.into_iter().filter(|c| after.is_none_or(|a| *c > a)) {
+            if out.len() as i64 >= limit {
+                break;
+            }
+            if let Some((leaf, rec)) = st
+                .query_row(params![&c.0[..]], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()?
+            {
+                out.push((leaf as u64, CoinRecord::decode(&rec)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Remembered peer addresses, most recently seen first.
+fn read_peers(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT addr FROM peers ORDER BY last_seen DESC")?;
+    let v = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(v)
+}
+
+/// A read-only connection to the database at `path`, with a small page cache (its reads are
+/// rare or small, a phone's memory budget is small, and the OS caches the file too).
+fn read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -256)?;
+    Ok(conn)
 }
 
 fn encode_proofs(p: &[(u64, MmrProof)]) -> Vec<u8> {
@@ -454,14 +547,7 @@ impl Store {
 
     /// A reader of stored tree blocks for the chain (its own read-only connection).
     pub fn cold_reader(&self) -> Result<Arc<ColdReader>, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // A small page cache: these reads are rare (blocks far below the tip).
-        conn.pragma_update(None, "cache_size", -256)?;
-        Ok(Arc::new(ColdReader { conn: Mutex::new(conn) }))
+        Ok(Arc::new(ColdReader { conn: Mutex::new(read_only(&self.path)?) }))
     }
 
     /// Write one accepted block (and what it changed) in one SQL transaction.
@@ -506,6 +592,10 @@ impl Store {
                 params![&t.id().0[..], t.encode(), encode_proofs(p)],
             )
             .map_err(map_full)?;
+        }
+        for (id, p) in &c.mempool_proofs {
+            tx.execute("UPDATE mempool SET proofs = ?1 WHERE id = ?2", params![encode_proofs(p), &id.0[..]])
+                .map_err(map_full)?;
         }
         for (k, v) in &c.mmr_changes {
             match v {
@@ -647,10 +737,7 @@ impl Store {
         Ok(())
     }
 
-    /// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
-    /// addresses (each asked once), in (address, coin id) or coin id order after the coin
-    /// `after` (a cursor: every page is a range scan, never a skip over earlier rows), at most
-    /// `limit` rows.
+    /// Full-MMR coin index, one page: see [`read_coins`].
     pub fn coins(
         &self,
         ids: &[Hash],
@@ -658,63 +745,7 @@ impl Store {
         after: Option<&Hash>,
         limit: usize,
     ) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
-        let mut keys: Vec<&Hash> = ids.iter().collect();
-        keys.sort();
-        keys.dedup();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut out = vec![];
-        if by_address {
-            // Row-value order (address, coin_id) on the coins_address_id index.
-            let start = match after {
-                Some(c) => {
-                    let a: Option<Vec<u8>> = self
-                        .conn
-                        .query_row("SELECT address FROM coins WHERE coin_id = ?1", params![&c.0[..]], |r| {
-                            r.get(0)
-                        })
-                        .optional()?;
-                    // `None`: the cursor's coin left (a reorg): start over.
-                    a.map(|a| (a, c.0.to_vec()))
-                }
-                None => None,
-            };
-            let mut st = self.conn.prepare_cached(
-                "SELECT leaf, record FROM coins WHERE address = ?1 AND (address, coin_id) > (?2, ?3)
-                 ORDER BY coin_id LIMIT ?4",
-            )?;
-            for a in keys {
-                let (sa, sc) = match &start {
-                    Some((sa, _)) if sa.as_slice() > &a.0[..] => continue,
-                    Some((sa, sc)) if sa.as_slice() == &a.0[..] => (sa.clone(), sc.clone()),
-                    _ => (a.0.to_vec(), vec![]),
-                };
-                let left = limit - out.len() as i64;
-                if left <= 0 {
-                    break;
-                }
-                let rows = st.query_map(params![&a.0[..], sa, sc, left], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })?;
-                for row in rows {
-                    let (leaf, rec) = row?;
-                    out.push((leaf as u64, CoinRecord::decode(&rec)?));
-                }
-            }
-        } else {
-            let mut st = self.conn.prepare_cached("SELECT leaf, record FROM coins WHERE coin_id = ?1")?;
-            for c in keys.into_iter().filter(|c| after.is_none_or(|a| *c > a)) {
-                if out.len() as i64 >= limit {
-                    break;
-                }
-                if let Some((leaf, rec)) = st
-                    .query_row(params![&c.0[..]], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                    .optional()?
-                {
-                    out.push((leaf as u64, CoinRecord::decode(&rec)?));
-                }
-            }
-        }
-        Ok(out)
+        read_coins(&self.conn, ids, by_address, after, limit)
     }
 
     /// Remember an address we connected to (the peer table).
@@ -734,9 +765,7 @@ impl Store {
 
     /// Remembered peer addresses, most recently seen first.
     pub fn peers(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self.conn.prepare("SELECT addr FROM peers ORDER BY last_seen DESC")?;
-        let v = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-        Ok(v)
+        read_peers(&self.conn)
     }
 
     /// `PRAGMA integrity_check`.

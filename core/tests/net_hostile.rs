@@ -1037,3 +1037,140 @@ fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
     assert_eq!(victim.status().unwrap().tip, tip, "nothing of its chain taken");
     victim.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// Peers' reads (`GetBlocks`, `GetBodies`, `GetTxPow`, `GetCascade`, `GetCoinProofs`,
+/// `GetPeers`) are served from a read-only store connection: every one is answered, and right,
+/// while the chain actor is held busy. The pending transaction's proofs served from the store
+/// stay within a peer's `proof_window` after more blocks than that window.
+#[test]
+fn reads_are_served_off_the_chain_actor_and_their_proofs_stay_fresh() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut fx = ChainBuilder::new(Params::devnet(), now, 100);
+    fx.mine(3);
+    let p = fx.params.clone();
+    let node = common::start_with(&dir.path().join("s"), &p, Some([127, 0, 0, 1]), vec![], Mining::Off, true);
+    common::submit_blocks(&node, &fx, fx.blocks());
+    let (spent, tx) = spend_free_coin(&mut fx);
+    let proof = fx.coin_proof(&spent.coin.coin_id).unwrap();
+    node.submit_txpow(tx.clone(), vec![proof]).unwrap();
+    let other = fx.take_free_coin().expect("a second free coin");
+    let tip = fx.blocks().last().unwrap().0.clone();
+    let first = fx.blocks()[0].0.id();
+    let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
+    let addr = node.net_addr().unwrap();
+    let (_ep, conn) = rt.block_on(raw_peer(addr, [127, 0, 0, 1], &hello_for(genesis))).expect("handshake");
+    let ask =
+        |m: Message| rt.block_on(transport::request(&conn, &m, Duration::from_secs(10))).expect("answered");
+
+    let release = node.hold_actor().unwrap();
+    match ask(Message::GetBlocks(vec![tip.id()])) {
+        Message::Blocks(b) => assert_eq!(b.iter().map(|b| b.txpow.id()).collect::<Vec<_>>(), vec![tip.id()]),
+        m => panic!("{m:?}"),
+    }
+    match ask(Message::GetBodies(vec![first, tip.id()])) {
+        Message::Bodies(b) => assert_eq!(b.len(), 2),
+        m => panic!("{m:?}"),
+    }
+    match ask(Message::GetTxPow(vec![tx.id()])) {
+        Message::TxPow(t) => {
+            assert_eq!(t.len(), 1);
+            assert_eq!(t[0].0.id(), tx.id());
+            assert!(fx.chain.check_coin_proof(&spent, &t[0].1[0].1).is_ok());
+        }
+        m => panic!("{m:?}"),
+    }
+    match ask(Message::GetCascade) {
+        Message::Cascade { root, .. } => assert_eq!(root.txpow.id(), genesis),
+        m => panic!("{m:?}"),
+    }
+    let query = minima_core::net::message::CoinQuery::Coins(vec![other.coin.coin_id, spent.coin.coin_id]);
+    match ask(Message::GetCoinProofs { query, after: None }) {
+        Message::CoinProofs { block, proofs, next } => {
+            assert_eq!((block, next), (tip.id(), None));
+            // The pending spend is not mined: both coins are unspent, with the fixture's proofs.
+            assert_eq!(proofs.len(), 2);
+            for (rec, pr) in &proofs {
+                assert_eq!(Some(pr), fx.coin_proof(&rec.coin.coin_id).map(|p| p.1).as_ref());
+            }
+        }
+        m => panic!("{m:?}"),
+    }
+    assert!(matches!(ask(Message::GetPeers), Message::Peers(_)));
+    drop(release);
+
+    // More blocks than a proof window: the stored proofs are rewritten as they age.
+    let window = p.proof_window;
+    fx.mine(window + 8);
+    let fresh = fx.take_blocks();
+    common::submit_blocks(&node, &fx, &fresh[3..]);
+    assert_eq!(node.status().unwrap().height, window + 11);
+    match ask(Message::GetTxPow(vec![tx.id()])) {
+        Message::TxPow(t) => {
+            let served = &t[0].1[0].1;
+            assert!(fx.chain.check_coin_proof(&spent, served).is_ok(), "served proof too old: {served:?}");
+        }
+        m => panic!("{m:?}"),
+    }
+    node.stop(Duration::from_secs(5)).unwrap();
+}
+
+/// Before any body of an offered chain is fetched, its headers must prove it heavier than
+/// ours: a peer claiming an absurd weight for a short chain gets no `GetBodies`, nothing of
+/// its chain is validated or taken, and it is banned for the claim.
+#[test]
+fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000);
+    b.tx_per_block = false;
+    b.mine(5);
+    let genesis = b.chain.genesis_id();
+    let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
+    let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
+    let cascade = Message::Cascade {
+        headers: vec![],
+        root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let tip = b.blocks().last().unwrap().0.id();
+    let bodies_asked = std::sync::Arc::new(AtomicBool::new(false));
+    let asked = bodies_asked.clone();
+    let evil = scripted_server(&rt, move |m| match m {
+        Message::Hello(_) => Some(Message::Hello(Hello {
+            tip,
+            tip_weight: u128::MAX / 2,
+            is_client: false,
+            serves_blocks: true,
+            ..hello_for(genesis)
+        })),
+        Message::GetCascade => Some(cascade.clone()),
+        // From its root (genesis), its five headers; from the victim's locator, headers that
+        // do not connect, so the victim syncs from the cascade.
+        Message::GetHeaders { locator, .. } if locator.first() == Some(&genesis) => {
+            Some(Message::Headers(headers.clone()))
+        }
+        Message::GetHeaders { .. } => Some(Message::Headers(headers[2..].to_vec())),
+        Message::GetBodies(_) | Message::GetBlocks(_) => {
+            asked.store(true, Ordering::SeqCst);
+            Some(Message::Bodies(vec![]))
+        }
+        _ => None,
+    });
+    // The victim's own chain: fifty blocks, heavier than the peer's five.
+    let mut own = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000).with_salt(9);
+    own.tx_per_block = false;
+    own.mine(50);
+    let victim = start_net_off(&dir.path().join("v"), &b.params, false, vec![]);
+    common::submit_blocks(&victim, &own, own.blocks());
+    let ours = victim.status().unwrap().tip;
+    victim.add_peer(evil).unwrap();
+    assert!(wait_until(Duration::from_secs(60), || victim.status().unwrap().bans >= 1), "banned");
+    assert!(!bodies_asked.load(Ordering::SeqCst), "no body of the lighter chain was asked for");
+    assert_eq!(victim.status().unwrap().tip, ours, "nothing of its chain taken");
+    victim.stop(Duration::from_secs(5)).unwrap();
+}

@@ -9,11 +9,10 @@ use crate::chain::validate::apply_transaction;
 use crate::chain::{Chain, ChainError};
 use crate::crypto::Hash;
 use crate::mempool::Entry;
-use crate::mmr::{BlockWitness, Mmr, MmrProof, WitnessInput};
+use crate::mmr::{BlockWitness, Mmr, WitnessInput};
 use crate::types::{Coin, CoinRecord, Transaction, TxBody, TxHeader, TxPoW, Witness};
 
-/// A transaction's input proofs: (creation block number, proof) per input.
-pub type Proofs = Vec<(u64, MmrProof)>;
+pub use crate::mmr::Proofs;
 
 /// The block to mine (its nonce unset), and what the builder learnt about the mempool.
 #[derive(Debug, Clone)]

@@ -201,7 +201,7 @@ pub enum CoinQuery {
 }
 
 /// A TxPoW with the relay proofs of its inputs (created, proof).
-pub type RelayTxPow = (TxPoW, Vec<(u64, MmrProof)>);
+pub type RelayTxPow = (TxPoW, crate::mmr::Proofs);
 
 /// A block as it travels: the TxPoW, its MMR witness, and listed TxPoWs the receiver may lack.
 #[derive(Debug, Clone, PartialEq, Eq)]

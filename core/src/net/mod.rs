@@ -7,3 +7,4 @@ pub mod message;
 pub mod peer;
 pub mod score;
 pub mod transport;
+pub mod weight;

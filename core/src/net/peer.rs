@@ -58,6 +58,19 @@ pub enum SyncOutcome {
     Conflict,
 }
 
+/// A sync whose cascade verified: what its headers must prove before any body is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStart {
+    /// The candidate's tree root.
+    pub root: Hash,
+    /// Weight its verified cascade and root prove.
+    pub proven: u128,
+    /// Our chain's weight.
+    pub ours: u128,
+    /// Most tree blocks a candidate may bring.
+    pub max_blocks: u64,
+}
+
 /// Questions the network task asks the chain actor.
 #[derive(Debug)]
 pub enum ChainRequest {
@@ -65,41 +78,50 @@ pub enum ChainRequest {
     Hello(oneshot::Sender<(Hash, Hash, u128)>),
     /// Is this block known?
     Has(Hash, oneshot::Sender<bool>),
-    /// Tree blocks by id (with witnesses and listed TxPoWs), up to a byte budget.
-    Blocks(Vec<Hash>, oneshot::Sender<Vec<BlockData>>),
     /// Best-chain headers after the first locator id we share.
     Headers(Vec<Hash>, u32, oneshot::Sender<Vec<TxHeader>>),
     /// Our locator: best-chain ids from the tip back, thinning out.
     Locator(oneshot::Sender<Vec<Hash>>),
     /// A block from a peer.
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
-    /// Pending transaction TxPoWs by id, with their proofs, to serve `GetTxPow`.
-    TxPows(Vec<Hash>, oneshot::Sender<Vec<RelayTxPow>>),
     /// A transaction TxPoW from a peer (with its input proofs).
     SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
     /// Remember a peer address we completed a handshake with.
     RecordPeer(SocketAddr),
     /// A handshake completed: the peer's /16 group, its tip and claimed weight.
     PeerUp(Vec<u8>, Hash, u128),
-    /// Addresses we have connected to, to serve `GetPeers`.
-    Peers(oneshot::Sender<Vec<String>>),
-    /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
-    Cascade(oneshot::Sender<Option<Message>>),
     /// Start a sync from a peer's cascade: verify it end to end and hold the result as a
-    /// candidate chain (ours is untouched). Answers the candidate's root id.
-    SyncBegin(Box<Message>, oneshot::Sender<Result<Hash, String>>),
+    /// candidate chain (ours is untouched).
+    SyncBegin(Box<Message>, oneshot::Sender<Result<SyncStart, String>>),
     /// Tree blocks for the candidate, oldest first, fully validated; `u64` is the height the
     /// peer's headers reach (for progress events).
     SyncBlocks(Vec<BlockData>, u64, oneshot::Sender<Result<(), String>>),
     /// Finish the sync: adopt the candidate if it is heavier than our chain and passes the
     /// rules of SPEC §5. The bytes are the peer's /16 group (for `ChainConflict`).
     SyncEnd(Vec<u8>, oneshot::Sender<SyncOutcome>),
-    /// Serve `GetCoinProofs` (`None` unless this node keeps the full coin set).
-    CoinProofs(CoinQuery, Option<Hash>, oneshot::Sender<Option<Message>>),
     /// Check coin proofs a peer served against our chain.
     /// `Err(TxRefusal)` carries the penalty (0 when the proofs are against a block we do not
     /// have yet or that just left our best chain: a race, not misbehaviour).
     CheckCoinProofs(Vec<(CoinRecord, MmrProof)>, oneshot::Sender<Result<(), TxRefusal>>),
+}
+
+/// Peers' read requests, answered without the chain actor (the node serves them from a
+/// read-only store connection: a flood of reads never delays blocks, transactions or the
+/// miner). Called on blocking threads.
+pub trait Reads: Send + Sync + 'static {
+    /// Tree blocks by id (with witnesses and listed TxPoWs), at most
+    /// [`crate::net::message::MAX_GET`], up to a byte budget.
+    fn blocks(&self, ids: &[Hash]) -> Vec<BlockData>;
+    /// Pending transaction TxPoWs with their proofs, and TxPoWs listed by tree blocks
+    /// without, by id (at most [`crate::net::message::MAX_GET`]).
+    fn txpows(&self, ids: &[Hash]) -> Vec<RelayTxPow>;
+    /// Our cascade, tree root block and its peaks, to serve `GetCascade`.
+    fn cascade(&self) -> Option<Message>;
+    /// A page of `GetCoinProofs` after the cursor (`None` unless this node keeps the full
+    /// coin set).
+    fn coin_proofs(&self, query: CoinQuery, after: Option<Hash>) -> Option<Message>;
+    /// Addresses we have connected to, to serve `GetPeers`.
+    fn peers(&self) -> Vec<String>;
 }
 
 /// Network settings.
@@ -169,6 +191,10 @@ impl Default for NetConfig {
 
 use crate::net::budget::{Admit, RequestBudget};
 use crate::net::deadline::CatchUpDeadline;
+use crate::net::weight::{Claim, WeightCheck, WeightVerdict};
+/// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
+/// (twice bans: a claim is what picks the first peer of an initial sync, and triggers syncs).
+const INFLATED_CLAIM_PENALTY: u32 = 50;
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
 /// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
 /// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
@@ -199,6 +225,7 @@ struct PeerInfo {
 
 struct Shared {
     chain: mpsc::Sender<ChainRequest>,
+    reads: Arc<dyn Reads>,
     chain_id: u8,
     listen: Option<String>,
     full_mmr: bool,
@@ -444,6 +471,13 @@ async fn ask<T>(s: &Shared, f: impl FnOnce(oneshot::Sender<T>) -> ChainRequest) 
     rx.await.map_err(|_| NetError::Protocol("node stopped".into()))
 }
 
+/// Answer a read request on a blocking thread, off the chain actor (`None`: the node is
+/// shutting down).
+async fn read<T: Send + 'static>(s: &Shared, f: impl FnOnce(&dyn Reads) -> T + Send + 'static) -> Option<T> {
+    let r = s.reads.clone();
+    tokio::task::spawn_blocking(move || f(r.as_ref())).await.ok()
+}
+
 async fn our_hello(s: &Shared) -> Result<Hello, NetError> {
     let (genesis, tip, w) = ask(s, ChainRequest::Hello).await?;
     Ok(Hello {
@@ -482,6 +516,8 @@ pub struct Local {
     pub full_mmr: bool,
     /// Params `min_chain_weight`: below it, every sync goes through a verified cascade.
     pub min_chain_weight: u128,
+    /// Serves peers' read requests.
+    pub reads: Arc<dyn Reads>,
 }
 
 /// Start the network: listen (if configured), dial the configured peers with backoff, keep
@@ -507,6 +543,7 @@ pub fn start(
     let listen = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some()).map(|a| a.to_string());
     let shared = Arc::new(Shared {
         chain,
+        reads: local.reads,
         chain_id: local.chain_id,
         listen,
         full_mmr: local.full_mmr,
@@ -928,11 +965,9 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
             }
             None
         }
-        Message::GetBlocks(ids) => {
-            Some(Message::Blocks(ask(s, |r| ChainRequest::Blocks(ids, r)).await.ok()?))
-        }
+        Message::GetBlocks(ids) => Some(Message::Blocks(read(s, move |r| r.blocks(&ids)).await?)),
         Message::GetBodies(ids) => {
-            let blocks = ask(s, |r| ChainRequest::Blocks(ids.clone(), r)).await.ok()?;
+            let (blocks, ids) = read(s, move |r| (r.blocks(&ids), ids)).await?;
             let bodies = blocks
                 .into_iter()
                 .zip(&ids)
@@ -948,18 +983,11 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         Message::GetHeaders { locator, max } => {
             Some(Message::Headers(ask(s, |r| ChainRequest::Headers(locator, max, r)).await.ok()?))
         }
-        Message::GetCascade => ask(s, ChainRequest::Cascade).await.ok().flatten(),
-        Message::GetTxPow(ids) => Some(Message::TxPow(ask(s, |r| ChainRequest::TxPows(ids, r)).await.ok()?)),
-        Message::GetCoinProofs { query, after } => {
-            ask(s, |r| ChainRequest::CoinProofs(query, after, r)).await.ok().flatten()
-        }
+        Message::GetCascade => read(s, |r| r.cascade()).await?,
+        Message::GetTxPow(ids) => Some(Message::TxPow(read(s, move |r| r.txpows(&ids)).await?)),
+        Message::GetCoinProofs { query, after } => read(s, move |r| r.coin_proofs(query, after)).await?,
         Message::GetPeers => Some(Message::Peers(
-            ask(s, ChainRequest::Peers)
-                .await
-                .ok()?
-                .into_iter()
-                .take(crate::net::message::MAX_PEERS)
-                .collect(),
+            read(s, |r| r.peers()).await?.into_iter().take(crate::net::message::MAX_PEERS).collect(),
         )),
         Message::Ping(n) => Some(Message::Pong(n)),
         // A second Hello, or answers nobody asked for: ignored.
@@ -1091,55 +1119,74 @@ async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         Ok(m @ Message::Cascade { .. }) => m,
         _ => return,
     };
-    let mut last = match ask(s, |r| ChainRequest::SyncBegin(Box::new(m), r)).await {
-        Ok(Ok(root)) => root,
+    let start = match ask(s, |r| ChainRequest::SyncBegin(Box::new(m), r)).await {
+        Ok(Ok(start)) => start,
         Ok(Err(e)) => {
             ban(s, conn, &peer, &format!("bad cascade: {e}"));
             return;
         }
         Err(_) => return,
     };
-    for _round in 0..1_000 {
-        let req = Message::GetHeaders { locator: vec![last], max: MAX_HEADERS as u32 };
+    // Every header first: linked, each with its proof of work, their weight added to the
+    // cascade's. Only a chain proven heavier than ours gets its bodies fetched and validated.
+    let claim = lock(&s.peers).get(&peer).map(|p| p.hello.tip_weight).unwrap_or(0);
+    let mut check = WeightCheck::new(start.ours, claim, start.root, start.proven, start.max_blocks);
+    let mut ids: Vec<(Hash, TxHeader)> = vec![];
+    loop {
+        let req = Message::GetHeaders { locator: vec![check.last()], max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
             Ok(Message::Headers(h)) => h,
             _ => return,
         };
         let Some(first) = headers.first() else { break };
-        if first.parents.0[0] != last {
+        if first.parents.0[0] != check.last() {
             // The peer's tree moved on since it sent its cascade: not misbehaviour.
             return;
         }
-        let target = headers.last().map(|h| h.block_number).unwrap_or(0);
         let n = headers.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut prev = last;
         for h in headers {
-            if h.parents.0[0] != prev {
-                ban(s, conn, &peer, "headers do not chain");
+            let id = h.id();
+            if let Err(e) = check.add(&h, &id) {
+                ban(s, conn, &peer, &format!("sync headers: {e}"));
                 return;
             }
-            prev = h.id();
-            ids.push((prev, h));
+            ids.push((id, h));
         }
-        for chunk in ids.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk, Duration::from_secs(60)).await else { return };
-            if blocks.len() != chunk.len() {
-                // The peer dropped blocks it just announced (its tree moved): give up quietly.
-                return;
-            }
-            match ask(s, |r| ChainRequest::SyncBlocks(blocks, target, r)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    ban(s, conn, &peer, &format!("invalid block in sync: {e}"));
-                    return;
-                }
-                Err(_) => return,
-            }
-        }
-        last = prev;
         if n < MAX_HEADERS {
             break;
+        }
+    }
+    match check.claim() {
+        Claim::Fair => {}
+        Claim::Inflated => {
+            penalize(s, conn, &peer, INFLATED_CLAIM_PENALTY, "claimed more weight than its chain proves")
+        }
+        Claim::Absurd => {
+            ban(s, conn, &peer, "claimed a weight its chain does not come near");
+            return;
+        }
+    }
+    if check.verdict() == WeightVerdict::NotHeavier {
+        tracing::info!(
+            "sync from {} not taken: its headers prove no more weight than ours",
+            conn.remote_address()
+        );
+        return;
+    }
+    let target = ids.last().map(|(_, h)| h.block_number).unwrap_or(0);
+    for chunk in ids.chunks(50) {
+        let Some(blocks) = fetch_bodies(conn, chunk, Duration::from_secs(60)).await else { return };
+        if blocks.len() != chunk.len() {
+            // The peer dropped blocks it just announced (its tree moved): give up quietly.
+            return;
+        }
+        match ask(s, |r| ChainRequest::SyncBlocks(blocks, target, r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                ban(s, conn, &peer, &format!("invalid block in sync: {e}"));
+                return;
+            }
+            Err(_) => return,
         }
     }
     let group = source_group(conn.remote_address().ip());

@@ -16,7 +16,6 @@ use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::chain::{AddOutcome, Cascade, Chain, ChainError, TxPowSource};
-use crate::codec::Encode;
 use crate::crypto::{sha3, Hash};
 use crate::mempool::{Entry, Mempool, MempoolError};
 use crate::miner::{Found, Job, Miner};
@@ -27,6 +26,7 @@ use crate::types::{CoinRecord, TxBody, TxHeader, TxPoW};
 use crate::wallet::{WalletError, WalletState};
 
 mod energy;
+mod serve;
 mod wallet;
 pub use energy::{EnergyReport, SyncReport};
 pub use wallet::{ScanReport, SendReport, WalletSecret, RESTORE_GAP, SEALED_FILE as WALLET_FILE};
@@ -296,6 +296,9 @@ enum Cmd {
     /// Panic inside the actor (tests of the panic path).
     #[cfg(feature = "test-hooks")]
     Panic,
+    /// Test hook: say so on the first channel, then block until the second one's sender drops.
+    #[cfg(feature = "test-hooks")]
+    Hold(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>),
 }
 
 /// A running node.
@@ -495,6 +498,7 @@ impl Node {
                 chain_id: cfg.params.chain_id,
                 full_mmr: cfg.full_mmr,
                 min_chain_weight: cfg.params.min_chain_weight,
+                reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
             };
             let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
@@ -670,6 +674,18 @@ impl Node {
         self.tx.blocking_send(Cmd::Panic).map_err(|_| NodeError::Stopped)
     }
 
+    /// Test hook: block the chain actor until the returned sender is dropped (returns once
+    /// the actor is held), to show what is served without it.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn hold_actor(&self) -> Result<std::sync::mpsc::Sender<()>, NodeError> {
+        let (held, is_held) = std::sync::mpsc::channel();
+        let (release, wait) = std::sync::mpsc::channel();
+        self.tx.blocking_send(Cmd::Hold(held, wait)).map_err(|_| NodeError::Stopped)?;
+        is_held.recv().map_err(|_| NodeError::Stopped)?;
+        Ok(release)
+    }
+
     /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`. Later calls (and
     /// every other method afterwards) return [`NodeError::Stopped`] or do nothing.
     pub fn stop(&self, deadline: Duration) -> Result<(), NodeError> {
@@ -755,6 +771,19 @@ struct Actor {
     anchor_groups: std::collections::HashSet<Vec<u8>>,
     anchor_after: Duration,
     energy: energy::EnergyState,
+    /// Tip height when the pending entries' stored proofs (which peers are served) were last
+    /// rewritten (0 at start: the first tip rewrites them).
+    proofs_written_at: u64,
+}
+
+/// Most tree blocks a sync candidate may bring. A peer's tree holds at most `tree_depth +
+/// cascade_step` blocks above its cascade; with room for what it mines while we sync, more
+/// than this is a peer feeding us without end: the sync is aborted (and the peer banned).
+fn sync_cap(p: &Params) -> u64 {
+    p.tree_depth
+        .saturating_add(p.cascade_step)
+        .saturating_mul(2)
+        .saturating_add(crate::net::message::MAX_HEADERS as u64)
 }
 
 /// A chain built from a peer's cascade during sync, with the TxPoWs its blocks list.
@@ -817,8 +846,7 @@ fn block_data_missing(id: &Hash) -> NodeError {
 /// and reorgs stay near the tip); older ones are read back from the store when needed.
 pub const HOT_BLOCKS: u64 = 64;
 
-/// A transaction's input proofs: (creation block number, proof) per input.
-type Proofs = Vec<(u64, MmrProof)>;
+use crate::mmr::Proofs;
 
 /// Time after the first sync before our chain can be anchored (SPEC §5's first hour).
 pub const ANCHOR_AFTER: Duration = Duration::from_secs(3600);
@@ -987,6 +1015,7 @@ impl Actor {
             anchor_groups: Default::default(),
             anchor_after: cfg.anchor_after,
             energy: energy::EnergyState::new(cfg),
+            proofs_written_at: 0,
         })
     }
 
@@ -1072,6 +1101,13 @@ impl Actor {
                 }
                 #[cfg(feature = "test-hooks")]
                 Cmd::Panic => panic!("panic injected by a test"),
+                #[cfg(feature = "test-hooks")]
+                Cmd::Hold(held, wait) => {
+                    let _ = held.send(());
+                    tokio::task::block_in_place(|| {
+                        let _ = wait.recv();
+                    });
+                }
                 Cmd::Stop(reply) => {
                     if let Some(m) = &self.miner {
                         m.set_job(None);
@@ -1237,6 +1273,7 @@ impl Actor {
         let mut mmr_changes: Vec<(NodeKey, Option<crate::mmr::MmrNode>)> = vec![];
         let mut coins_from: Option<u64> = None;
         let mut coins_added: Vec<(u64, CoinRecord)> = vec![];
+        let mut rewrite: Vec<(Hash, Proofs)> = vec![];
         if let Some(r) = reorg {
             // Transactions of blocks that left the best chain return to the mempool.
             for bid in &r.disconnected {
@@ -1311,6 +1348,24 @@ impl Actor {
                     }
                 }
             }
+            // Peers are served the stored proofs (off this actor): rewrite them when a reorg
+            // may have left them on a side branch, or when they grow old for a peer's window.
+            let n = self.chain.tip().number();
+            let every = (self.params.proof_window / serve::PROOF_REWRITE).max(1);
+            if !r.disconnected.is_empty()
+                || n < self.proofs_written_at
+                || n >= self.proofs_written_at.saturating_add(every)
+            {
+                self.proofs_written_at = n;
+                let added: std::collections::HashSet<Hash> =
+                    mempool_added.iter().map(|(t, _)| t.id()).collect();
+                rewrite = self
+                    .mempool
+                    .entries()
+                    .filter(|e| !added.contains(&e.id))
+                    .map(|e| (e.id, e.proofs.clone()))
+                    .collect();
+            }
         }
         let cascade_changed = !pruned.is_empty();
         let mut removed: Vec<Hash> = pruned.clone();
@@ -1329,6 +1384,7 @@ impl Actor {
             tip: self.chain.tip_id(),
             mempool_removed,
             mempool_added: added_refs,
+            mempool_proofs: rewrite.iter().map(|(id, p)| (*id, p.as_slice())).collect(),
             mmr_leaf_count: self.full.as_ref().map(|m| m.leaf_count()),
             mmr_changes,
             coins_from,
@@ -1373,7 +1429,6 @@ impl Actor {
 
     /// Answer the network task. Only storage failures are returned (they are fatal).
     fn on_net(&mut self, r: crate::net::peer::ChainRequest) -> Result<(), NodeError> {
-        use crate::net::message::BlockData;
         use crate::net::peer::{ChainRequest as R, Submitted};
         match r {
             R::Hello(reply) => {
@@ -1394,23 +1449,6 @@ impl Actor {
             }
             R::RecordPeer(addr) => {
                 self.store.add_peer(&addr.to_string(), now_ms())?;
-            }
-            R::TxPows(ids, reply) => {
-                let out = ids
-                    .iter()
-                    .take(crate::net::message::MAX_GET)
-                    .filter_map(|id| {
-                        // Pending ones with their proofs; ones listed by tree blocks without
-                        // (a peer completing a pending block asks for those).
-                        // Proofs carried to our tip: a node that does not mine never
-                        // refreshes its mempool's, and a peer checks them against its window.
-                        self.mempool
-                            .get_by_id(id)
-                            .map(|e| (e.txpow.clone(), self.refreshed(e).unwrap_or_else(|| e.proofs.clone())))
-                            .or_else(|| self.listed_txpow(id).map(|t| (t, vec![])))
-                    })
-                    .collect();
-                let _ = reply.send(out);
             }
             R::SubmitTx(t, reply) => {
                 let (txpow, proofs) = *t;
@@ -1435,12 +1473,6 @@ impl Actor {
                 if let Err(NodeError::Store(e)) = r {
                     return Err(NodeError::Store(e));
                 }
-            }
-            R::Peers(reply) => {
-                let _ = reply.send(self.store.peers()?);
-            }
-            R::CoinProofs(query, after, reply) => {
-                let _ = reply.send(self.coin_proofs(query, after)?);
             }
             R::CheckCoinProofs(proofs, reply) => {
                 let r =
@@ -1469,22 +1501,6 @@ impl Actor {
                 if let Some(e) = fatal {
                     return Err(e);
                 }
-            }
-            R::Blocks(ids, reply) => {
-                let mut out = vec![];
-                let mut bytes = 0usize;
-                for id in ids.iter().take(crate::net::message::MAX_GET) {
-                    let (Some(b), Some(bx)) = (self.chain.block(id), self.chain.extra(id)) else { continue };
-                    let listed: Vec<TxPoW> =
-                        b.txpow.body.txpow_ids.iter().filter_map(|l| self.listed_txpow(l)).collect();
-                    let d = BlockData { txpow: b.txpow.clone(), witness: bx.witness.clone(), listed };
-                    bytes += d.encode().len();
-                    if bytes > 3 * 1024 * 1024 {
-                        break;
-                    }
-                    out.push(d);
-                }
-                let _ = reply.send(out);
             }
             R::Headers(locator, max, reply) => {
                 let path = self.chain.best_path();
@@ -1533,64 +1549,17 @@ impl Actor {
                 };
                 let _ = reply.send(r);
             }
-            R::Cascade(reply) => {
-                let root = self.chain.root();
-                let Some(rx) = self.chain.extra(&root.id) else {
-                    let _ = reply.send(None);
-                    return Ok(());
-                };
-                let listed: Vec<TxPoW> =
-                    root.txpow.body.txpow_ids.iter().filter_map(|l| self.listed_txpow(l)).collect();
-                let _ = reply.send(Some(crate::net::message::Message::Cascade {
-                    headers: self.chain.cascade().headers(),
-                    root: Box::new(BlockData {
-                        txpow: root.txpow.clone(),
-                        witness: rx.witness.clone(),
-                        listed,
-                    }),
-                    root_peaks: root.peaks.clone(),
-                }));
-            }
         }
         Ok(())
-    }
-
-    /// Serve `GetCoinProofs` from the full coin set: unspent coins by id or address (each
-    /// asked once), proofs against our tip, a page of at most
-    /// [`crate::net::message::MAX_COIN_PROOFS`] rows after the cursor `after` (spent coins
-    /// are looked at and skipped; the answer's `next` is the last coin looked at).
-    fn coin_proofs(
-        &self,
-        query: crate::net::message::CoinQuery,
-        after: Option<Hash>,
-    ) -> Result<Option<crate::net::message::Message>, NodeError> {
-        use crate::net::message::{CoinQuery, Message, MAX_COIN_PROOFS};
-        let Some(full) = &self.full else { return Ok(None) };
-        let (ids, by_address) = match &query {
-            CoinQuery::Coins(v) => (v, false),
-            CoinQuery::Addresses(v) => (v, true),
-        };
-        let rows = self.store.coins(ids, by_address, after.as_ref(), MAX_COIN_PROOFS)?;
-        let next =
-            (rows.len() >= MAX_COIN_PROOFS).then(|| rows.last().map(|(_, r)| r.coin.coin_id)).flatten();
-        let tip = self.chain.tip_id();
-        let mut proofs = vec![];
-        for (leaf, rec) in rows {
-            let unspent = full.node(NodeKey::leaf(leaf)).is_some_and(|n| n.sum > 0);
-            if !unspent {
-                continue;
-            }
-            if let Ok(p) = full.proof(leaf, tip) {
-                proofs.push((rec, p));
-            }
-        }
-        Ok(Some(Message::CoinProofs { block: tip, proofs, next }))
     }
 
     /// Start a sync from a peer's cascade: verify it end to end (every cascade level
     /// recomputed, links, proof of work, ending at our genesis; the root a valid block whose
     /// peaks give its MMR root) and hold it as a candidate. Our chain is untouched.
-    fn sync_begin(&mut self, m: crate::net::message::Message) -> Result<Hash, NodeError> {
+    fn sync_begin(
+        &mut self,
+        m: crate::net::message::Message,
+    ) -> Result<crate::net::peer::SyncStart, NodeError> {
         let crate::net::message::Message::Cascade { headers, root, root_peaks } = m else {
             return Err(ChainError::Cascade("not a cascade").into());
         };
@@ -1606,10 +1575,15 @@ impl Actor {
             }
             Chain::from_parts(self.params.clone(), cascade, root.txpow, root.witness, root_peaks)?
         };
-        let id = chain.root().id;
+        let start = crate::net::peer::SyncStart {
+            root: chain.root().id,
+            proven: chain.weight(),
+            ours: self.chain.weight(),
+            max_blocks: sync_cap(&self.params),
+        };
         let txpows = root.listed.into_iter().map(|t| (t.id(), t)).collect();
         self.candidate = Some(Candidate { chain, txpows, blocks: 0 });
-        Ok(id)
+        Ok(start)
     }
 
     /// Validate tree blocks into the candidate chain (full checks: PoW, witness, scripts).
@@ -1619,11 +1593,7 @@ impl Actor {
         target: u64,
     ) -> Result<(), NodeError> {
         let c = self.candidate.as_mut().ok_or(NodeError::Net("no sync in progress".into()))?;
-        // A peer's tree holds at most tree_depth + cascade_step blocks above its cascade; with
-        // room for what it mines while we sync, more than this is a peer feeding us without
-        // end: the sync is aborted (and the peer banned for it).
-        let cap =
-            2 * (self.params.tree_depth + self.params.cascade_step) + crate::net::message::MAX_HEADERS as u64;
+        let cap = sync_cap(&self.params);
         c.blocks = c.blocks.saturating_add(blocks.len() as u64);
         if c.blocks > cap {
             self.candidate = None;
