@@ -84,9 +84,18 @@
 //!   a connected peer's announced tip and reaches its claimed weight.
 //! - **Anchoring.** Until two /16 groups of peers have shown our tip and an hour has passed
 //!   since the first sync, any heavier verified chain is adopted, even one forking below our
-//!   tree root; after that such a chain is raised as `ChainConflict`. Only checked links count
-//!   for "forks inside our tree" and the checkpoint (a cascade header's other `parents`
-//!   slots are never checked).
+//!   tree root; after that such a chain is raised as `ChainConflict` (from two /16 groups, or
+//!   after 3 syncs from any). Only checked links count for "forks inside our tree" and the
+//!   checkpoint (a cascade header's other `parents` slots are never checked).
+//! - **Weight before work.** A sync proves the offered chain heavier than ours from its
+//!   verified cascade and its tree headers (links and proof of work) before fetching any
+//!   body. A `Hello` claim above 2× the proven weight costs 50 points, 2^16× bans.
+//! - **Held blocks.** A peer's block dated over 2 h ahead of our clock (SPEC §5 policy) or
+//!   whose parent we lack waits — 64 of each at most, only blocks with their own proof of
+//!   work — and is offered again when due or when its parent arrives.
+//! - **Reads off the actor.** Peers' read requests are answered from a read-only store
+//!   connection; pending transactions are served with stored proofs, rewritten after a reorg
+//!   and at a quarter of `proof_window`.
 //! - **Pulses.** A pulse mines `pulse_work` hashes on the tip's template at full speed on the
 //!   low-priority miner thread; a new tip during a pulse rebuilds the template with the hashes
 //!   left. The ledger charges the miner thread's CPU time to the pulse budget.

@@ -737,7 +737,8 @@ impl Store {
         Ok(())
     }
 
-    /// Full-MMR coin index, one page: see [`read_coins`].
+    /// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
+    /// addresses (each asked once), after the cursor `after`, at most `limit` rows.
     pub fn coins(
         &self,
         ids: &[Hash],

@@ -88,7 +88,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 1_000);
     let params = b.params.clone();
     b.tx_per_block = false;
     b.mine(400);
@@ -138,7 +138,7 @@ fn an_oversized_frame_gets_the_sender_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(10);
     let node = start_net_off(&dir.path().join("n"), &b.params, true, vec![]);
     for (t, w) in b.take_blocks() {
@@ -173,7 +173,7 @@ fn inbound_connections_are_capped_and_rate_limited_per_group() {
     use minima_core::net::peer::NetConfig;
     use minima_core::node::Config;
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(3);
     let mut cfg = Config::new(dir.path().join("a"), b.params.clone());
     cfg.mining = Mining::Off;
@@ -240,7 +240,7 @@ fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(5);
     let node = start_net_off(&dir.path().join("n"), &b.params, true, vec![]);
     for (t, w) in b.take_blocks() {
@@ -586,7 +586,7 @@ fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(40);
     let params = b.params.clone();
     let honest = start_net_off(&dir.path().join("honest"), &params, true, vec![]);
@@ -639,7 +639,7 @@ fn an_inflated_cascade_is_refused_and_its_sender_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 1_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 1_000);
     b.tx_per_block = false;
     b.mine(400);
     let chain = &b.chain;
@@ -672,7 +672,7 @@ fn pending_blocks_complete_when_their_transactions_arrive() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.tx_per_block = false;
     let mut txs = vec![];
     for _ in 0..10 {
@@ -752,7 +752,7 @@ fn block_numbers_near_the_integer_limit_are_refused_and_their_sender_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     let params = b.params.clone();
     let genesis = b.chain.genesis_id();
     let (headers, root, child) = minima_core::fixture::overflow_chain(&params);
@@ -796,7 +796,7 @@ fn fifty_fresh_identities_replaying_an_invalid_block_cost_a_handful_of_verificat
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(5);
     let kp = Keypair::derive(&[9; 32], 0).unwrap();
     let script = format!("ASSERT SIGNEDBY(0x{})\nRETURN FALSE", hex::encode(kp.public.0));
@@ -865,7 +865,7 @@ fn answers_sent_as_requests_are_refused_unread_and_scored() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(3);
     let node = start_net_off(&dir.path().join("n"), &b.params, true, vec![]);
     common::submit_blocks(&node, &b, b.blocks());
@@ -897,7 +897,7 @@ fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.tx_per_block = false;
     b.mine(30);
     let params = b.params.clone();
@@ -977,7 +977,7 @@ fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 3_000);
     b.tx_per_block = false;
     b.mine(2_300);
     let genesis = b.chain.genesis_id();
@@ -1027,7 +1027,7 @@ fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
         }
     });
     // The victim has a short chain of its own.
-    let mut own = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000).with_salt(9);
+    let mut own = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 3_000).with_salt(9);
     own.mine(5);
     let victim = start_net_off(&dir.path().join("v"), &b.params, false, vec![]);
     common::submit_blocks(&victim, &own, own.blocks());
@@ -1126,7 +1126,7 @@ fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 3_000);
     b.tx_per_block = false;
     b.mine(5);
     let genesis = b.chain.genesis_id();
@@ -1162,7 +1162,7 @@ fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
         _ => None,
     });
     // The victim's own chain: fifty blocks, heavier than the peer's five.
-    let mut own = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 3_000).with_salt(9);
+    let mut own = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 3_000).with_salt(9);
     own.tx_per_block = false;
     own.mine(50);
     let victim = start_net_off(&dir.path().join("v"), &b.params, false, vec![]);
@@ -1173,4 +1173,99 @@ fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
     assert!(!bodies_asked.load(Ordering::SeqCst), "no body of the lighter chain was asked for");
     assert_eq!(victim.status().unwrap().tip, ours, "nothing of its chain taken");
     victim.stop(Duration::from_secs(5)).unwrap();
+}
+
+/// SPEC §5's clock policy: a peer's block dated more than 2 h ahead of our clock is not taken
+/// while it is, nor does it cost the peer anything; it waits and is taken once due.
+#[test]
+fn a_block_over_two_hours_ahead_waits_until_due_and_nobody_is_banned() {
+    let _serial = common::serial();
+    const AHEAD: u64 = 2 * 60 * 60 * 1000;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    // Block 1 is dated 2 h and 3 s ahead of now.
+    let mut fx = ChainBuilder::new(Params::devnet(), now() + AHEAD + 3_000, 1);
+    fx.tx_per_block = false;
+    fx.mine(1);
+    let (block, witness) = fx.blocks()[0].clone();
+    let (id, due) = (block.id(), block.header.time_ms - AHEAD);
+    let node = start_net_off(&dir.path().join("f"), &fx.params, true, vec![]);
+    let genesis = fx.chain.genesis_id();
+    let data = BlockData { txpow: block, witness, listed: vec![] };
+    let (_ep, _conn) = rt.block_on(async {
+        let (ep, conn) =
+            raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis)).await.unwrap();
+        answer_on(
+            rt.handle(),
+            conn.clone(),
+            std::sync::Arc::new(move |m| match m {
+                Message::GetBlocks(_) => Some(Message::Blocks(vec![data.clone()])),
+                _ => None,
+            }),
+        );
+        transport::announce(&conn, &Message::Inv(vec![id])).await.unwrap();
+        (ep, conn)
+    });
+    assert!(wait_until(Duration::from_secs(30), || node.status().unwrap().height == 1), "taken once due");
+    assert!(now() >= due, "taken {} ms before it was due", due.saturating_sub(now()));
+    let s = node.status().unwrap();
+    assert_eq!((s.tip, s.bans), (id.to_hex(), 0));
+    node.stop(Duration::from_secs(5)).unwrap();
+}
+
+/// A relayed block whose parent we lack is kept (bounded, keyed by the missing parent) and
+/// joins the chain as soon as the parent arrives, without being fetched again.
+#[test]
+fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
+    fx.tx_per_block = false;
+    fx.mine(2);
+    let data: Vec<BlockData> = fx
+        .blocks()
+        .iter()
+        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
+        .collect();
+    let (parent, child) = (data[0].txpow.id(), data[1].txpow.id());
+    let node = start_net_off(&dir.path().join("o"), &fx.params, true, vec![]);
+    let (child_asked, headers_asked) =
+        (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+    let (ca, ha) = (child_asked.clone(), headers_asked.clone());
+    let genesis = fx.chain.genesis_id();
+    let (_ep, conn) =
+        rt.block_on(raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis))).unwrap();
+    answer_on(
+        rt.handle(),
+        conn.clone(),
+        std::sync::Arc::new(move |m| match m {
+            Message::GetBlocks(ids) => {
+                if ids.contains(&child) {
+                    ca.fetch_add(1, Ordering::SeqCst);
+                }
+                Some(Message::Blocks(data.iter().filter(|d| ids.contains(&d.txpow.id())).cloned().collect()))
+            }
+            // The catch-up the orphan starts finds nothing here.
+            Message::GetHeaders { .. } => {
+                ha.fetch_add(1, Ordering::SeqCst);
+                Some(Message::Headers(vec![]))
+            }
+            _ => None,
+        }),
+    );
+    rt.block_on(transport::announce(&conn, &Message::Inv(vec![child]))).unwrap();
+    // The orphan was looked at (refused for its parent, which starts a catch-up) ...
+    assert!(wait_until(Duration::from_secs(20), || headers_asked.load(Ordering::SeqCst) >= 1));
+    assert_eq!(node.status().unwrap().height, 0);
+    // ... and joins once the parent is announced.
+    rt.block_on(transport::announce(&conn, &Message::Inv(vec![parent]))).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || node.status().unwrap().height == 2), "the orphan joined");
+    assert_eq!(child_asked.load(Ordering::SeqCst), 1, "fetched once");
+    assert_eq!(node.status().unwrap().bans, 0);
+    node.stop(Duration::from_secs(5)).unwrap();
 }

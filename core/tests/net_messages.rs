@@ -17,7 +17,7 @@ struct Sample {
 fn sample() -> &'static Sample {
     static S: OnceLock<Sample> = OnceLock::new();
     S.get_or_init(|| {
-        let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 40);
+        let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 40);
         b.mine(12);
         let t = b.make_tx().unwrap();
         let p = b.coin_proof(&t.body.transaction.inputs[0].coin_id).unwrap();

@@ -14,7 +14,7 @@ use minima_core::Params;
 fn a_node_catches_up_then_follows_relayed_blocks() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
     b.mine(40);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
@@ -106,7 +106,7 @@ fn devnet_command_converges() {
 fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 6_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 6_000);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
     // 5,000 blocks with a transaction each: the serving node's tree root is far past genesis.
@@ -141,7 +141,7 @@ fn a_fresh_node_syncs_a_long_chain_through_the_cascade() {
 fn transactions_are_relayed_then_confirmed() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
     b.mine(15);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
@@ -168,7 +168,7 @@ fn transactions_are_relayed_then_confirmed() {
 fn connections_survive_a_network_change() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
     b.mine(10);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);
@@ -200,7 +200,7 @@ fn connections_survive_a_network_change() {
 fn peers_are_remembered_across_restarts() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 200);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
     b.mine(5);
     let params = b.params.clone();
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Off);

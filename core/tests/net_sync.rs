@@ -15,7 +15,7 @@ use minima_core::node::{Event, Mining, Node};
 use minima_core::types::{Output, Transaction, Witness};
 use minima_core::Params;
 
-const NOW: u64 = 1_800_000_000_000;
+const NOW: u64 = 1_700_000_000_000;
 const LOCAL: Option<[u8; 4]> = Some([127, 0, 0, 1]);
 
 fn server(dir: &std::path::Path, b: &mut ChainBuilder, full_mmr: bool) -> Node {
@@ -404,6 +404,56 @@ fn coin_proofs_page_by_a_cursor_and_each_coin_comes_once() {
     assert_eq!(seen.len(), 318);
     assert!(!seen.contains(&ids[0]) && !seen.contains(&ids[1]), "spent coins are skipped");
     for n in [&client, &server] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}
+
+/// A heavier chain forking below our (anchored) root that a single peer keeps offering — it
+/// goes on mining it, and each of its tips brings another sync — is raised to the host after
+/// `CONFLICT_REPEATS` syncs instead of being retried in silence; the host may accept it.
+#[test]
+fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut base = ChainBuilder::new(Params::devnet(), now, 300);
+    base.tx_per_block = false;
+    let mut ours = base.clone().with_salt(3);
+    ours.mine(150);
+    let mut theirs = base.clone().with_salt(4);
+    theirs.mine(260);
+    let s1 = start_with(
+        &dir.path().join("s1"),
+        &theirs.params,
+        Some([127, 1, 0, 1]),
+        vec![],
+        Mining::Continuous { duty: 0.2 },
+        false,
+    );
+    common::submit_blocks(&s1, &theirs, theirs.blocks());
+    let o1 = server_at(&dir.path().join("o1"), &ours, [127, 3, 0, 1]);
+    let o2 = server_at(&dir.path().join("o2"), &ours, [127, 4, 0, 1]);
+    let mut cfg = common::net_config(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
+    cfg.anchor_after = Duration::ZERO;
+    let v = Node::start(cfg).unwrap();
+    common::submit_blocks(&v, &ours, ours.blocks());
+    let mine_tip = v.status().unwrap().tip;
+    v.add_peer(o1.net_addr().unwrap()).unwrap();
+    v.add_peer(o2.net_addr().unwrap()).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 2));
+    let mut ev = v.subscribe();
+    v.add_peer(s1.net_addr().unwrap()).unwrap();
+    let raised = wait_until(Duration::from_secs(90), || {
+        std::iter::from_fn(|| ev.try_recv().ok()).any(|e| matches!(e, Event::ChainConflict { .. }))
+    });
+    assert!(raised, "ChainConflict raised from one group that keeps offering it");
+    assert_eq!(v.status().unwrap().tip, mine_tip, "still ours until the host decides");
+    assert!(v.accept_chain_conflict().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(30), || v.status().unwrap().height > 150),
+        "resynced onto the peer's chain"
+    );
+    for n in [&v, &s1, &o1, &o2] {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }

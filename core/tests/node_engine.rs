@@ -167,7 +167,7 @@ fn fixture_node(dir: &Path, b: &ChainBuilder, full_mmr: bool) -> Node {
 fn reorg_through_the_actor_rolls_mmr_and_mempool_back_and_forward() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("node");
-    let mut base = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut base = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     base.mine(15);
     let node = fixture_node(&d, &base, true);
     for (t, w) in base.blocks() {
@@ -237,7 +237,7 @@ fn reorg_through_the_actor_rolls_mmr_and_mempool_back_and_forward() {
 fn storage_stays_flat_over_twenty_thousand_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("node");
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 20_000);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 20_000);
     let p = b.params.clone();
     let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
     let mut node = fixture_node(&d, &b, false);
@@ -392,7 +392,7 @@ fn bench_mine_reports_the_ratio() {
 fn a_panic_in_the_chain_actor_is_a_fatal_event_and_a_clean_stop() {
     use minima_core::node::{Event, NodeError};
     let dir = tempfile::tempdir().unwrap();
-    let mut b = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100);
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
     b.mine(5);
     let node = fixture_node(dir.path(), &b, false);
     for (t, w) in b.blocks() {
@@ -418,7 +418,7 @@ fn a_panic_in_the_chain_actor_is_a_fatal_event_and_a_clean_stop() {
     assert!(matches!(node.status(), Err(NodeError::Stopped)));
     node.stop(Duration::from_secs(5)).unwrap();
     drop(node);
-    let node = fixture_node(dir.path(), &ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 100), false);
+    let node = fixture_node(dir.path(), &ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100), false);
     assert_eq!(node.status().unwrap().tip, tip, "nothing committed was lost");
     node.stop(Duration::from_secs(5)).unwrap();
 }

@@ -535,6 +535,17 @@ impl Chain {
         self.tree.contains_key(id) || self.cascade.contains(id)
     }
 
+    /// Whether [`Chain::add_block`] would refuse `txpow` only for its unknown parent (one that
+    /// may still arrive): the parent is not in the tree, the cascade or the refused, and the
+    /// block is numbered above our root.
+    pub fn is_orphan(&self, txpow: &TxPoW) -> bool {
+        let parent = txpow.header.parents.0[0];
+        !self.tree.contains_key(&parent)
+            && !self.cascade.contains(&parent)
+            && !self.invalid.contains(&parent)
+            && txpow.header.block_number > self.root().number()
+    }
+
     /// Chain weight: cascade weight + work on the root→tip path.
     pub fn weight(&self) -> u128 {
         let mut w = self.cascade.weight();

@@ -32,6 +32,9 @@ pub enum Submitted {
     Stale,
     /// It lists transaction TxPoWs we lack (and were not sent with it): fetch them, offer again.
     Pending(Vec<Hash>),
+    /// Dated more than 2 h ahead of our clock (SPEC §5's policy): held and offered again
+    /// when due; not the sender's fault.
+    Future,
     /// Refused.
     Invalid(String),
 }

@@ -26,6 +26,8 @@ use crate::types::{CoinRecord, TxBody, TxHeader, TxPoW};
 use crate::wallet::{WalletError, WalletState};
 
 mod energy;
+mod future;
+mod orphans;
 mod serve;
 mod wallet;
 pub use energy::{EnergyReport, SyncReport};
@@ -208,8 +210,10 @@ pub enum Event {
         /// Confirming block (`None`: pending).
         block: Option<u64>,
     },
-    /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root.
-    /// The node will not reorganise that deep by itself; the host may call
+    /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root,
+    /// or such a chain keeps being offered ([`CONFLICT_REPEATS`] times). Raised when first
+    /// seen and again for a heavier one. The node will not reorganise that deep by itself
+    /// once anchored; the host may call
     /// [`Node::accept_chain_conflict`] to resync onto it (stored non-chain data is kept).
     ChainConflict {
         /// Height of the conflicting chain.
@@ -751,6 +755,10 @@ struct Actor {
     /// A heavier chain forking below our root, and the /16 groups that offered one.
     conflict: Option<Candidate>,
     conflict_groups: std::collections::HashSet<Vec<u8>>,
+    /// Syncs that ended in a conflict since the last adoption.
+    conflict_repeats: u32,
+    /// Whether the held conflict was raised to the host (it may then accept it).
+    conflict_raised: bool,
     /// The wallet's public state, when a wallet is open.
     wallet: Option<WalletState>,
     /// Coins chosen by payments being signed, and when.
@@ -774,7 +782,15 @@ struct Actor {
     /// Tip height when the pending entries' stored proofs (which peers are served) were last
     /// rewritten (0 at start: the first tip rewrites them).
     proofs_written_at: u64,
+    /// Peers' blocks dated too far ahead of our clock, until they are due.
+    future: future::FutureBlocks,
+    /// Peers' blocks whose parent we lack yet, until it arrives.
+    orphans: orphans::Orphans,
 }
+
+/// Syncs ending in the same kind of conflict (a heavier chain forking below our tree root)
+/// after which it is raised to the host even from a single /16 group.
+pub const CONFLICT_REPEATS: u32 = 3;
 
 /// Most tree blocks a sync candidate may bring. A peer's tree holds at most `tree_depth +
 /// cascade_step` blocks above its cascade; with room for what it mines while we sync, more
@@ -1005,6 +1021,8 @@ impl Actor {
             candidate: None,
             conflict: None,
             conflict_groups: Default::default(),
+            conflict_repeats: 0,
+            conflict_raised: false,
             wallet: None,
             reserved: HashMap::new(),
             reannounce: HashMap::new(),
@@ -1016,17 +1034,33 @@ impl Actor {
             anchor_after: cfg.anchor_after,
             energy: energy::EnergyState::new(cfg),
             proofs_written_at: 0,
+            future: Default::default(),
+            orphans: Default::default(),
         })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
-            // No timer unless a pulse is due: an idle node sleeps on its channel.
-            let cmd = match self.energy.next_pulse {
+            // No timer unless a pulse or a held block is due: an idle node sleeps on its channel.
+            let held = self
+                .future
+                .next_due_in(now_ms())
+                .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+            let wake = match (self.energy.next_pulse, held) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let cmd = match wake {
                 Some(at) => tokio::select! {
                     c = rx.recv() => c,
                     _ = tokio::time::sleep_until(at) => {
-                        self.pulse_due();
+                        if self.energy.next_pulse.is_some_and(|p| p <= tokio::time::Instant::now()) {
+                            self.pulse_due();
+                        }
+                        if let Err(e) = self.retry_future() {
+                            self.emit(Event::Fatal { reason: e.to_string() });
+                            break;
+                        }
                         continue;
                     }
                 },
@@ -1061,9 +1095,7 @@ impl Actor {
                 }
                 Cmd::AcceptConflict(reply) => {
                     let r = match self.conflict.take() {
-                        Some(c)
-                            if self.conflict_groups.len() >= 2 && c.chain.weight() > self.chain.weight() =>
-                        {
+                        Some(c) if self.conflict_raised && c.chain.weight() > self.chain.weight() => {
                             self.adopt(c).map(|_| true)
                         }
                         _ => Ok(false),
@@ -1536,8 +1568,37 @@ impl Actor {
             }
             R::Submit(b, reply) => {
                 let b = *b;
+                let id = b.txpow.id();
+                if future::is_ahead(b.txpow.header.time_ms, now_ms()) {
+                    // SPEC §5's policy: held until due, nobody punished. Only a block with its
+                    // own proof of work takes a place (a cheap check).
+                    let r = if crate::chain::pow::meets(&id, &b.txpow.header.block_target) {
+                        if self.future.hold(id, b) {
+                            let held = self.future.len();
+                            tracing::info!(id = %id.to_hex(), held, "a block dated over 2 h ahead of our clock waits");
+                        }
+                        Submitted::Future
+                    } else {
+                        Submitted::Invalid("a block without its proof of work".into())
+                    };
+                    let _ = reply.send(r);
+                    return Ok(());
+                }
+                if self.chain.is_orphan(&b.txpow)
+                    && crate::chain::pow::meets(&id, &b.txpow.header.block_target)
+                {
+                    // Kept until its parent arrives (the sender is asked to catch us up).
+                    if self.orphans.add(id, b) {
+                        tracing::debug!(id = %id.to_hex(), held = self.orphans.len(), "orphan block kept");
+                    }
+                    let _ = reply.send(Submitted::UnknownParent);
+                    return Ok(());
+                }
                 let r = match self.on_block(b.txpow, b.witness, b.listed) {
-                    Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => Submitted::Accepted,
+                    Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => {
+                        let _ = reply.send(Submitted::Accepted);
+                        return self.adopt_orphans(id);
+                    }
                     Ok(AddOutcome::Pending { missing }) => Submitted::Pending(missing),
                     Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
                     Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
@@ -1632,6 +1693,12 @@ impl Actor {
         if w <= self.chain.weight() {
             return Ok(SyncOutcome::NotHeavier);
         }
+        let tip_time = c.chain.tip().txpow.header.time_ms;
+        if future::is_ahead(tip_time, now_ms()) {
+            // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
+            let s = (tip_time - now_ms()) / 1_000;
+            return Ok(SyncOutcome::Refused(format!("its tip is dated {s} s ahead of our clock")));
+        }
         if w < self.params.min_chain_weight {
             return Ok(SyncOutcome::Refused("chain lighter than min_chain_weight".into()));
         }
@@ -1658,12 +1725,19 @@ impl Actor {
             self.conflict_groups.insert(group);
             let t = c.chain.tip();
             let (height, tip) = (t.number(), t.id.to_hex());
-            if self.conflict.as_ref().is_none_or(|old| old.chain.weight() < w) {
+            self.conflict_repeats = self.conflict_repeats.saturating_add(1);
+            let heavier = self.conflict.as_ref().is_none_or(|old| old.chain.weight() < w);
+            if heavier {
                 self.conflict = Some(c);
             }
-            if self.conflict_groups.len() >= 2 {
+            // Surfaced to the host, not retried in silence: from two groups, or once it keeps
+            // coming back (the only peer we have may be the honest one).
+            let raise = self.conflict_groups.len() >= 2 || self.conflict_repeats >= CONFLICT_REPEATS;
+            if raise && (heavier || !self.conflict_raised) {
+                tracing::warn!(height, "a heavier chain forking below our tree root keeps being offered");
                 self.emit(Event::ChainConflict { height, tip, weight: w.to_string() });
             }
+            self.conflict_raised |= raise;
             return Ok(SyncOutcome::Conflict);
         }
         self.anchor_groups.insert(group);
@@ -1723,6 +1797,8 @@ impl Actor {
         }
         self.conflict = None;
         self.conflict_groups.clear();
+        self.conflict_repeats = 0;
+        self.conflict_raised = false;
         self.wallet_rescan_tree()?;
         self.wallet_recover_after_resync();
         let t = self.chain.tip();
@@ -1732,6 +1808,37 @@ impl Actor {
             let _ = tips.send(crate::net::peer::TipAnnounce { id, block: true });
         }
         self.refresh_template();
+        Ok(())
+    }
+
+    /// Offer the orphans waiting for `parent` (just added) to the chain, and theirs in turn.
+    /// A refusal now is logged: the sender is not known any more.
+    fn adopt_orphans(&mut self, parent: Hash) -> Result<(), NodeError> {
+        let mut ready = self.orphans.children_of(&parent);
+        while let Some(b) = ready.pop() {
+            let id = b.txpow.id();
+            match self.on_block(b.txpow, b.witness, b.listed) {
+                Ok(AddOutcome::Added { .. }) => ready.extend(self.orphans.children_of(&id)),
+                Ok(_) => {}
+                Err(e @ NodeError::Store(_)) => return Err(e),
+                Err(e) => tracing::info!("an orphan block, its parent now here, was not taken: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Offer the held blocks that are now due to the chain (a refusal now is nobody's fault
+    /// we can tell: logged).
+    fn retry_future(&mut self) -> Result<(), NodeError> {
+        for b in self.future.due(now_ms()) {
+            let id = b.txpow.id();
+            match self.on_block(b.txpow, b.witness, b.listed) {
+                Err(e @ NodeError::Store(_)) => return Err(e),
+                Err(e) => tracing::info!("a held block, now due, was not taken: {e}"),
+                Ok(AddOutcome::Added { .. }) => self.adopt_orphans(id)?,
+                Ok(_) => {}
+            }
+        }
         Ok(())
     }
 
