@@ -524,7 +524,7 @@ fn build_config(c: &NodeConfig) -> Result<Config, MinimaError> {
     cfg.wallet = match (&c.seed_phrase, &c.passphrase) {
         (Some(words), _) => Some(WalletSecret::Seed(seed_of(&words.0)?)),
         (None, Some(pass)) if dir.join(minima_core::node::WALLET_FILE).exists() => {
-            Some(WalletSecret::Passphrase(pass.0.as_bytes().to_vec()))
+            Some(WalletSecret::passphrase(pass.0.as_bytes().to_vec()))
         }
         _ => None,
     };

@@ -602,7 +602,7 @@ fn run_node(a: NodeArgs) -> Result<(), String> {
     if data.join(WALLET_FILE).exists() {
         let mut pass = read_secret(passphrase_file.as_deref(), "MINIMA_PASSPHRASE", "wallet passphrase")?;
         // Moves the buffer (no copy) into the config, which owns it from here.
-        cfg.wallet = Some(WalletSecret::Passphrase(std::mem::take(&mut *pass).into_bytes()));
+        cfg.wallet = Some(WalletSecret::passphrase(std::mem::take(&mut *pass).into_bytes()));
     }
     cfg.max_db_pages = max_db_pages;
     if listen.is_some() || !peers.is_empty() {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use thiserror::Error;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::node::Node;
 
@@ -84,8 +85,11 @@ pub fn call(data_dir: &Path, method: &str, params: Value) -> Result<Value, RpcEr
     let io = |e: std::io::Error| RpcError::Io { path: path.clone(), error: e.to_string() };
     let mut s = UnixStream::connect(&path).map_err(|_| RpcError::NotRunning(data_dir.to_path_buf()))?;
     s.set_read_timeout(Some(Duration::from_secs(300))).map_err(io)?;
-    let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    s.write_all(format!("{req}\n").as_bytes()).map_err(io)?;
+    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    // The request may carry secrets (`seed`): both copies are wiped once sent.
+    let text = Zeroizing::new(format!("{req}\n"));
+    wipe(&mut req);
+    s.write_all(text.as_bytes()).map_err(io)?;
     let mut line = String::new();
     BufReader::new(s.take(16 * 1024 * 1024)).read_line(&mut line).map_err(io)?;
     let v: Value = serde_json::from_str(&line).map_err(|e| RpcError::BadAnswer(e.to_string()))?;
@@ -109,12 +113,30 @@ fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
 }
 
+/// Overwrite every string in `v` (a request's secrets — the `seed` call's phrase and
+/// passphrase — are wiped with it, not left in freed memory).
+fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(o) => o.values_mut().for_each(wipe),
+        _ => {}
+    }
+}
+
 /// Answer one request; the flag asks the caller to stop the node once the answer is sent.
+/// The parsed request is wiped afterwards.
 fn handle(node: &Node, line: &str) -> (Value, bool) {
-    let req: Value = match serde_json::from_str(line) {
+    let mut req: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return (error(Value::Null, -32700, format!("parse error: {e}")), false),
     };
+    let out = answer(node, &req);
+    wipe(&mut req);
+    out
+}
+
+fn answer(node: &Node, req: &Value) -> (Value, bool) {
     let id = req.get("id").cloned().unwrap_or(Value::Null);
     let Some(method) = req.get("method").and_then(Value::as_str) else {
         return (error(id, -32600, "invalid request: no method"), false);
@@ -257,7 +279,8 @@ impl Server {
                     let on_stop = on_stop.clone();
                     let _ = std::thread::Builder::new().name("minima-rpc-conn".into()).spawn(move || {
                         let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut line = String::new();
+                        // The request may carry secrets (`seed`): wiped when dropped.
+                        let mut line = Zeroizing::new(String::new());
                         let reader = BufReader::new((&c).take(MAX_REQUEST as u64 + 1));
                         let (answer, stop) = match reader.take(MAX_REQUEST as u64 + 1).read_line(&mut line) {
                             Ok(n) if n > MAX_REQUEST => {
@@ -292,5 +315,25 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's strings (the `seed` call's phrase and passphrase) are wiped after use, and
+    /// a passphrase secret is a buffer wiped on drop.
+    #[test]
+    fn secrets_in_requests_and_passphrases_are_wiped() {
+        let mut v = json!({"method": "seed", "params": {"phrase": "abandon ability", "passphrase": "pw", "list": ["x"]}});
+        wipe(&mut v);
+        assert_eq!(v, json!({"method": "", "params": {"phrase": "", "passphrase": "", "list": [""]}}));
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        if let crate::node::WalletSecret::Passphrase(p) =
+            crate::node::WalletSecret::passphrase(b"pw".to_vec())
+        {
+            wiped_on_drop(&p);
+        }
     }
 }

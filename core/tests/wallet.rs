@@ -423,7 +423,7 @@ fn bad_input_gets_typed_errors_and_nothing_leaves_the_wallet() {
     n.stop(Duration::from_secs(5)).unwrap();
     drop(n);
     let mut cfg = config(&sealed, &p, opts(51));
-    cfg.wallet = Some(WalletSecret::Passphrase(b"wrong horse".to_vec()));
+    cfg.wallet = Some(WalletSecret::passphrase(b"wrong horse".to_vec()));
     match Node::start(cfg) {
         Err(e @ NodeError::Wallet(WalletError::WrongPassphrase)) => {
             assert!(!format!("{e} {e:?}").contains("horse"), "no passphrase in errors");
@@ -431,7 +431,7 @@ fn bad_input_gets_typed_errors_and_nothing_leaves_the_wallet() {
         other => panic!("{:?}", other.map(|_| ())),
     }
     let mut cfg = config(&sealed, &p, opts(51));
-    cfg.wallet = Some(WalletSecret::Passphrase(b"correct horse".to_vec()));
+    cfg.wallet = Some(WalletSecret::passphrase(b"correct horse".to_vec()));
     let n = Node::start(cfg).unwrap();
     assert_eq!(n.wallet_address(false).unwrap(), addr);
     n.stop(Duration::from_secs(5)).unwrap();

@@ -32,7 +32,15 @@ pub enum WalletSecret {
     /// The host keeps the seed and passes it at each start; the node stores nothing secret.
     Seed(Seed),
     /// The node keeps the seed sealed in its data dir; this passphrase (or host key) opens it.
-    Passphrase(Vec<u8>),
+    /// Wiped when dropped.
+    Passphrase(zeroize::Zeroizing<Vec<u8>>),
+}
+
+impl WalletSecret {
+    /// A passphrase secret, owning `bytes` (wiped when dropped).
+    pub fn passphrase(bytes: Vec<u8>) -> WalletSecret {
+        WalletSecret::Passphrase(zeroize::Zeroizing::new(bytes))
+    }
 }
 
 impl std::fmt::Debug for WalletSecret {
