@@ -60,6 +60,23 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// An entry for `txpow` with its input `proofs`, as the chain judged it for the next block
+    /// ([`crate::chain::Chain::check_mempool_txpow`]).
+    pub fn new(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>, j: &crate::chain::Judged) -> Entry {
+        let burn = crate::chain::validate::burn(&txpow.body.transaction);
+        Entry {
+            id: j.info.id,
+            txid: j.info.txid,
+            size: j.info.size,
+            txpow,
+            proofs,
+            burn,
+            sigops: j.sigops,
+            script_ops: j.script_ops,
+            reads_height: j.reads_height,
+        }
+    }
+
     fn rank(&self) -> (u128, u128) {
         let size = self.size.max(1) as u128;
         ((self.burn as u128) * 1_000_000 / size, work_of(&self.txpow.body.txn_target) * 1_000 / size)

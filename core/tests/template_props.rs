@@ -122,17 +122,7 @@ fn make_entry(maker: &mut ChainBuilder, w: &World, (kind, coin, pad, burn): Spec
     let txpow = maker.make_custom_tx(tx, Witness::new(vec![], vec![scripts[kind].clone()]));
     let proofs = vec![(created, proof)];
     let j = w.admitted.chain.check_mempool_txpow(&txpow, &proofs).ok()?;
-    Some(Entry {
-        id: j.info.id,
-        txid: j.info.txid,
-        size: j.info.size,
-        burn: rec.coin.amount - amount,
-        txpow,
-        proofs,
-        sigops: j.sigops,
-        script_ops: j.script_ops,
-        reads_height: j.reads_height,
-    })
+    Some(Entry::new(txpow, proofs, &j))
 }
 
 /// An entry's judgement for the next block on `chain`, with its proofs carried to the tip.

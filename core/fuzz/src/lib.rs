@@ -186,17 +186,7 @@ fn make_entry(
     let txpow = maker.make_custom_tx(tx, Witness::new(vec![], vec![script.to_string()]));
     let proofs = vec![(created, proof)];
     let j = admitted.chain.check_mempool_txpow(&txpow, &proofs).ok()?;
-    Some(Entry {
-        id: j.info.id,
-        txid: j.info.txid,
-        size: j.info.size,
-        burn: rec.coin.amount - amount,
-        txpow,
-        proofs,
-        sigops: j.sigops,
-        script_ops: j.script_ops,
-        reads_height: j.reads_height,
-    })
+    Some(Entry::new(txpow, proofs, &j))
 }
 
 /// The template world, built once (a few seconds).

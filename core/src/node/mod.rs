@@ -903,21 +903,6 @@ fn forks_in_tree(ours: &Chain, theirs: &Chain) -> bool {
     ours.tree_blocks().any(|b| v.contains(&b.id))
 }
 
-fn entry(txpow: TxPoW, proofs: Vec<(u64, MmrProof)>, j: &crate::chain::Judged) -> Entry {
-    let burn = crate::chain::validate::burn(&txpow.body.transaction);
-    Entry {
-        id: j.info.id,
-        txid: j.info.txid,
-        size: j.info.size,
-        txpow,
-        proofs,
-        burn,
-        sigops: j.sigops,
-        script_ops: j.script_ops,
-        reads_height: j.reads_height,
-    }
-}
-
 impl Actor {
     fn load(cfg: &Config, mut store: Store, events: broadcast::Sender<Event>) -> Result<Actor, NodeError> {
         let params = cfg.params.clone();
@@ -995,7 +980,7 @@ impl Actor {
         let mut mempool = Mempool::new(cfg.mempool_bytes);
         for (t, proofs) in loaded.mempool {
             if let Ok(j) = chain.check_mempool_txpow(&t, &proofs) {
-                let _ = mempool.insert(entry(t, proofs, &j));
+                let _ = mempool.insert(Entry::new(t, proofs, &j));
             }
         }
         Ok(Actor {
@@ -1245,7 +1230,7 @@ impl Actor {
                 return Err(e.into());
             }
         };
-        let e = entry(txpow, proofs, &judged);
+        let e = Entry::new(txpow, proofs, &judged);
         let removed = self.mempool.insert(e.clone())?;
         self.store.commit(&BlockCommit {
             tip: self.chain.tip_id(),
@@ -1327,7 +1312,7 @@ impl Actor {
                     pos += n;
                     if proofs.len() == n {
                         if let Ok(j) = self.chain.check_mempool_txpow(&t, &proofs) {
-                            let e = entry(t.clone(), proofs.clone(), &j);
+                            let e = Entry::new(t.clone(), proofs.clone(), &j);
                             if self.mempool.insert(e).is_ok() {
                                 mempool_added.push((t, proofs));
                             }
