@@ -1269,3 +1269,44 @@ fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
     assert_eq!(node.status().unwrap().bans, 0);
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// Nothing is held for a peer before its block passes every check of its own form: an
+/// "orphan" and a block dated days ahead, both with the easiest possible target (their proof
+/// of work costs one hash), are refused and their sender banned, not kept in memory.
+#[test]
+fn junk_orphans_and_future_blocks_are_refused_before_they_are_held() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
+    fx.tx_per_block = false;
+    fx.mine(1);
+    let mut orphan = fx.blocks()[0].0.clone();
+    orphan.header.parents.0[0] = Hash([0x5a; 32]);
+    orphan.header.block_number = 5;
+    orphan.header.block_target = minima_core::U256::MAX;
+    let mut ahead = fx.blocks()[0].0.clone();
+    ahead.header.time_ms = now + 3 * 24 * 3_600_000;
+    ahead.header.block_target = minima_core::U256::MAX;
+    let genesis = fx.chain.genesis_id();
+    for (i, junk) in [orphan, ahead].into_iter().enumerate() {
+        let node = start_net_off(&dir.path().join(format!("j{i}")), &fx.params, true, vec![]);
+        let id = junk.id();
+        let data = BlockData { txpow: junk, witness: Default::default(), listed: vec![] };
+        let (_ep, conn) =
+            rt.block_on(raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis))).unwrap();
+        answer_on(
+            rt.handle(),
+            conn.clone(),
+            std::sync::Arc::new(move |m| match m {
+                Message::GetBlocks(_) => Some(Message::Blocks(vec![data.clone()])),
+                _ => None,
+            }),
+        );
+        rt.block_on(transport::announce(&conn, &Message::Inv(vec![id]))).unwrap();
+        assert!(wait_until(Duration::from_secs(20), || node.status().unwrap().bans == 1), "junk {i}: banned");
+        assert_eq!(node.status().unwrap().height, 0);
+        node.stop(Duration::from_secs(5)).unwrap();
+    }
+}

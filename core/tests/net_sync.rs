@@ -408,9 +408,10 @@ fn coin_proofs_page_by_a_cursor_and_each_coin_comes_once() {
     }
 }
 
-/// A heavier chain forking below our (anchored) root that a single peer keeps offering — it
-/// goes on mining it, and each of its tips brings another sync — is raised to the host after
-/// `CONFLICT_REPEATS` syncs instead of being retried in silence; the host may accept it.
+/// A heavier chain forking below our (anchored) root that the only peer we have left keeps
+/// offering — it goes on mining it, and each of its tips brings another sync — is raised to
+/// the host after `CONFLICT_REPEATS` syncs instead of being retried in silence; the host may
+/// accept it. While the peers that anchored our chain were connected, they outnumbered it.
 #[test]
 fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
     let _serial = common::serial();
@@ -441,6 +442,11 @@ fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
     v.add_peer(o1.net_addr().unwrap()).unwrap();
     v.add_peer(o2.net_addr().unwrap()).unwrap();
     assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 2));
+    // Anchored by them; then they leave.
+    for o in [&o1, &o2] {
+        o.stop(Duration::from_secs(5)).unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(20), || v.status().unwrap().peers == 0));
     let mut ev = v.subscribe();
     v.add_peer(s1.net_addr().unwrap()).unwrap();
     let raised = wait_until(Duration::from_secs(90), || {
@@ -453,7 +459,7 @@ fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
         wait_until(Duration::from_secs(30), || v.status().unwrap().height > 150),
         "resynced onto the peer's chain"
     );
-    for n in [&v, &s1, &o1, &o2] {
+    for n in [&v, &s1] {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }

@@ -229,6 +229,9 @@ struct PeerInfo {
 struct Shared {
     chain: mpsc::Sender<ChainRequest>,
     reads: Arc<dyn Reads>,
+    /// Reads served at once ([`READS_AT_ONCE`]): a flood queues here, not on blocking threads.
+    reads_gate: tokio::sync::Semaphore,
+    max_local_future_ms: u64,
     chain_id: u8,
     listen: Option<String>,
     full_mmr: bool,
@@ -474,9 +477,13 @@ async fn ask<T>(s: &Shared, f: impl FnOnce(oneshot::Sender<T>) -> ChainRequest) 
     rx.await.map_err(|_| NetError::Protocol("node stopped".into()))
 }
 
+/// Read requests served at once (they share one store connection).
+const READS_AT_ONCE: usize = 2;
+
 /// Answer a read request on a blocking thread, off the chain actor (`None`: the node is
 /// shutting down).
 async fn read<T: Send + 'static>(s: &Shared, f: impl FnOnce(&dyn Reads) -> T + Send + 'static) -> Option<T> {
+    let _one_of_few = s.reads_gate.acquire().await.ok()?;
     let r = s.reads.clone();
     tokio::task::spawn_blocking(move || f(r.as_ref())).await.ok()
 }
@@ -521,6 +528,9 @@ pub struct Local {
     pub min_chain_weight: u128,
     /// Serves peers' read requests.
     pub reads: Arc<dyn Reads>,
+    /// Params `max_local_future_ms`: a chain whose tip is further ahead of our clock is not
+    /// synced now (SPEC §5's policy).
+    pub max_local_future_ms: u64,
 }
 
 /// Start the network: listen (if configured), dial the configured peers with backoff, keep
@@ -547,6 +557,8 @@ pub fn start(
     let shared = Arc::new(Shared {
         chain,
         reads: local.reads,
+        reads_gate: tokio::sync::Semaphore::new(READS_AT_ONCE),
+        max_local_future_ms: local.max_local_future_ms,
         chain_id: local.chain_id,
         listen,
         full_mmr: local.full_mmr,
@@ -1135,16 +1147,22 @@ async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let claim = lock(&s.peers).get(&peer).map(|p| p.hello.tip_weight).unwrap_or(0);
     let mut check = WeightCheck::new(start.ours, claim, start.root, start.proven, start.max_blocks);
     let mut ids: Vec<(Hash, TxHeader)> = vec![];
+    // A peer that stops its headers short is judged against the most its chain could weigh.
+    let cut_short = |check: &WeightCheck| {
+        if check.claim_cut_short() == Claim::Absurd {
+            ban(s, conn, &peer, "claimed a weight its chain does not come near");
+        }
+    };
     loop {
         let req = Message::GetHeaders { locator: vec![check.last()], max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
             Ok(Message::Headers(h)) => h,
-            _ => return,
+            _ => return cut_short(&check),
         };
         let Some(first) = headers.first() else { break };
         if first.parents.0[0] != check.last() {
             // The peer's tree moved on since it sent its cascade: not misbehaviour.
-            return;
+            return cut_short(&check);
         }
         let n = headers.len();
         for h in headers {
@@ -1175,6 +1193,20 @@ async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             conn.remote_address()
         );
         return;
+    }
+    if let Some((_, tip)) = ids.last() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if tip.time_ms > now.saturating_add(s.max_local_future_ms) {
+            // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
+            tracing::info!(
+                "sync from {} not now: its tip is dated too far ahead of our clock",
+                conn.remote_address()
+            );
+            return;
+        }
     }
     let target = ids.last().map(|(_, h)| h.block_number).unwrap_or(0);
     for chunk in ids.chunks(50) {

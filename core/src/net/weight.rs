@@ -61,13 +61,15 @@ pub struct WeightCheck {
     last: Hash,
     headers: u64,
     max_headers: u64,
+    /// The most work one header added carried.
+    max_work: u128,
 }
 
 impl WeightCheck {
     /// A check against our weight `ours`, for a peer that claimed `claim`, starting from the
     /// verified cascade and root (`root` id, `proven` weight), taking at most `max_headers`.
     pub fn new(ours: u128, claim: u128, root: Hash, proven: u128, max_headers: u64) -> WeightCheck {
-        WeightCheck { ours, claim, proven, last: root, headers: 0, max_headers }
+        WeightCheck { ours, claim, proven, last: root, headers: 0, max_headers, max_work: 0 }
     }
 
     /// Add the next header (its id `id`): it must build on the last one and meet its target.
@@ -82,7 +84,9 @@ impl WeightCheck {
         if self.headers > self.max_headers {
             return Err(WeightFault::TooMany(self.max_headers));
         }
-        self.proven = self.proven.saturating_add(work_of(&h.block_target));
+        let work = work_of(&h.block_target);
+        self.max_work = self.max_work.max(work);
+        self.proven = self.proven.saturating_add(work);
         self.last = *id;
         Ok(())
     }
@@ -108,14 +112,38 @@ impl WeightCheck {
 
     /// Once the peer's headers have ended: how its claim compares with what its chain proves.
     pub fn claim(&self) -> Claim {
-        let ratio = self.claim / self.proven.max(1);
-        if ratio >= CLAIM_ABSURD {
-            Claim::Absurd
-        } else if self.claim / CLAIM_SLACK > self.proven {
-            Claim::Inflated
-        } else {
-            Claim::Fair
+        judge(self.claim, self.proven)
+    }
+
+    /// When the peer cut its headers short (they stopped linking, or never came): how its
+    /// claim compares with the most its chain could weigh — what it proved, plus every header
+    /// the cap still allows at [`CUT_SHORT_MARGIN`] times the most work one carried. Only an
+    /// absurd claim counts then (nothing is known before the first header).
+    pub fn claim_cut_short(&self) -> Claim {
+        if self.headers == 0 {
+            return Claim::Fair;
         }
+        let left = u128::from(self.max_headers.saturating_sub(self.headers));
+        let most =
+            self.proven.saturating_add(left.saturating_mul(self.max_work).saturating_mul(CUT_SHORT_MARGIN));
+        match judge(self.claim, most) {
+            Claim::Absurd => Claim::Absurd,
+            _ => Claim::Fair,
+        }
+    }
+}
+
+/// Difficulty may rise along a tree: a cut-short chain's unseen headers are counted at this
+/// many times the most work a seen one carried.
+pub const CUT_SHORT_MARGIN: u128 = 16;
+
+fn judge(claim: u128, proven: u128) -> Claim {
+    if claim / proven.max(1) >= CLAIM_ABSURD {
+        Claim::Absurd
+    } else if claim / CLAIM_SLACK > proven {
+        Claim::Inflated
+    } else {
+        Claim::Fair
     }
 }
 
@@ -186,5 +214,19 @@ mod tests {
         assert_eq!(claim(65_535_999, 1_000), Claim::Inflated);
         assert_eq!(claim(65_536_000, 1_000), Claim::Absurd);
         assert_eq!(claim(0, 0), Claim::Fair);
+    }
+
+    #[test]
+    fn a_chain_cut_short_is_judged_against_the_most_it_could_weigh() {
+        let root = Hash([7; 32]);
+        let mut c = WeightCheck::new(0, u128::MAX / 2, root, 100, 10);
+        assert_eq!(c.claim_cut_short(), Claim::Fair, "nothing known before a header");
+        let (h1, id1) = header(root, 1, 8);
+        c.add(&h1, &id1).unwrap();
+        // At most 100 + 8 + 9 × 8 × 16 = 1,260 could follow: u128::MAX / 2 is absurd.
+        assert_eq!(c.claim_cut_short(), Claim::Absurd);
+        let mut c = WeightCheck::new(0, 50_000, root, 100, 10);
+        c.add(&h1, &id1).unwrap();
+        assert_eq!(c.claim_cut_short(), Claim::Fair, "inflated is not punished on a cut-short chain");
     }
 }

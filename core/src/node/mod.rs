@@ -211,8 +211,9 @@ pub enum Event {
         block: Option<u64>,
     },
     /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root,
-    /// or such a chain keeps being offered ([`CONFLICT_REPEATS`] times). Raised when first
-    /// seen and again for a heavier one. The node will not reorganise that deep by itself
+    /// or such a chain keeps being offered ([`CONFLICT_REPEATS`] times) while more of our
+    /// connected peers' tips lie on it than on ours. Raised when first seen and again for a
+    /// heavier one. The node will not reorganise that deep by itself
     /// once anchored; the host may call
     /// [`Node::accept_chain_conflict`] to resync onto it (stored non-chain data is kept).
     ChainConflict {
@@ -503,6 +504,7 @@ impl Node {
                 full_mmr: cfg.full_mmr,
                 min_chain_weight: cfg.params.min_chain_weight,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
+                max_local_future_ms: cfg.params.max_local_future_ms,
             };
             let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
@@ -788,8 +790,9 @@ struct Actor {
     orphans: orphans::Orphans,
 }
 
-/// Syncs ending in the same kind of conflict (a heavier chain forking below our tree root)
-/// after which it is raised to the host even from a single /16 group.
+/// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
+/// root, or one extending it) after which it is raised to the host even from a single /16
+/// group — if more of our connected peers' tips lie on it than on ours.
 pub const CONFLICT_REPEATS: u32 = 3;
 
 /// Most tree blocks a sync candidate may bring. A peer's tree holds at most `tree_depth +
@@ -978,10 +981,24 @@ impl Actor {
             chain
         };
         let mut mempool = Mempool::new(cfg.mempool_bytes);
+        // Entries no longer valid leave the store too (peers are served from it).
+        let mut dropped = vec![];
         for (t, proofs) in loaded.mempool {
-            if let Ok(j) = chain.check_mempool_txpow(&t, &proofs) {
-                let _ = mempool.insert(Entry::new(t, proofs, &j));
+            let id = t.id();
+            match chain.check_mempool_txpow(&t, &proofs) {
+                Ok(j) => match mempool.insert(Entry::new(t, proofs, &j)) {
+                    Ok(removed) => dropped.extend(removed),
+                    Err(_) => dropped.push(id),
+                },
+                Err(_) => dropped.push(id),
             }
+        }
+        if !dropped.is_empty() {
+            store.commit(&BlockCommit {
+                tip: chain.tip_id(),
+                mempool_removed: dropped,
+                ..Default::default()
+            })?;
         }
         Ok(Actor {
             params,
@@ -1019,7 +1036,7 @@ impl Actor {
             anchor_after: cfg.anchor_after,
             energy: energy::EnergyState::new(cfg),
             proofs_written_at: 0,
-            future: Default::default(),
+            future: future::FutureBlocks::new(cfg.params.max_local_future_ms),
             orphans: Default::default(),
         })
     }
@@ -1079,8 +1096,10 @@ impl Actor {
                     let _ = reply.send(self.status());
                 }
                 Cmd::AcceptConflict(reply) => {
+                    let raised = std::mem::take(&mut self.conflict_raised);
+                    self.conflict_repeats = 0;
                     let r = match self.conflict.take() {
-                        Some(c) if self.conflict_raised && c.chain.weight() > self.chain.weight() => {
+                        Some(c) if raised && c.chain.weight() > self.chain.weight() => {
                             self.adopt(c).map(|_| true)
                         }
                         _ => Ok(false),
@@ -1230,7 +1249,12 @@ impl Actor {
                 return Err(e.into());
             }
         };
-        let e = Entry::new(txpow, proofs, &judged);
+        let mut e = Entry::new(txpow, proofs, &judged);
+        // Stored (and served to peers) carried to our tip: a relayer's proofs may be nearly
+        // `proof_window` old already.
+        if let Some(p) = self.refreshed(&e) {
+            e.proofs = p;
+        }
         let removed = self.mempool.insert(e.clone())?;
         self.store.commit(&BlockCommit {
             tip: self.chain.tip_id(),
@@ -1313,7 +1337,8 @@ impl Actor {
                     if proofs.len() == n {
                         if let Ok(j) = self.chain.check_mempool_txpow(&t, &proofs) {
                             let e = Entry::new(t.clone(), proofs.clone(), &j);
-                            if self.mempool.insert(e).is_ok() {
+                            if let Ok(evicted) = self.mempool.insert(e) {
+                                mempool_removed.extend(evicted);
                                 mempool_added.push((t, proofs));
                             }
                         }
@@ -1328,6 +1353,8 @@ impl Actor {
                     coins_from = Some(coins_from.map_or(from, |x| x.min(from)));
                 }
             }
+            // An entry a later one evicted within this loop is not stored.
+            mempool_added.retain(|(t, _)| self.mempool.get_by_id(&t.id()).is_some());
             for bid in &r.connected {
                 let Some(b) = self.chain.block(bid) else { continue };
                 for txid in &b.txids {
@@ -1452,7 +1479,12 @@ impl Actor {
                 let _ = reply.send((self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight()));
             }
             R::Has(id, reply) => {
-                let _ = reply.send(self.chain.knows(&id) || self.mempool.get_by_id(&id).is_some());
+                // Held blocks count as known: a catch-up does not fetch them again.
+                let known = self.chain.knows(&id)
+                    || self.mempool.get_by_id(&id).is_some()
+                    || self.orphans.contains(&id)
+                    || self.future.contains(&id);
+                let _ = reply.send(known);
             }
             R::PeerUp(group, tip, claim) => {
                 // A peer whose tip we hold and whose claim ours reaches shares our chain: it
@@ -1551,50 +1583,15 @@ impl Actor {
                 }
                 let _ = reply.send(loc);
             }
-            R::Submit(b, reply) => {
-                let b = *b;
-                let id = b.txpow.id();
-                if future::is_ahead(b.txpow.header.time_ms, now_ms()) {
-                    // SPEC §5's policy: held until due, nobody punished. Only a block with its
-                    // own proof of work takes a place (a cheap check).
-                    let r = if crate::chain::pow::meets(&id, &b.txpow.header.block_target) {
-                        if self.future.hold(id, b) {
-                            let held = self.future.len();
-                            tracing::info!(id = %id.to_hex(), held, "a block dated over 2 h ahead of our clock waits");
-                        }
-                        Submitted::Future
-                    } else {
-                        Submitted::Invalid("a block without its proof of work".into())
-                    };
+            R::Submit(b, reply) => match self.take(*b) {
+                Ok(r) => {
                     let _ = reply.send(r);
-                    return Ok(());
                 }
-                if self.chain.is_orphan(&b.txpow)
-                    && crate::chain::pow::meets(&id, &b.txpow.header.block_target)
-                {
-                    // Kept until its parent arrives (the sender is asked to catch us up).
-                    if self.orphans.add(id, b) {
-                        tracing::debug!(id = %id.to_hex(), held = self.orphans.len(), "orphan block kept");
-                    }
-                    let _ = reply.send(Submitted::UnknownParent);
-                    return Ok(());
+                Err(e) => {
+                    let _ = reply.send(Submitted::Invalid(e.to_string()));
+                    return Err(e);
                 }
-                let r = match self.on_block(b.txpow, b.witness, b.listed) {
-                    Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => {
-                        let _ = reply.send(Submitted::Accepted);
-                        return self.adopt_orphans(id);
-                    }
-                    Ok(AddOutcome::Pending { missing }) => Submitted::Pending(missing),
-                    Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
-                    Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
-                    Err(NodeError::Store(e)) => {
-                        let _ = reply.send(Submitted::Invalid(e.to_string()));
-                        return Err(NodeError::Store(e));
-                    }
-                    Err(e) => Submitted::Invalid(e.to_string()),
-                };
-                let _ = reply.send(r);
-            }
+            },
         }
         Ok(())
     }
@@ -1678,10 +1675,10 @@ impl Actor {
         if w <= self.chain.weight() {
             return Ok(SyncOutcome::NotHeavier);
         }
-        let tip_time = c.chain.tip().txpow.header.time_ms;
-        if future::is_ahead(tip_time, now_ms()) {
+        let (tip_time, now) = (c.chain.tip().txpow.header.time_ms, now_ms());
+        if self.future.is_ahead(tip_time, now) {
             // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
-            let s = (tip_time - now_ms()) / 1_000;
+            let s = tip_time.saturating_sub(now) / 1_000;
             return Ok(SyncOutcome::Refused(format!("its tip is dated {s} s ahead of our clock")));
         }
         if w < self.params.min_chain_weight {
@@ -1710,14 +1707,23 @@ impl Actor {
             self.conflict_groups.insert(group);
             let t = c.chain.tip();
             let (height, tip) = (t.number(), t.id.to_hex());
-            self.conflict_repeats = self.conflict_repeats.saturating_add(1);
+            // Repeats count for one conflicting chain: the held one, or one extending it.
+            let same = self.conflict.as_ref().is_some_and(|old| c.chain.knows(&old.chain.tip_id()));
+            self.conflict_repeats = if same { self.conflict_repeats.saturating_add(1) } else { 1 };
             let heavier = self.conflict.as_ref().is_none_or(|old| old.chain.weight() < w);
+            // The chain our connected peers share: more of their announced tips lie on it
+            // than on ours.
+            let claims = self.net.as_ref().map(|n| n.claims()).unwrap_or_default();
+            let on = |x: &Chain, y: &Chain| claims.iter().filter(|(t, _)| x.knows(t) && !y.knows(t)).count();
+            let shared = on(&c.chain, &self.chain) > on(&self.chain, &c.chain);
             if heavier {
                 self.conflict = Some(c);
             }
-            // Surfaced to the host, not retried in silence: from two groups, or once it keeps
-            // coming back (the only peer we have may be the honest one).
-            let raise = self.conflict_groups.len() >= 2 || self.conflict_repeats >= CONFLICT_REPEATS;
+            // Surfaced to the host, not retried in silence: from two groups (SPEC §5), or once
+            // it keeps coming back as the chain our peers share (the only peers we have may be
+            // the honest ones).
+            let raise =
+                self.conflict_groups.len() >= 2 || (self.conflict_repeats >= CONFLICT_REPEATS && shared);
             if raise && (heavier || !self.conflict_raised) {
                 tracing::warn!(height, "a heavier chain forking below our tree root keeps being offered");
                 self.emit(Event::ChainConflict { height, tip, weight: w.to_string() });
@@ -1796,32 +1802,70 @@ impl Actor {
         Ok(())
     }
 
-    /// Offer the orphans waiting for `parent` (just added) to the chain, and theirs in turn.
-    /// A refusal now is logged: the sender is not known any more.
-    fn adopt_orphans(&mut self, parent: Hash) -> Result<(), NodeError> {
-        let mut ready = self.orphans.children_of(&parent);
-        while let Some(b) = ready.pop() {
-            let id = b.txpow.id();
-            match self.on_block(b.txpow, b.witness, b.listed) {
-                Ok(AddOutcome::Added { .. }) => ready.extend(self.orphans.children_of(&id)),
-                Ok(_) => {}
-                Err(e @ NodeError::Store(_)) => return Err(e),
-                Err(e) => tracing::info!("an orphan block, its parent now here, was not taken: {e}"),
+    /// A peer's block: held if dated too far ahead of our clock (SPEC §5) or if its parent
+    /// is missing (an orphan), else offered to the chain. Blocks are held only once every
+    /// check of their own form passed (proof of work at least the minimum, size, magic): junk
+    /// costs its sender the work and a ban, never our memory. Only storage failures are
+    /// errors.
+    fn offer(&mut self, b: crate::net::message::BlockData) -> Result<crate::net::peer::Submitted, NodeError> {
+        use crate::net::peer::Submitted;
+        let ahead = self.future.is_ahead(b.txpow.header.time_ms, now_ms());
+        if ahead || self.chain.is_orphan(&b.txpow) {
+            match crate::chain::validate::check_txpow_form(&self.params, &b.txpow) {
+                Ok(info) if info.is_block => {}
+                Ok(_) => return Ok(Submitted::Invalid(ChainError::NotABlock.to_string())),
+                Err(e) => return Ok(Submitted::Invalid(e.to_string())),
             }
+            let (id, size) = (b.txpow.id(), crate::codec::Encode::encode(&b).len());
+            return Ok(if ahead {
+                if self.future.hold(id, size, b) {
+                    let held = self.future.len();
+                    tracing::info!(id = %id.to_hex(), held, "a block dated too far ahead of our clock waits");
+                }
+                Submitted::Future
+            } else {
+                if self.orphans.add(id, size, b) {
+                    tracing::debug!(id = %id.to_hex(), held = self.orphans.len(), "orphan block kept");
+                }
+                Submitted::UnknownParent
+            });
         }
-        Ok(())
+        Ok(match self.on_block(b.txpow, b.witness, b.listed) {
+            Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => Submitted::Accepted,
+            Ok(AddOutcome::Pending { missing }) => Submitted::Pending(missing),
+            Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
+            Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
+            Err(e @ NodeError::Store(_)) => return Err(e),
+            Err(e) => Submitted::Invalid(e.to_string()),
+        })
     }
 
-    /// Offer the held blocks that are now due to the chain (a refusal now is nobody's fault
-    /// we can tell: logged).
+    /// [`Actor::offer`], then, once the block is in, the orphans that waited for it (and
+    /// theirs in turn). An orphan refused now is logged: its sender is not known any more.
+    fn take(&mut self, b: crate::net::message::BlockData) -> Result<crate::net::peer::Submitted, NodeError> {
+        use crate::net::peer::Submitted;
+        let id = b.txpow.id();
+        let r = self.offer(b)?;
+        if r == Submitted::Accepted {
+            let mut ready = self.orphans.children_of(&id);
+            while let Some(c) = ready.pop() {
+                let cid = c.txpow.id();
+                match self.offer(c)? {
+                    Submitted::Accepted => ready.extend(self.orphans.children_of(&cid)),
+                    other => tracing::info!("an orphan block, its parent now here, was not taken: {other:?}"),
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Offer the held blocks that are now due to the chain (one whose parent is missing
+    /// becomes an orphan; a refusal now is logged: its sender is not known any more).
     fn retry_future(&mut self) -> Result<(), NodeError> {
         for b in self.future.due(now_ms()) {
-            let id = b.txpow.id();
-            match self.on_block(b.txpow, b.witness, b.listed) {
-                Err(e @ NodeError::Store(_)) => return Err(e),
-                Err(e) => tracing::info!("a held block, now due, was not taken: {e}"),
-                Ok(AddOutcome::Added { .. }) => self.adopt_orphans(id)?,
-                Ok(_) => {}
+            let r = self.take(b)?;
+            if r != crate::net::peer::Submitted::Accepted {
+                tracing::info!("a held block, now due, was not taken: {r:?}");
             }
         }
         Ok(())

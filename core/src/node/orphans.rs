@@ -2,8 +2,10 @@
 //! they join the chain as soon as it arrives, instead of being fetched again after the
 //! catch-up they start. Socket-free.
 //!
-//! Only blocks carrying their own proof of work are kept, at most [`MAX_ORPHANS`]; when full,
-//! the oldest gives way. A block whose parent never comes simply ages out.
+//! The node keeps only blocks that passed every check of their own form (proof of work at
+//! least the minimum, size, magic), at most [`MAX_ORPHANS`] and [`MAX_ORPHAN_BYTES`] in all;
+//! when full, the oldest gives way (so a block whose parent never comes is pushed out by
+//! newer ones).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,36 +14,47 @@ use crate::net::message::BlockData;
 
 /// Most orphans held.
 pub const MAX_ORPHANS: usize = 64;
+/// Most bytes held (encoded blocks with their listed TxPoWs).
+pub const MAX_ORPHAN_BYTES: usize = 4 << 20;
 
 /// The pool, keyed by missing parent.
 #[derive(Debug, Default)]
 pub struct Orphans {
     by_parent: HashMap<Hash, Vec<(Hash, BlockData)>>,
-    /// (id, parent), oldest first.
-    order: VecDeque<(Hash, Hash)>,
+    /// (id, parent, bytes), oldest first.
+    order: VecDeque<(Hash, Hash, usize)>,
+    bytes: usize,
 }
 
 impl Orphans {
-    /// Keep block `b` (id `id`) until its parent arrives. False if already held.
-    pub fn add(&mut self, id: Hash, b: BlockData) -> bool {
-        if self.order.iter().any(|(h, _)| *h == id) {
+    /// Keep block `b` (id `id`, `size` encoded bytes) until its parent arrives. False if
+    /// already held or larger than the whole pool.
+    pub fn add(&mut self, id: Hash, size: usize, b: BlockData) -> bool {
+        if self.contains(&id) || size > MAX_ORPHAN_BYTES {
             return false;
         }
-        if self.order.len() >= MAX_ORPHANS {
-            if let Some((old, parent)) = self.order.pop_front() {
-                self.remove(&old, &parent);
-            }
+        while self.order.len() >= MAX_ORPHANS || self.bytes.saturating_add(size) > MAX_ORPHAN_BYTES {
+            let Some((old, parent, gone)) = self.order.pop_front() else { break };
+            self.bytes -= gone;
+            self.remove(&old, &parent);
         }
         let parent = b.txpow.header.parents.0[0];
-        self.order.push_back((id, parent));
+        self.order.push_back((id, parent, size));
+        self.bytes += size;
         self.by_parent.entry(parent).or_default().push((id, b));
         true
+    }
+
+    /// Whether block `id` is held.
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.order.iter().any(|(h, _, _)| h == id)
     }
 
     /// Take the orphans whose parent is `parent` (it just joined the chain).
     pub fn children_of(&mut self, parent: &Hash) -> Vec<BlockData> {
         let Some(kids) = self.by_parent.remove(parent) else { return vec![] };
-        self.order.retain(|(_, p)| p != parent);
+        self.order.retain(|(_, p, _)| p != parent);
+        self.bytes = self.order.iter().map(|(_, _, s)| s).sum();
         kids.into_iter().map(|(_, b)| b).collect()
     }
 
@@ -81,10 +94,11 @@ mod tests {
         let (a, ba) = block(p, 2);
         let (b, bb) = block(p, 3);
         let (c, bc) = block(Hash([2; 32]), 2);
-        assert!(o.add(a, ba.clone()));
-        assert!(!o.add(a, ba), "held once");
-        assert!(o.add(b, bb));
-        assert!(o.add(c, bc));
+        assert!(o.add(a, 10, ba.clone()));
+        assert!(!o.add(a, 10, ba), "held once");
+        assert!(o.contains(&a));
+        assert!(o.add(b, 10, bb));
+        assert!(o.add(c, 10, bc));
         let kids: Vec<Hash> = o.children_of(&p).iter().map(|b| b.txpow.id()).collect();
         assert_eq!(kids, vec![a, b]);
         assert!(o.children_of(&p).is_empty());
@@ -95,14 +109,23 @@ mod tests {
     fn the_pool_is_bounded_and_the_oldest_gives_way() {
         let mut o = Orphans::default();
         let first = block(Hash([9; 32]), 1);
-        o.add(first.0, first.1);
+        o.add(first.0, 10, first.1);
         for i in 0..MAX_ORPHANS as u64 {
             let (id, b) = block(Hash([3; 32]), i + 2);
-            o.add(id, b);
+            o.add(id, 10, b);
         }
         assert_eq!(o.len(), MAX_ORPHANS);
         assert!(o.children_of(&Hash([9; 32])).is_empty(), "the oldest gave way");
         assert_eq!(o.children_of(&Hash([3; 32])).len(), MAX_ORPHANS);
         assert_eq!(o.len(), 0);
+        // By bytes too: two halves fit, a third pushes the oldest out.
+        let (x, bx) = block(Hash([4; 32]), 2);
+        let (y, by) = block(Hash([4; 32]), 3);
+        let (z, bz) = block(Hash([4; 32]), 4);
+        assert!(!o.add(x, MAX_ORPHAN_BYTES + 1, bx.clone()));
+        assert!(o.add(x, MAX_ORPHAN_BYTES / 2, bx));
+        assert!(o.add(y, MAX_ORPHAN_BYTES / 2, by));
+        assert!(o.add(z, MAX_ORPHAN_BYTES / 2, bz));
+        assert!(!o.contains(&x) && o.contains(&y) && o.contains(&z));
     }
 }

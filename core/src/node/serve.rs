@@ -4,17 +4,19 @@
 //! SQLite reads, never the actor's latency for blocks, transactions and the miner.
 //!
 //! Each answer reads one committed state. Pending transactions are served with the proofs the
-//! actor last wrote: it writes them at admission, after a reorg, and again whenever they are
-//! [`PROOF_REWRITE`] of `proof_window` old, so a peer up to three quarters of a window ahead
-//! still takes them.
+//! actor last wrote: carried to its tip at admission, and rewritten (carried to its tip again)
+//! after a reorg that disconnects blocks and every `proof_window / PROOF_REWRITE` blocks — so
+//! they are at most a quarter of a window old, and a peer up to three quarters of a window
+//! ahead of us still takes them.
 
 use crate::codec::Encode;
 use crate::crypto::Hash;
-use crate::mmr::NodeKey;
+use crate::mmr::{BlockWitness, NodeKey};
 use crate::net::message::{BlockData, CoinQuery, Message, RelayTxPow, MAX_COIN_PROOFS, MAX_GET};
 use crate::net::peer::Reads;
 use crate::store::serve::{ServeReader, Snapshot};
 use crate::store::StoreError;
+use crate::types::TxPoW;
 
 /// Most bytes of blocks in one `Blocks` answer (a frame holds 4 MiB).
 pub const MAX_BLOCKS_ANSWER: usize = 3 * 1024 * 1024;
@@ -45,6 +47,17 @@ impl Served {
     }
 }
 
+/// A stored block with the TxPoWs it lists (those the store holds).
+fn block_data(s: &Snapshot<'_>, txpow: TxPoW, witness: BlockWitness) -> Result<BlockData, StoreError> {
+    let mut listed = vec![];
+    for l in &txpow.body.txpow_ids {
+        if let Some(t) = s.listed(l)? {
+            listed.push(t);
+        }
+    }
+    Ok(BlockData { txpow, witness, listed })
+}
+
 impl Reads for Served {
     fn blocks(&self, ids: &[Hash]) -> Vec<BlockData> {
         self.read("blocks", |s| {
@@ -52,13 +65,7 @@ impl Reads for Served {
             let mut bytes = 0usize;
             for id in ids.iter().take(MAX_GET) {
                 let Some((txpow, witness)) = s.block(id)? else { continue };
-                let mut listed = vec![];
-                for l in &txpow.body.txpow_ids {
-                    if let Some(t) = s.listed(l)? {
-                        listed.push(t);
-                    }
-                }
-                let d = BlockData { txpow, witness, listed };
+                let d = block_data(s, txpow, witness)?;
                 bytes = bytes.saturating_add(d.encode().len());
                 if bytes > MAX_BLOCKS_ANSWER {
                     break;
@@ -88,15 +95,9 @@ impl Reads for Served {
     fn cascade(&self) -> Option<Message> {
         self.read("the cascade", |s| {
             let Some((txpow, witness, root_peaks)) = s.root()? else { return Ok(None) };
-            let mut listed = vec![];
-            for l in &txpow.body.txpow_ids {
-                if let Some(t) = s.listed(l)? {
-                    listed.push(t);
-                }
-            }
             Ok(Some(Message::Cascade {
                 headers: s.cascade()?,
-                root: Box::new(BlockData { txpow, witness, listed }),
+                root: Box::new(block_data(s, txpow, witness)?),
                 root_peaks,
             }))
         })
