@@ -422,9 +422,16 @@ pub fn phrase_to_seed(phrase: &str) -> Result<[u8; 32], CryptoError> {
     if phrase.len() > 1_000 {
         return Err(CryptoError::SeedPhrase("too long".into()));
     }
+    // The mnemonic wipes itself on drop (bip39's `zeroize`); so does the entropy copy here.
     let m = bip39::Mnemonic::parse(phrase).map_err(|e| CryptoError::SeedPhrase(e.to_string()))?;
-    let e = m.to_entropy();
-    e.try_into().map_err(|_| CryptoError::SeedPhrase("need 24 words (32 bytes of entropy)".into()))
+    let (mut e, n) = m.to_entropy_array();
+    let seed = (n == 32).then(|| {
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&e[..32]);
+        s
+    });
+    zeroize::Zeroize::zeroize(&mut e);
+    seed.ok_or_else(|| CryptoError::SeedPhrase("need 24 words (32 bytes of entropy)".into()))
 }
 
 #[cfg(test)]

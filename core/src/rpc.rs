@@ -85,7 +85,9 @@ pub fn call(data_dir: &Path, method: &str, params: Value) -> Result<Value, RpcEr
     let io = |e: std::io::Error| RpcError::Io { path: path.clone(), error: e.to_string() };
     let mut s = UnixStream::connect(&path).map_err(|_| RpcError::NotRunning(data_dir.to_path_buf()))?;
     s.set_read_timeout(Some(Duration::from_secs(300))).map_err(io)?;
-    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    // `params` is moved in (`json!` would copy it and leave the original unwiped).
+    let mut req = json!({"jsonrpc": "2.0", "id": 1, "method": method});
+    req["params"] = params;
     // The request may carry secrets (`seed`): both copies are wiped once sent.
     let text = Zeroizing::new(format!("{req}\n"));
     wipe(&mut req);
@@ -111,6 +113,32 @@ pub struct Server {
 
 fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+/// Read one request line (without its newline) into a buffer wiped when dropped — requests
+/// may carry secrets (`seed`) — allocated once at its largest, so no partial copy is left
+/// behind by growth, and read without an intermediate buffer. `None`: larger than
+/// [`MAX_REQUEST`].
+fn read_request(c: &mut UnixStream) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_REQUEST + 1));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    loop {
+        let n = c.read(&mut chunk[..])?;
+        if n == 0 {
+            return Ok(Some(line));
+        }
+        if let Some(end) = chunk[..n].iter().position(|b| *b == b'\n') {
+            if line.len() + end > MAX_REQUEST {
+                return Ok(None);
+            }
+            line.extend_from_slice(&chunk[..end]);
+            return Ok(Some(line));
+        }
+        if line.len() + n > MAX_REQUEST {
+            return Ok(None);
+        }
+        line.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Overwrite every string in `v` (a request's secrets — the `seed` call's phrase and
@@ -279,14 +307,12 @@ impl Server {
                     let on_stop = on_stop.clone();
                     let _ = std::thread::Builder::new().name("minima-rpc-conn".into()).spawn(move || {
                         let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                        // The request may carry secrets (`seed`): wiped when dropped.
-                        let mut line = Zeroizing::new(String::new());
-                        let reader = BufReader::new((&c).take(MAX_REQUEST as u64 + 1));
-                        let (answer, stop) = match reader.take(MAX_REQUEST as u64 + 1).read_line(&mut line) {
-                            Ok(n) if n > MAX_REQUEST => {
-                                (error(Value::Null, -32600, "request too large"), false)
-                            }
-                            Ok(_) => handle(&node, line.trim_end()),
+                        let (answer, stop) = match read_request(&mut c) {
+                            Ok(Some(line)) => match std::str::from_utf8(&line) {
+                                Ok(text) => handle(&node, text.trim_end()),
+                                Err(_) => (error(Value::Null, -32700, "request is not UTF-8"), false),
+                            },
+                            Ok(None) => (error(Value::Null, -32600, "request too large"), false),
                             Err(e) => (error(Value::Null, -32700, format!("unreadable request: {e}")), false),
                         };
                         let _ = c.write_all(format!("{answer}\n").as_bytes());

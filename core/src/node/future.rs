@@ -50,19 +50,32 @@ impl FutureBlocks {
         if self.contains(&id) || size > MAX_HELD_BYTES {
             return false;
         }
+        // Plan first: the blocks further ahead than this one give way, furthest first, until
+        // it fits; if it cannot fit that way, nothing is dropped.
         let time = b.txpow.header.time_ms;
-        while self.held.len() >= MAX_HELD || self.bytes.saturating_add(size) > MAX_HELD_BYTES {
-            let Some((i, last)) =
-                self.held.iter().enumerate().max_by_key(|(_, (_, _, x))| x.txpow.header.time_ms)
-            else {
-                return false;
-            };
-            if last.2.txpow.header.time_ms <= time {
+        let mut order: Vec<usize> = (0..self.held.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.held[i].2.txpow.header.time_ms));
+        let (mut n, mut bytes) = (self.held.len(), self.bytes);
+        let mut gone = vec![];
+        for i in order {
+            if n < MAX_HELD && bytes.saturating_add(size) <= MAX_HELD_BYTES {
+                break;
+            }
+            if self.held[i].2.txpow.header.time_ms <= time {
                 return false;
             }
-            let (_, gone, _) = self.held.swap_remove(i);
-            self.bytes -= gone;
+            gone.push(i);
+            n -= 1;
+            bytes -= self.held[i].1;
         }
+        if n >= MAX_HELD || bytes.saturating_add(size) > MAX_HELD_BYTES {
+            return false;
+        }
+        gone.sort_unstable_by(|a, b| b.cmp(a));
+        for i in gone {
+            self.held.swap_remove(i);
+        }
+        self.bytes = bytes;
         self.bytes += size;
         self.held.push((id, size, b));
         true
@@ -160,5 +173,12 @@ mod tests {
         let (c, bc) = block(3, now + MAX_AHEAD_MS + 5);
         assert!(f.hold(c, MAX_HELD_BYTES / 2, bc));
         assert!(!f.contains(&a) && f.contains(&big) && f.contains(&c));
+        // One that would need a block nearer to due to give way evicts nothing.
+        let (d, bd) = block(4, now + MAX_AHEAD_MS + 30);
+        assert!(!f.hold(d, MAX_HELD_BYTES / 2, bd));
+        assert!(f.contains(&big) && f.contains(&c));
+        let (e, be) = block(5, now + MAX_AHEAD_MS + 7);
+        assert!(!f.hold(e, MAX_HELD_BYTES, be), "would need the nearer block at +5 to give way");
+        assert!(f.contains(&big) && f.contains(&c), "nothing dropped for a block that did not fit");
     }
 }

@@ -211,9 +211,8 @@ pub enum Event {
         block: Option<u64>,
     },
     /// Peers in two or more /16 groups offer a heavier chain that forks below our tree root,
-    /// or such a chain keeps being offered ([`CONFLICT_REPEATS`] times) while more of our
-    /// connected peers' tips lie on it than on ours. Raised when first seen and again for a
-    /// heavier one. The node will not reorganise that deep by itself
+    /// or the same such chain keeps being offered ([`CONFLICT_REPEATS`] syncs; `groups` says
+    /// from how many /16 groups). Raised when first seen and again for a heavier one. The node will not reorganise that deep by itself
     /// once anchored; the host may call
     /// [`Node::accept_chain_conflict`] to resync onto it (stored non-chain data is kept).
     ChainConflict {
@@ -223,6 +222,9 @@ pub enum Event {
         tip: String,
         /// Its weight (decimal).
         weight: String,
+        /// The /16 groups of the peers that offered it (SPEC §5 raises from two; one means a
+        /// single source keeps offering it).
+        groups: usize,
     },
 }
 
@@ -792,7 +794,7 @@ struct Actor {
 
 /// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
 /// root, or one extending it) after which it is raised to the host even from a single /16
-/// group — if more of our connected peers' tips lie on it than on ours.
+/// group.
 pub const CONFLICT_REPEATS: u32 = 3;
 
 /// Most tree blocks a sync candidate may bring. A peer's tree holds at most `tree_depth +
@@ -1250,10 +1252,17 @@ impl Actor {
             }
         };
         let mut e = Entry::new(txpow, proofs, &judged);
-        // Stored (and served to peers) carried to our tip: a relayer's proofs may be nearly
-        // `proof_window` old already.
-        if let Some(p) = self.refreshed(&e) {
-            e.proofs = p;
+        // Stored (and served to peers) carried to our tip when older than a rewrite period: a
+        // relayer's proofs may be nearly `proof_window` old already.
+        let tip = self.chain.tip().number();
+        let every = (self.params.proof_window / serve::PROOF_REWRITE).max(1);
+        let old = e.proofs.iter().any(|(_, p)| {
+            self.chain.block(&p.block_id).is_none_or(|b| tip.saturating_sub(b.number()) > every)
+        });
+        if old {
+            if let Some(p) = self.refreshed(&e) {
+                e.proofs = p;
+            }
         }
         let removed = self.mempool.insert(e.clone())?;
         self.store.commit(&BlockCommit {
@@ -1353,8 +1362,6 @@ impl Actor {
                     coins_from = Some(coins_from.map_or(from, |x| x.min(from)));
                 }
             }
-            // An entry a later one evicted within this loop is not stored.
-            mempool_added.retain(|(t, _)| self.mempool.get_by_id(&t.id()).is_some());
             for bid in &r.connected {
                 let Some(b) = self.chain.block(bid) else { continue };
                 for txid in &b.txids {
@@ -1392,6 +1399,9 @@ impl Actor {
                     }
                 }
             }
+            // Entries evicted or removed later in this block's changes are not stored.
+            mempool_added.retain(|(t, _)| self.mempool.get_by_id(&t.id()).is_some());
+            mempool_removed.retain(|id| self.mempool.get_by_id(id).is_none());
             // Peers are served the stored proofs (off this actor): rewrite them when a reorg
             // may have left them on a side branch, or when they grow old for a peer's window.
             let n = self.chain.tip().number();
@@ -1482,7 +1492,7 @@ impl Actor {
                 // Held blocks count as known: a catch-up does not fetch them again.
                 let known = self.chain.knows(&id)
                     || self.mempool.get_by_id(&id).is_some()
-                    || self.orphans.contains(&id)
+                    || self.orphans.get(&id).is_some_and(|t| self.chain.is_orphan(t))
                     || self.future.contains(&id);
                 let _ = reply.send(known);
             }
@@ -1588,7 +1598,8 @@ impl Actor {
                     let _ = reply.send(r);
                 }
                 Err(e) => {
-                    let _ = reply.send(Submitted::Invalid(e.to_string()));
+                    // Our storage failed (the node stops): nothing the sender did.
+                    let _ = reply.send(Submitted::Stale);
                     return Err(e);
                 }
             },
@@ -1711,22 +1722,21 @@ impl Actor {
             let same = self.conflict.as_ref().is_some_and(|old| c.chain.knows(&old.chain.tip_id()));
             self.conflict_repeats = if same { self.conflict_repeats.saturating_add(1) } else { 1 };
             let heavier = self.conflict.as_ref().is_none_or(|old| old.chain.weight() < w);
-            // The chain our connected peers share: more of their announced tips lie on it
-            // than on ours.
-            let claims = self.net.as_ref().map(|n| n.claims()).unwrap_or_default();
-            let on = |x: &Chain, y: &Chain| claims.iter().filter(|(t, _)| x.knows(t) && !y.knows(t)).count();
-            let shared = on(&c.chain, &self.chain) > on(&self.chain, &c.chain);
             if heavier {
+                if !same {
+                    // What the host was told about is not what is held any more.
+                    self.conflict_raised = false;
+                }
                 self.conflict = Some(c);
             }
             // Surfaced to the host, not retried in silence: from two groups (SPEC §5), or once
-            // it keeps coming back as the chain our peers share (the only peers we have may be
-            // the honest ones).
-            let raise =
-                self.conflict_groups.len() >= 2 || (self.conflict_repeats >= CONFLICT_REPEATS && shared);
+            // the same chain keeps coming back (the event says from how many groups: the host
+            // decides whether one is enough).
+            let raise = self.conflict_groups.len() >= 2 || self.conflict_repeats >= CONFLICT_REPEATS;
             if raise && (heavier || !self.conflict_raised) {
                 tracing::warn!(height, "a heavier chain forking below our tree root keeps being offered");
-                self.emit(Event::ChainConflict { height, tip, weight: w.to_string() });
+                let groups = self.conflict_groups.len();
+                self.emit(Event::ChainConflict { height, tip, weight: w.to_string(), groups });
             }
             self.conflict_raised |= raise;
             return Ok(SyncOutcome::Conflict);
@@ -1779,6 +1789,8 @@ impl Actor {
                 }
             }
         }
+        // An entry a later one evicted is not stored.
+        kept.retain(|(t, _)| self.mempool.get_by_id(&t.id()).is_some());
         if !kept.is_empty() {
             self.store.commit(&BlockCommit {
                 tip: self.chain.tip_id(),
@@ -1790,6 +1802,13 @@ impl Actor {
         self.conflict_groups.clear();
         self.conflict_repeats = 0;
         self.conflict_raised = false;
+        // Blocks held as orphans whose parent the new chain holds join it now.
+        for b in self.orphans.release(|t| !self.chain.is_orphan(t)) {
+            let r = self.take(b)?;
+            if r != crate::net::peer::Submitted::Accepted {
+                tracing::info!("an orphan block, its parent now here, was not taken: {r:?}");
+            }
+        }
         self.wallet_rescan_tree()?;
         self.wallet_recover_after_resync();
         let t = self.chain.tip();
@@ -1816,15 +1835,23 @@ impl Actor {
                 Ok(_) => return Ok(Submitted::Invalid(ChainError::NotABlock.to_string())),
                 Err(e) => return Ok(Submitted::Invalid(e.to_string())),
             }
+            // Only what the block lists is kept with it, and no more than a block may hold.
+            let mut b = b;
+            let ids: std::collections::HashSet<Hash> = b.txpow.body.txpow_ids.iter().copied().collect();
+            b.listed.retain(|t| ids.contains(&t.id()));
             let (id, size) = (b.txpow.id(), crate::codec::Encode::encode(&b).len());
+            // Its TxPoW and listed ones may take `max_block_bytes`, its MMR witness as much
+            // again: anything larger is not held (not the sender's fault as such: the listed
+            // TxPoWs sent with a block are not what its id commits to).
+            let fits = size <= (self.params.magic.max_block_bytes as usize).saturating_mul(2);
             return Ok(if ahead {
-                if self.future.hold(id, size, b) {
+                if fits && self.future.hold(id, size, b) {
                     let held = self.future.len();
                     tracing::info!(id = %id.to_hex(), held, "a block dated too far ahead of our clock waits");
                 }
                 Submitted::Future
             } else {
-                if self.orphans.add(id, size, b) {
+                if fits && self.orphans.add(id, size, b) {
                     tracing::debug!(id = %id.to_hex(), held = self.orphans.len(), "orphan block kept");
                 }
                 Submitted::UnknownParent

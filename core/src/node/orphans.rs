@@ -50,6 +50,24 @@ impl Orphans {
         self.order.iter().any(|(h, _, _)| h == id)
     }
 
+    /// The held block `id`'s TxPoW.
+    pub fn get(&self, id: &Hash) -> Option<&crate::types::TxPoW> {
+        let (_, parent, _) = self.order.iter().find(|(h, _, _)| h == id)?;
+        self.by_parent.get(parent)?.iter().find(|(h, _)| h == id).map(|(_, b)| &b.txpow)
+    }
+
+    /// Take every held block whose TxPoW `joins` (its parent is now known: after a sync
+    /// replaced our chain).
+    pub fn release(&mut self, joins: impl Fn(&crate::types::TxPoW) -> bool) -> Vec<BlockData> {
+        let parents: Vec<Hash> = self
+            .by_parent
+            .iter()
+            .filter(|(_, v)| v.iter().any(|(_, b)| joins(&b.txpow)))
+            .map(|(p, _)| *p)
+            .collect();
+        parents.iter().flat_map(|p| self.children_of(p)).collect()
+    }
+
     /// Take the orphans whose parent is `parent` (it just joined the chain).
     pub fn children_of(&mut self, parent: &Hash) -> Vec<BlockData> {
         let Some(kids) = self.by_parent.remove(parent) else { return vec![] };
@@ -101,6 +119,11 @@ mod tests {
         assert!(o.add(c, 10, bc));
         let kids: Vec<Hash> = o.children_of(&p).iter().map(|b| b.txpow.id()).collect();
         assert_eq!(kids, vec![a, b]);
+        assert_eq!(o.get(&c).map(|t| t.id()), Some(c));
+        let released: Vec<Hash> =
+            o.release(|t| t.header.parents.0[0] == Hash([2; 32])).iter().map(|b| b.txpow.id()).collect();
+        assert_eq!(released, vec![c]);
+        assert!(o.add(c, 10, block(Hash([2; 32]), 2).1));
         assert!(o.children_of(&p).is_empty());
         assert_eq!(o.len(), 1);
     }
