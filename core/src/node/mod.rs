@@ -1489,10 +1489,12 @@ impl Actor {
                 let _ = reply.send((self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight()));
             }
             R::Has(id, reply) => {
-                // Held blocks count as known: a catch-up does not fetch them again.
+                // Held orphans do not count: each announcement of one, and each catch-up,
+                // fetches it again, so a catch-up that failed is retried (a held orphan then
+                // joins when its parent arrives, whichever copy comes first). Future blocks
+                // count: they cannot be taken before they are due anyway.
                 let known = self.chain.knows(&id)
                     || self.mempool.get_by_id(&id).is_some()
-                    || self.orphans.get(&id).is_some_and(|t| self.chain.is_orphan(t))
                     || self.future.contains(&id);
                 let _ = reply.send(known);
             }

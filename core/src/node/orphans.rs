@@ -50,12 +50,6 @@ impl Orphans {
         self.order.iter().any(|(h, _, _)| h == id)
     }
 
-    /// The held block `id`'s TxPoW.
-    pub fn get(&self, id: &Hash) -> Option<&crate::types::TxPoW> {
-        let (_, parent, _) = self.order.iter().find(|(h, _, _)| h == id)?;
-        self.by_parent.get(parent)?.iter().find(|(h, _)| h == id).map(|(_, b)| &b.txpow)
-    }
-
     /// Take every held block whose TxPoW `joins` (its parent is now known: after a sync
     /// replaced our chain).
     pub fn release(&mut self, joins: impl Fn(&crate::types::TxPoW) -> bool) -> Vec<BlockData> {
@@ -119,7 +113,6 @@ mod tests {
         assert!(o.add(c, 10, bc));
         let kids: Vec<Hash> = o.children_of(&p).iter().map(|b| b.txpow.id()).collect();
         assert_eq!(kids, vec![a, b]);
-        assert_eq!(o.get(&c).map(|t| t.id()), Some(c));
         let released: Vec<Hash> =
             o.release(|t| t.header.parents.0[0] == Hash([2; 32])).iter().map(|b| b.txpow.id()).collect();
         assert_eq!(released, vec![c]);
