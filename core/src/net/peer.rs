@@ -1065,7 +1065,10 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, dl.remaining(Instant::now())).await {
             Ok(Message::Headers(h)) => h,
-            _ => return,
+            other => {
+                tracing::debug!("catch-up from {}: no headers ({other:?})", conn.remote_address());
+                return;
+            }
         };
         let full = headers.len() == MAX_HEADERS;
         if let Some(first) = headers.first() {
@@ -1083,11 +1086,15 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         }
         if want.is_empty() {
+            tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
             return;
         }
         dl.progress(Instant::now());
         for chunk in want.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(Instant::now())).await else { return };
+            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(Instant::now())).await else {
+                tracing::debug!("catch-up from {}: bodies not delivered", conn.remote_address());
+                return;
+            };
             for b in blocks {
                 match submit_block(s, conn, b).await {
                     Ok(Submitted::Accepted) => dl.progress(Instant::now()),

@@ -64,7 +64,10 @@ impl Reads for Served {
             let mut out = vec![];
             let mut bytes = 0usize;
             for id in ids.iter().take(MAX_GET) {
-                let Some((txpow, witness)) = s.block(id)? else { continue };
+                let Some((txpow, witness)) = s.block(id)? else {
+                    tracing::debug!(id = %id.to_hex(), "a block asked for is not in the store");
+                    continue;
+                };
                 let d = block_data(s, txpow, witness)?;
                 bytes = bytes.saturating_add(d.encode().len());
                 if bytes > MAX_BLOCKS_ANSWER {
