@@ -12,7 +12,7 @@
 //! | [`params`] | Params (main, test, devnet) and their invariants |
 //! | [`script`] | the v1 KISSVM subset with hard limits |
 //! | [`mmr`] | the MMR sum tree: append, spend, proofs, peaks, per-block deltas, block witnesses |
-//! | [`chain`] | validation, difficulty, time, parents, the TxPoW tree with GHOST, the cascade |
+//! | [`chain`] | validation, difficulty, time, parents, the TxPoW tree with heaviest-path fork choice, the cascade |
 //! | [`store`] | SQLite: schema, one transaction per block, single writer |
 //! | [`mempool`] | pending transactions, bounded, ranked by burn per byte |
 //! | [`miner`] | the low-priority hash loop, cancellable |
@@ -34,6 +34,13 @@
 //! - **Inputs come from the parent's MMR.** A block may not spend a coin created in the same
 //!   block (the witness proves inputs against the parent's MMR).
 //! - **Work.** `work(target) = floor(2^256 / (target + 1))`, saturated to `u128::MAX`.
+//! - **Fork choice is the heaviest path, not GHOST** (a change to SPEC §5). The tip is the tree
+//!   block whose root→block path holds the most work — the chain weight sync already compares;
+//!   a tie keeps the current tip, else the lower id. Under GHOST (subtree work) side blocks
+//!   count, but peers announce only best tips and sync fetches only the path to them, so two
+//!   nodes holding the same best branches could choose differently for good: a partition
+//!   whose side had bushy forks stayed split after it healed. Side blocks are rare at 50 s
+//!   blocks, where GHOST gains little.
 //! - **Sig-ops.** A TxPoW's sig-ops are its witness signatures plus the `CHECKSIG` calls its
 //!   scripts execute; a block's are the sum over its own and listed TxPoWs.
 //! - **Block bytes** count the block's own encoded TxPoW plus every listed TxPoW once.

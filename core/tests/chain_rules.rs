@@ -1,4 +1,4 @@
-//! Difficulty golden vectors, GHOST fork choice and its tie-break, reorgs, the cascade at
+//! Difficulty golden vectors, heaviest-path fork choice and its tie-break, reorgs, the cascade at
 //! 100,000 blocks against a reference walk, receiver-side cascade verification, forks below
 //! the root, and Params invariants.
 
@@ -55,7 +55,7 @@ fn difficulty_golden_vectors() {
 }
 
 #[test]
-fn ghost_follows_the_heavier_branch_and_reports_the_reorg() {
+fn the_heavier_branch_wins_and_the_reorg_is_reported() {
     let mut a = ChainBuilder::new(Params::devnet(), NOW, 100);
     a.mine(20);
     let fork = a.head();
@@ -104,7 +104,7 @@ fn ghost_follows_the_heavier_branch_and_reports_the_reorg() {
 }
 
 #[test]
-fn ghost_tie_keeps_the_current_branch_else_the_lower_id() {
+fn a_tie_keeps_the_current_branch_else_the_lower_id() {
     let mut base = ChainBuilder::new(Params::devnet(), NOW, 100);
     base.tx_per_block = false;
     base.mine(12);
@@ -130,26 +130,68 @@ fn ghost_tie_keeps_the_current_branch_else_the_lower_id() {
     assert_eq!(chain.tip_id(), x.head(), "two Z blocks only tie");
     add(&mut chain, &z.blocks()[14..]);
     assert_eq!(chain.tip_id(), z.head());
-    // A tie where neither side is the current branch goes to the lower id: P (current, 2
-    // blocks) vs Q with two children Q1, Q2. When Q2 arrives, Q's subtree (3) beats P (2), and
-    // inside Q the children Q1 and Q2 tie at one block each.
+    // A tie where neither side is the current branch goes to the lower id: with P (two
+    // blocks) current, Q1 and Q2 (three blocks each, sharing their first) arrive; Q1 takes
+    // over, Q2 ties it and Q1 stays. Asked to prefer P again (a restart whose stored tip is
+    // lighter), the choice is between the tied Q1 and Q2: the lower id.
     let mut chain = base.chain.clone();
     let mut pb = base.clone().with_salt(21);
     pb.mine(2);
     let mut q = base.clone().with_salt(22);
-    q.mine(1);
+    q.mine(2);
     let mut q1 = q.clone().with_salt(23);
     q1.mine(1);
     let mut q2 = q.clone().with_salt(24);
     q2.mine(1);
     add(&mut chain, &pb.blocks()[12..]);
     add(&mut chain, &q.blocks()[12..]);
-    assert_eq!(chain.tip_id(), pb.head());
-    add(&mut chain, &q1.blocks()[13..]);
     assert_eq!(chain.tip_id(), pb.head(), "Q ties P: the current branch stays");
-    add(&mut chain, &q2.blocks()[13..]);
+    add(&mut chain, &q1.blocks()[14..]);
+    assert_eq!(chain.tip_id(), q1.head());
+    add(&mut chain, &q2.blocks()[14..]);
+    assert_eq!(chain.tip_id(), q1.head(), "Q2 ties Q1: the current branch stays");
+    chain.prefer_tip(&pb.head());
     let lower = q1.head().min(q2.head());
-    assert_eq!(chain.tip_id(), lower, "tie between two non-current children: lower id");
+    assert_eq!(chain.tip_id(), lower, "tie between two non-current tips: lower id");
+}
+
+/// Fork choice depends only on the branches every node learns of. Peers announce their best
+/// tips (and sync fetches the path to them), never the side blocks they hold, so two nodes
+/// that hold the same two best branches must choose the same tip whatever side blocks only
+/// one of them has. Under GHOST (subtree work) they did not: a node whose branch A carried
+/// two side blocks of its own kept A (3 path blocks + 2 side = 5) over B's longer path (4),
+/// while a node without them took B, and the network stayed split (the `net_partition`
+/// flake). The tip is the end of the heaviest root→tip path, the same weight sync compares.
+#[test]
+fn side_blocks_only_one_node_holds_do_not_split_the_network() {
+    let mut base = ChainBuilder::new(Params::devnet(), NOW, 100);
+    base.tx_per_block = false;
+    base.mine(12);
+    let mut a = base.clone().with_salt(1);
+    a.mine(1);
+    let mut side = a.clone().with_salt(5);
+    side.mine(2);
+    a.mine(2);
+    let mut b = base.clone().with_salt(2);
+    b.mine(4);
+    let add = |chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]| {
+        for (t, w) in blocks {
+            chain.add_block(t.clone(), w.clone(), &NoTxPows).unwrap();
+        }
+    };
+    // X mined on A and holds A's side blocks; Y learnt of A's tip only.
+    let mut x = base.chain.clone();
+    add(&mut x, &a.blocks()[12..]);
+    add(&mut x, &side.blocks()[13..]);
+    assert_eq!(x.tip_id(), a.head(), "the side blocks tie A's path: A stays");
+    let mut y = base.chain.clone();
+    add(&mut y, &a.blocks()[12..]);
+    // Both then learn of B's tip and fetch its path.
+    add(&mut x, &b.blocks()[12..]);
+    add(&mut y, &b.blocks()[12..]);
+    assert_eq!(y.tip_id(), b.head());
+    assert_eq!(x.tip_id(), b.head(), "the same tip on both nodes: the heavier path");
+    assert_eq!(x.weight(), y.weight());
 }
 
 /// The SPEC §6 walk, written out plainly for the reference: headers newest first.

@@ -1,4 +1,4 @@
-//! Consensus: validation, difficulty, time, parents, the TxPoW tree with GHOST fork choice, and
+//! Consensus: validation, difficulty, time, parents, the TxPoW tree with heaviest-path fork choice, and
 //! the cascade. A pure state machine — blocks in, decisions out; time is an input.
 
 pub mod cascade;
@@ -93,8 +93,10 @@ pub struct TreeBlock {
     pub id: Hash,
     /// Work of its target.
     pub work: u128,
-    /// Work of it and every descendant in the tree.
-    pub subtree_work: u128,
+    /// Work on the path to it: its parent's `path_work` plus its own work (the tree's first
+    /// root counts its own work only). An offset common to every block of the tree, so two
+    /// blocks' `path_work` compare as their root→block paths do.
+    pub path_work: u128,
     /// Children in the tree.
     pub children: Vec<Hash>,
     /// MMR peaks after the block.
@@ -175,7 +177,7 @@ pub enum CoinFate {
     Unknown,
 }
 
-/// The consensus state: cascade + tree, with the best tip by GHOST.
+/// The consensus state: cascade + tree, with the best tip: the end of the heaviest path.
 #[derive(Debug, Clone)]
 pub struct Chain {
     params: Params,
@@ -331,7 +333,7 @@ impl Chain {
             txpow: g,
             id,
             work,
-            subtree_work: work,
+            path_work: work,
             children: vec![],
             peaks,
             extra: Some(Arc::new(BlockExtra {
@@ -389,7 +391,7 @@ impl Chain {
             txpow: root,
             id,
             work,
-            subtree_work: work,
+            path_work: work,
             children: vec![],
             peaks: root_peaks,
             spent: root_witness.inputs.iter().map(|w| w.leaf_index).collect(),
@@ -671,7 +673,7 @@ impl Chain {
             Ok(Judgement::Valid(tb)) => {
                 self.insert(*tb);
                 let old_tip = self.tip;
-                self.tip = self.ghost();
+                self.tip = self.heaviest();
                 let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
                 let (pruned, dropped) = self.prune_tree();
                 Ok(AddOutcome::Added { reorg, pruned, dropped })
@@ -849,7 +851,7 @@ impl Chain {
             txpow,
             id,
             work,
-            subtree_work: work,
+            path_work: work,
             children: vec![],
             peaks,
             spent: witness.inputs.iter().map(|w| w.leaf_index).collect(),
@@ -859,49 +861,24 @@ impl Chain {
         })))
     }
 
-    fn insert(&mut self, tb: TreeBlock) {
+    fn insert(&mut self, mut tb: TreeBlock) {
         let id = tb.id;
-        let work = tb.work;
-        let mut cur = tb.parent();
-        self.tree.insert(id, Box::new(tb));
-        if let Some(p) = self.tree.get_mut(&cur) {
+        let parent = tb.parent();
+        if let Some(p) = self.tree.get_mut(&parent) {
+            tb.path_work = p.path_work.saturating_add(tb.work);
             p.children.push(id);
         }
-        while let Some(b) = self.tree.get_mut(&cur) {
-            b.subtree_work = b.subtree_work.saturating_add(work);
-            if cur == self.root {
-                break;
-            }
-            cur = b.parent();
-        }
+        self.tree.insert(id, Box::new(tb));
     }
 
-    /// GHOST from the root: step into the child with the heaviest subtree; a tie keeps the
-    /// current branch, else the lower id.
-    fn ghost(&self) -> Hash {
-        let current: HashSet<Hash> = self.path_to(self.tip).into_iter().collect();
-        let mut cur = self.root;
-        loop {
-            let b = &self.tree[&cur];
-            let mut best: Option<&TreeBlock> = None;
-            for c in &b.children {
-                let cb = &self.tree[c];
-                best = match best {
-                    None => Some(cb),
-                    Some(x) => {
-                        let better = cb.subtree_work > x.subtree_work
-                            || (cb.subtree_work == x.subtree_work
-                                && !current.contains(&x.id)
-                                && (current.contains(&cb.id) || cb.id < x.id));
-                        Some(if better { cb } else { x })
-                    }
-                };
-            }
-            match best {
-                Some(n) => cur = n.id,
-                None => return cur,
-            }
-        }
+    /// Fork choice: the tree block at the end of the heaviest root→block path (the weight a
+    /// sync compares; side blocks count for nothing, so every node that holds the same best
+    /// branches chooses the same tip). A tie keeps the current tip, else the lower id.
+    fn heaviest(&self) -> Hash {
+        self.tree
+            .values()
+            .max_by_key(|b| (b.path_work, b.id == self.tip, std::cmp::Reverse(b.id)))
+            .map_or(self.root, |b| b.id)
     }
 
     fn reorg_between(&self, old: Hash, new: Hash) -> Reorg {
@@ -954,7 +931,7 @@ impl Chain {
     pub fn prefer_tip(&mut self, id: &Hash) {
         if self.tree.contains_key(id) {
             self.tip = *id;
-            self.tip = self.ghost();
+            self.tip = self.heaviest();
         }
     }
 
