@@ -431,7 +431,11 @@ fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
         Mining::Continuous { duty: 0.2 },
         false,
     );
+    // Its own blocks from genesis must not outgrow the fixture chain while it is submitted:
+    // 72 of them would move its root and drop the fixture's branch (CI failed so).
+    s1.set_mining(false).unwrap();
     common::submit_blocks(&s1, &theirs, theirs.blocks());
+    s1.set_mining(true).unwrap();
     let o1 = server_at(&dir.path().join("o1"), &ours, [127, 3, 0, 1]);
     let o2 = server_at(&dir.path().join("o2"), &ours, [127, 4, 0, 1]);
     let mut cfg = common::net_config(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
