@@ -103,11 +103,24 @@ fn the_heavier_branch_wins_and_the_reorg_is_reported() {
     assert_eq!(c.chain.tip().peaks.root(), c.chain.tip().txpow.header.mmr_root);
 }
 
-#[test]
-fn a_tie_keeps_the_current_branch_else_the_lower_id() {
+/// A chain of twelve blocks without transactions, to branch from.
+fn twelve_empty_blocks() -> ChainBuilder {
     let mut base = ChainBuilder::new(Params::devnet(), NOW, 100);
     base.tx_per_block = false;
     base.mine(12);
+    base
+}
+
+/// Add `blocks` to `chain`; each must be valid.
+fn add(chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]) {
+    for (t, w) in blocks {
+        chain.add_block(t.clone(), w.clone(), &NoTxPows).unwrap();
+    }
+}
+
+#[test]
+fn a_tie_keeps_the_current_branch_else_the_lower_id() {
+    let base = twelve_empty_blocks();
     let mut x = base.clone().with_salt(1);
     let mut y = base.clone().with_salt(2);
     let mut z = base.clone().with_salt(3);
@@ -115,11 +128,6 @@ fn a_tie_keeps_the_current_branch_else_the_lower_id() {
     y.mine(2);
     z.mine(3);
     let mut chain = base.chain.clone();
-    let add = |chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]| {
-        for (t, w) in blocks {
-            chain.add_block(t.clone(), w.clone(), &NoTxPows).unwrap();
-        }
-    };
     add(&mut chain, &x.blocks()[12..]);
     assert_eq!(chain.tip_id(), x.head());
     // Y ties X (same work): the current branch stays.
@@ -131,9 +139,10 @@ fn a_tie_keeps_the_current_branch_else_the_lower_id() {
     add(&mut chain, &z.blocks()[14..]);
     assert_eq!(chain.tip_id(), z.head());
     // A tie where neither side is the current branch goes to the lower id: with P (two
-    // blocks) current, Q1 and Q2 (three blocks each, sharing their first) arrive; Q1 takes
-    // over, Q2 ties it and Q1 stays. Asked to prefer P again (a restart whose stored tip is
-    // lighter), the choice is between the tied Q1 and Q2: the lower id.
+    // blocks) current, Q1 and Q2 (three blocks each, sharing their first two) arrive; the one
+    // with the higher id first takes over, the other ties it and the first stays. Asked to
+    // prefer P again (a restart whose stored tip is lighter), the choice is between the tied
+    // Q1 and Q2: the lower id, which was never the tip before.
     let mut chain = base.chain.clone();
     let mut pb = base.clone().with_salt(21);
     pb.mine(2);
@@ -143,16 +152,16 @@ fn a_tie_keeps_the_current_branch_else_the_lower_id() {
     q1.mine(1);
     let mut q2 = q.clone().with_salt(24);
     q2.mine(1);
+    let (higher, lower) = if q1.head() > q2.head() { (&q1, &q2) } else { (&q2, &q1) };
     add(&mut chain, &pb.blocks()[12..]);
     add(&mut chain, &q.blocks()[12..]);
     assert_eq!(chain.tip_id(), pb.head(), "Q ties P: the current branch stays");
-    add(&mut chain, &q1.blocks()[14..]);
-    assert_eq!(chain.tip_id(), q1.head());
-    add(&mut chain, &q2.blocks()[14..]);
-    assert_eq!(chain.tip_id(), q1.head(), "Q2 ties Q1: the current branch stays");
+    add(&mut chain, &higher.blocks()[14..]);
+    assert_eq!(chain.tip_id(), higher.head());
+    add(&mut chain, &lower.blocks()[14..]);
+    assert_eq!(chain.tip_id(), higher.head(), "a tie: the current branch stays");
     chain.prefer_tip(&pb.head());
-    let lower = q1.head().min(q2.head());
-    assert_eq!(chain.tip_id(), lower, "tie between two non-current tips: lower id");
+    assert_eq!(chain.tip_id(), lower.head(), "tie between two non-current tips: lower id");
 }
 
 /// Fork choice depends only on the branches every node learns of. Peers announce their best
@@ -164,9 +173,7 @@ fn a_tie_keeps_the_current_branch_else_the_lower_id() {
 /// flake). The tip is the end of the heaviest root→tip path, the same weight sync compares.
 #[test]
 fn side_blocks_only_one_node_holds_do_not_split_the_network() {
-    let mut base = ChainBuilder::new(Params::devnet(), NOW, 100);
-    base.tx_per_block = false;
-    base.mine(12);
+    let base = twelve_empty_blocks();
     let mut a = base.clone().with_salt(1);
     a.mine(1);
     let mut side = a.clone().with_salt(5);
@@ -174,11 +181,6 @@ fn side_blocks_only_one_node_holds_do_not_split_the_network() {
     a.mine(2);
     let mut b = base.clone().with_salt(2);
     b.mine(4);
-    let add = |chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]| {
-        for (t, w) in blocks {
-            chain.add_block(t.clone(), w.clone(), &NoTxPows).unwrap();
-        }
-    };
     // X mined on A and holds A's side blocks; Y learnt of A's tip only.
     let mut x = base.chain.clone();
     add(&mut x, &a.blocks()[12..]);

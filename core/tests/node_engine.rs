@@ -233,6 +233,46 @@ fn reorg_through_the_actor_rolls_mmr_and_mempool_back_and_forward() {
     // And the reorg state restarts too when the mempool is non-empty: roll back to A's view.
 }
 
+/// A restart replays the stored tree and ends on the stored tip: of two tied branches, the
+/// one that was current, whatever order the replay adds them in. A stored tip that is not
+/// the best block of the stored tree (written under another fork choice) is refused with a
+/// clear error, never silently swapped for another one (its wallet, mempool and full MMR
+/// follow the stored tip).
+#[test]
+fn a_restart_ends_on_the_stored_tip_or_refuses_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("node");
+    let mut base = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 100);
+    base.tx_per_block = false;
+    base.mine(15);
+    let mut x = base.clone().with_salt(1);
+    x.mine(2);
+    let mut y = base.clone().with_salt(2);
+    y.mine(2);
+    // The replay adds blocks by (number, id), so the branch with the lower head leads it at
+    // the top: make the other one current.
+    let (current, other) = if x.head() > y.head() { (&x, &y) } else { (&y, &x) };
+    let node = fixture_node(&d, &base, true);
+    common::submit_blocks(&node, current, current.blocks());
+    common::submit_blocks(&node, other, &other.blocks()[15..]);
+    assert_eq!(node.status().unwrap().tip, current.head().to_hex());
+    node.stop(Duration::from_secs(5)).unwrap();
+    let node = fixture_node(&d, &base, true);
+    assert_eq!(node.status().unwrap().tip, current.head().to_hex(), "the tie resolves as it did");
+    node.stop(Duration::from_secs(5)).unwrap();
+    // Point the stored tip at a lighter block of the tree.
+    let db = rusqlite::Connection::open(d.join(minima_core::store::DB_FILE)).unwrap();
+    db.execute("UPDATE meta SET value = ?1 WHERE key = 'tip'", [&base.head().0[..]]).unwrap();
+    drop(db);
+    let mut cfg = Config::new(&d, base.params.clone());
+    cfg.mining = Mining::Off;
+    cfg.full_mmr = true;
+    match Node::start(cfg) {
+        Err(e) => assert!(e.to_string().contains("is not the best block of the stored tree"), "{e}"),
+        Ok(n) => panic!("started on {}", n.status().unwrap().tip),
+    }
+}
+
 #[test]
 fn storage_stays_flat_over_twenty_thousand_blocks() {
     let dir = tempfile::tempdir().unwrap();

@@ -192,6 +192,8 @@ pub struct Chain {
     invalid: HashSet<Hash>,
     invalid_order: std::collections::VecDeque<Hash>,
     cold: Option<Arc<dyn ColdBlocks>>,
+    /// False while a stored tree is replayed (see [`Chain::hold_pruning`]).
+    pruning: bool,
 }
 
 /// A transaction TxPoW looked up by id (the mempool, or blocks fetched for a pending block).
@@ -356,6 +358,7 @@ impl Chain {
             invalid: HashSet::new(),
             invalid_order: Default::default(),
             cold: None,
+            pruning: true,
         })
     }
 
@@ -411,6 +414,7 @@ impl Chain {
             invalid: HashSet::new(),
             invalid_order: Default::default(),
             cold: None,
+            pruning: true,
         })
     }
 
@@ -675,7 +679,7 @@ impl Chain {
                 let old_tip = self.tip;
                 self.tip = self.heaviest();
                 let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
-                let (pruned, dropped) = self.prune_tree();
+                let (pruned, dropped) = if self.pruning { self.prune_tree() } else { (vec![], vec![]) };
                 Ok(AddOutcome::Added { reorg, pruned, dropped })
             }
             Err((e, settled)) => {
@@ -864,6 +868,7 @@ impl Chain {
     fn insert(&mut self, mut tb: TreeBlock) {
         let id = tb.id;
         let parent = tb.parent();
+        debug_assert!(self.tree.contains_key(&parent), "a judged block's parent is in the tree");
         if let Some(p) = self.tree.get_mut(&parent) {
             tb.path_work = p.path_work.saturating_add(tb.work);
             p.children.push(id);
@@ -873,7 +878,8 @@ impl Chain {
 
     /// Fork choice: the tree block at the end of the heaviest root→block path (the weight a
     /// sync compares; side blocks count for nothing, so every node that holds the same best
-    /// branches chooses the same tip). A tie keeps the current tip, else the lower id.
+    /// branches chooses the same tip — but for an exact tie, which keeps each node's own tip
+    /// until the next block). A tie keeps the current tip, else the lower id.
     fn heaviest(&self) -> Hash {
         self.tree
             .values()
@@ -924,6 +930,14 @@ impl Chain {
         self.root = new_root;
         self.cascade.push_newest(headers, &self.params);
         (moved, dropped)
+    }
+
+    /// Stop (`true`) or resume (`false`) pruning into the cascade. A stored tree is replayed
+    /// block by block in number order: pruning then would follow whichever branch leads part
+    /// way through, and could drop the stored tip's branch or move the root away from the
+    /// stored one. Pruning resumes with the next block added after it is released.
+    pub fn hold_pruning(&mut self, hold: bool) {
+        self.pruning = !hold;
     }
 
     /// Prefer `id` as the tip if fork choice allows it (a tie keeps the current branch): used

@@ -945,6 +945,7 @@ impl Actor {
                     let cascade = cascade.take().unwrap_or_default();
                     let mut c = Chain::from_parts(params.clone(), cascade, t, w, rp.clone())?;
                     c.set_cold(cold.clone());
+                    c.hold_pruning(true);
                     chain = Some(c);
                     return Ok(());
                 };
@@ -967,7 +968,17 @@ impl Actor {
             let mut chain = chain.ok_or_else(|| NodeError::Corrupt("no root".into()))?;
             if let Some(tip) = loaded.tip {
                 chain.prefer_tip(&tip);
+                // The tree, its root and everything derived from the tip (full MMR, wallet,
+                // mempool) were stored for this tip: another would need a reorg nobody ran.
+                if chain.tip_id() != tip {
+                    return Err(NodeError::Corrupt(format!(
+                        "the stored tip {tip} is not the best block of the stored tree ({}): \
+                         written under another fork choice? Move the data dir aside and sync again",
+                        chain.tip_id()
+                    )));
+                }
             }
+            chain.hold_pruning(false);
             chain.spill(cfg.hot_blocks);
             if cfg.full_mmr {
                 let mut m = Mmr::new();
