@@ -737,18 +737,6 @@ impl Store {
         Ok(())
     }
 
-    /// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
-    /// addresses (each asked once), after the cursor `after`, at most `limit` rows.
-    pub fn coins(
-        &self,
-        ids: &[Hash],
-        by_address: bool,
-        after: Option<&Hash>,
-        limit: usize,
-    ) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
-        read_coins(&self.conn, ids, by_address, after, limit)
-    }
-
     /// Remember an address we connected to (the peer table).
     pub fn add_peer(&mut self, addr: &str, now_ms: u64) -> Result<(), StoreError> {
         self.conn

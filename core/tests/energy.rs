@@ -13,9 +13,7 @@ use minima_core::node::{Mining, Node, WalletSecret};
 use minima_core::wallet::Seed;
 use minima_core::Params;
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use common::now_ms as now;
 
 fn background(charging: bool) -> PowerState {
     PowerState { charging, battery_pct: 80, network: NetworkType::Wifi, foreground: false }

@@ -235,6 +235,32 @@ fn hello_for(genesis: Hash) -> Hello {
     }
 }
 
+/// A raw peer (from 127.0.0.1) connected to `node`, answering the node's requests on it with
+/// `answer`; keep the endpoint alive as long as the connection is needed.
+fn peer_answering(
+    rt: &tokio::runtime::Runtime,
+    node: &Node,
+    genesis: Hash,
+    answer: impl Fn(Message) -> Option<Message> + Send + Sync + 'static,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let addr = node.net_addr().unwrap();
+    let (ep, conn) = rt.block_on(raw_peer(addr, [127, 0, 0, 1], &hello_for(genesis))).expect("handshake");
+    answer_on(rt.handle(), conn.clone(), std::sync::Arc::new(answer));
+    (ep, conn)
+}
+
+/// A devnet fixture dated from `start`, blocks 10 ms apart, no transaction per block.
+fn empty_fixture(start: u64) -> ChainBuilder {
+    let mut fx = ChainBuilder::new(Params::devnet(), start, 10);
+    fx.tx_per_block = false;
+    fx
+}
+
+/// `Blocks` with those of `data` that `ids` asks for.
+fn blocks_asked(data: &[BlockData], ids: &[Hash]) -> Message {
+    Message::Blocks(data.iter().filter(|d| ids.contains(&d.txpow.id())).cloned().collect())
+}
+
 #[test]
 fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
     let _serial = common::serial();
@@ -319,7 +345,7 @@ fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed(
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::now_ms();
     let mut p = Params::devnet();
     p.genesis.time_ms = now;
     let honest = common::start_with(
@@ -700,10 +726,9 @@ fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arr
     use minima_core::node::Event;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::now_ms();
     // Three empty blocks; the node gets the first two, the third is "still on its way".
-    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
-    fx.tx_per_block = false;
+    let mut fx = empty_fixture(now);
     let p = fx.params.clone();
     let node = start_net_off(&dir.path().join("v"), &p, true, vec![]);
     let mut events = node.subscribe();
@@ -1047,7 +1072,7 @@ fn reads_are_served_off_the_chain_actor_and_their_proofs_stay_fresh() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::now_ms();
     let mut fx = ChainBuilder::new(Params::devnet(), now, 100);
     fx.mine(3);
     let p = fx.params.clone();
@@ -1183,8 +1208,7 @@ fn a_block_over_two_hours_ahead_waits_until_due_and_nobody_is_banned() {
     const AHEAD: u64 = 2 * 60 * 60 * 1000;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now =
-        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::now_ms;
     // Block 1 is dated 2 h and 3 s ahead of now.
     let mut fx = ChainBuilder::new(Params::devnet(), now() + AHEAD + 3_000, 1);
     fx.tx_per_block = false;
@@ -1193,21 +1217,12 @@ fn a_block_over_two_hours_ahead_waits_until_due_and_nobody_is_banned() {
     let (id, due) = (block.id(), block.header.time_ms - AHEAD);
     let node = start_net_off(&dir.path().join("f"), &fx.params, true, vec![]);
     let genesis = fx.chain.genesis_id();
-    let data = BlockData { txpow: block, witness, listed: vec![] };
-    let (_ep, _conn) = rt.block_on(async {
-        let (ep, conn) =
-            raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis)).await.unwrap();
-        answer_on(
-            rt.handle(),
-            conn.clone(),
-            std::sync::Arc::new(move |m| match m {
-                Message::GetBlocks(_) => Some(Message::Blocks(vec![data.clone()])),
-                _ => None,
-            }),
-        );
-        transport::announce(&conn, &Message::Inv(vec![id])).await.unwrap();
-        (ep, conn)
+    let data = [BlockData { txpow: block, witness, listed: vec![] }];
+    let (_ep, conn) = peer_answering(&rt, &node, genesis, move |m| match m {
+        Message::GetBlocks(ids) => Some(blocks_asked(&data, &ids)),
+        _ => None,
     });
+    rt.block_on(transport::announce(&conn, &Message::Inv(vec![id]))).unwrap();
     assert!(wait_until(Duration::from_secs(30), || node.status().unwrap().height == 1), "taken once due");
     assert!(now() >= due, "taken {} ms before it was due", due.saturating_sub(now()));
     let s = node.status().unwrap();
@@ -1223,9 +1238,8 @@ fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
-    fx.tx_per_block = false;
+    let now = common::now_ms();
+    let mut fx = empty_fixture(now);
     fx.mine(2);
     let data: Vec<BlockData> = fx
         .blocks()
@@ -1238,26 +1252,20 @@ fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
         (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
     let (ca, ha) = (child_asked.clone(), headers_asked.clone());
     let genesis = fx.chain.genesis_id();
-    let (_ep, conn) =
-        rt.block_on(raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis))).unwrap();
-    answer_on(
-        rt.handle(),
-        conn.clone(),
-        std::sync::Arc::new(move |m| match m {
-            Message::GetBlocks(ids) => {
-                if ids.contains(&child) {
-                    ca.fetch_add(1, Ordering::SeqCst);
-                }
-                Some(Message::Blocks(data.iter().filter(|d| ids.contains(&d.txpow.id())).cloned().collect()))
+    let (_ep, conn) = peer_answering(&rt, &node, genesis, move |m| match m {
+        Message::GetBlocks(ids) => {
+            if ids.contains(&child) {
+                ca.fetch_add(1, Ordering::SeqCst);
             }
-            // The catch-up the orphan starts finds nothing here.
-            Message::GetHeaders { .. } => {
-                ha.fetch_add(1, Ordering::SeqCst);
-                Some(Message::Headers(vec![]))
-            }
-            _ => None,
-        }),
-    );
+            Some(blocks_asked(&data, &ids))
+        }
+        // The catch-up the orphan starts finds nothing here.
+        Message::GetHeaders { .. } => {
+            ha.fetch_add(1, Ordering::SeqCst);
+            Some(Message::Headers(vec![]))
+        }
+        _ => None,
+    });
     rt.block_on(transport::announce(&conn, &Message::Inv(vec![child]))).unwrap();
     // The orphan was looked at (refused for its parent, which starts a catch-up) ...
     assert!(wait_until(Duration::from_secs(20), || headers_asked.load(Ordering::SeqCst) >= 1));
@@ -1278,9 +1286,8 @@ fn junk_orphans_and_future_blocks_are_refused_before_they_are_held() {
     let _serial = common::serial();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut fx = ChainBuilder::new(Params::devnet(), now, 10);
-    fx.tx_per_block = false;
+    let now = common::now_ms();
+    let mut fx = empty_fixture(now);
     fx.mine(1);
     let mut orphan = fx.blocks()[0].0.clone();
     orphan.header.parents.0[0] = Hash([0x5a; 32]);
@@ -1293,17 +1300,11 @@ fn junk_orphans_and_future_blocks_are_refused_before_they_are_held() {
     for (i, junk) in [orphan, ahead].into_iter().enumerate() {
         let node = start_net_off(&dir.path().join(format!("j{i}")), &fx.params, true, vec![]);
         let id = junk.id();
-        let data = BlockData { txpow: junk, witness: Default::default(), listed: vec![] };
-        let (_ep, conn) =
-            rt.block_on(raw_peer(node.net_addr().unwrap(), [127, 0, 0, 1], &hello_for(genesis))).unwrap();
-        answer_on(
-            rt.handle(),
-            conn.clone(),
-            std::sync::Arc::new(move |m| match m {
-                Message::GetBlocks(_) => Some(Message::Blocks(vec![data.clone()])),
-                _ => None,
-            }),
-        );
+        let data = [BlockData { txpow: junk, witness: Default::default(), listed: vec![] }];
+        let (_ep, conn) = peer_answering(&rt, &node, genesis, move |m| match m {
+            Message::GetBlocks(ids) => Some(blocks_asked(&data, &ids)),
+            _ => None,
+        });
         rt.block_on(transport::announce(&conn, &Message::Inv(vec![id]))).unwrap();
         assert!(wait_until(Duration::from_secs(20), || node.status().unwrap().bans == 1), "junk {i}: banned");
         assert_eq!(node.status().unwrap().height, 0);

@@ -37,7 +37,7 @@ fn partition_and_heal() {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
     // Genesis now, so the difficulty rule paces blocks at devnet's 2 s from the start.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now = common::now_ms();
     // A main-sized tree, so the fork stays inside every tree however fast the first
     // (minimum-work) blocks come: the heal is a block-by-block reorg.
     let mut p = Params { tree_depth: 2_048, ..Params::devnet() };

@@ -58,8 +58,7 @@ fn a_peer_follows_a_mining_node() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut params = Params::devnet();
-    params.genesis.time_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    params.genesis.time_ms = common::now_ms();
     params.genesis.prng = [7; 32];
     let a = start_net(&dir.path().join("a"), &params, true, vec![], Mining::Continuous { duty: 0.5 });
     let b = start_net(&dir.path().join("b"), &params, true, vec![a.net_addr().unwrap()], Mining::Off);
@@ -233,8 +232,7 @@ fn a_node_does_not_mine_before_its_first_sync() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let mut params = Params::devnet();
-    params.genesis.time_ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    params.genesis.time_ms = common::now_ms();
     params.genesis.prng = [8; 32];
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let a_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

@@ -231,6 +231,18 @@ fn sync_and_catch_up_bytes() {
     s.stop(Duration::from_secs(5)).unwrap();
 }
 
+/// Two chains from one genesis (blocks every 300 ms from `start`, no transactions): `a.1`
+/// blocks mined with salt `a.0`, and `b.1` with salt `b.0`.
+fn two_branches(start: u64, a: (u64, u64), b: (u64, u64)) -> (ChainBuilder, ChainBuilder) {
+    let mut base = ChainBuilder::new(Params::devnet(), start, 300);
+    base.tx_per_block = false;
+    let mut x = base.clone().with_salt(a.0);
+    x.mine(a.1);
+    let mut y = base.with_salt(b.0);
+    y.mine(b.1);
+    (x, y)
+}
+
 fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
     let n = start_with(dir, &b.params, Some(ip), vec![], Mining::Off, false);
     common::submit_blocks(&n, b, b.blocks());
@@ -241,12 +253,7 @@ fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
 fn initial_sync_takes_the_heaviest_of_several_peers() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
-    base.tx_per_block = false;
-    let mut light = base.clone().with_salt(1);
-    light.mine(200);
-    let mut heavy = base.clone().with_salt(2);
-    heavy.mine(260);
+    let (light, heavy) = two_branches(NOW, (1, 200), (2, 260));
     let s1 = server_at(&dir.path().join("s1"), &light, [127, 1, 0, 1]);
     let s2 = server_at(&dir.path().join("s2"), &heavy, [127, 2, 0, 1]);
     let s3 = server_at(&dir.path().join("s3"), &light, [127, 3, 0, 1]);
@@ -270,12 +277,7 @@ fn initial_sync_takes_the_heaviest_of_several_peers() {
 fn a_heavier_chain_forking_below_the_root_raises_chain_conflict_from_two_groups() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
-    base.tx_per_block = false;
-    let mut ours = base.clone().with_salt(3);
-    ours.mine(150);
-    let mut theirs = base.clone().with_salt(4);
-    theirs.mine(260);
+    let (ours, theirs) = two_branches(NOW, (3, 150), (4, 260));
     let s1 = server_at(&dir.path().join("s1"), &theirs, [127, 1, 0, 1]);
     let s2 = server_at(&dir.path().join("s2"), &theirs, [127, 2, 0, 1]);
     // Two groups that hold our chain anchor it (the first hour is shortened to nothing).
@@ -321,12 +323,7 @@ fn a_heavier_chain_forking_below_the_root_raises_chain_conflict_from_two_groups(
 fn a_heavier_chain_replaces_one_nobody_else_verified_even_below_the_root() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let mut base = ChainBuilder::new(Params::devnet(), NOW, 300);
-    base.tx_per_block = false;
-    let mut ours = base.clone().with_salt(5);
-    ours.mine(150);
-    let mut theirs = base.clone().with_salt(6);
-    theirs.mine(260);
+    let (ours, theirs) = two_branches(NOW, (5, 150), (6, 260));
     let s1 = server_at(&dir.path().join("s1"), &theirs, [127, 1, 0, 1]);
     let v = start_with(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
     for (t, w) in ours.blocks() {
@@ -416,26 +413,22 @@ fn coin_proofs_page_by_a_cursor_and_each_coin_comes_once() {
 fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
     let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut base = ChainBuilder::new(Params::devnet(), now, 300);
-    base.tx_per_block = false;
-    let mut ours = base.clone().with_salt(3);
-    ours.mine(150);
-    let mut theirs = base.clone().with_salt(4);
-    theirs.mine(260);
+    let now = common::now_ms();
+    let (ours, theirs) = two_branches(now, (3, 150), (4, 260));
+    // The server gets the fixture chain before it mines: at devnet's minimum-work start a
+    // miner makes ~100 blocks of its own in half a second, whose work the on-time fixture
+    // blocks can never catch up with (and past 72 the fixture's branch is pruned away).
+    let s1_dir = dir.path().join("s1");
+    server_at(&s1_dir, &theirs, [127, 1, 0, 1]).stop(Duration::from_secs(5)).unwrap();
     let s1 = start_with(
-        &dir.path().join("s1"),
+        &s1_dir,
         &theirs.params,
         Some([127, 1, 0, 1]),
         vec![],
         Mining::Continuous { duty: 0.2 },
         false,
     );
-    // Its own blocks from genesis must not outgrow the fixture chain while it is submitted:
-    // 72 of them would move its root and drop the fixture's branch (CI failed so).
-    s1.set_mining(false).unwrap();
-    common::submit_blocks(&s1, &theirs, theirs.blocks());
-    s1.set_mining(true).unwrap();
+    assert!(s1.status().unwrap().height >= 260, "the server holds the fixture chain");
     let o1 = server_at(&dir.path().join("o1"), &ours, [127, 3, 0, 1]);
     let o2 = server_at(&dir.path().join("o2"), &ours, [127, 4, 0, 1]);
     let mut cfg = common::net_config(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);

@@ -16,9 +16,7 @@ use minima_core::Params;
 
 const COIN: u64 = UNITS_PER_COIN;
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use common::now_ms as now;
 
 /// Devnet with 1-second blocks and genesis now (the difficulty rule paces blocks from the start).
 fn params() -> Params {

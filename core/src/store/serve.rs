@@ -16,6 +16,9 @@ use crate::crypto::Hash;
 use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, NodeKey, Proofs};
 use crate::types::{CoinRecord, TxHeader, TxPoW};
 
+/// Two blobs of one row.
+type Blobs = (Vec<u8>, Vec<u8>);
+
 /// A read-only connection for serving peers (see the module docs).
 #[derive(Debug)]
 pub struct ServeReader {
@@ -54,12 +57,17 @@ impl Snapshot<'_> {
 
     /// A tree block: its TxPoW and witness.
     pub fn block(&self, id: &Hash) -> Result<Option<(TxPoW, BlockWitness)>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .tx
-            .prepare_cached("SELECT txpow, witness FROM blocks WHERE id = ?1")?
-            .query_row(params![&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row = self.two_blobs("SELECT txpow, witness FROM blocks WHERE id = ?1", id)?;
         row.map(|(t, w)| Ok((TxPoW::decode(&t)?, BlockWitness::decode(&w)?))).transpose()
+    }
+
+    /// The two blobs `sql` selects for the row of `id`.
+    fn two_blobs(&self, sql: &str, id: &Hash) -> Result<Option<Blobs>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(sql)?
+            .query_row(params![&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
 
     /// A TxPoW listed by a tree block.
@@ -69,11 +77,7 @@ impl Snapshot<'_> {
 
     /// A pending transaction TxPoW and its input proofs (as last written by the actor).
     pub fn pending(&self, id: &Hash) -> Result<Option<(TxPoW, Proofs)>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .tx
-            .prepare_cached("SELECT txpow, proofs FROM mempool WHERE id = ?1")?
-            .query_row(params![&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let row = self.two_blobs("SELECT txpow, proofs FROM mempool WHERE id = ?1", id)?;
         row.map(|(t, p)| Ok((TxPoW::decode(&t)?, decode_proofs(&p)?))).transpose()
     }
 
@@ -124,7 +128,8 @@ impl Snapshot<'_> {
         .transpose()
     }
 
-    /// Full-MMR coin index, one page (see [`super::Store::coins`]).
+    /// Full-MMR coin index, one page: (leaf, coin) of the coins with these ids or at these
+    /// addresses (each asked once), after the cursor `after`, at most `limit` rows.
     pub fn coins(
         &self,
         ids: &[Hash],

@@ -9,6 +9,11 @@ use minima_core::net::peer::NetConfig;
 use minima_core::node::{Config, Mining, Node};
 use minima_core::Params;
 
+/// Milliseconds since the Unix epoch, from the wall clock (fixtures dated now).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
 /// Poll `f` until it holds or `timeout` passes (generous timeouts; never a timing assertion).
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
