@@ -460,3 +460,38 @@ fn a_conflict_one_peer_keeps_offering_is_raised_to_the_host() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+/// A peer's branch forking more than one `Headers` batch (`MAX_HEADERS`, 2,000) below our
+/// tip — on main's 2,148-block tree it can — is caught up to its end: each round asks on from
+/// the last header fetched. Asked again from our own tip (still on our branch while the
+/// peer's first 2,000 blocks weigh less), the peer sent the same batch, all of it known, and
+/// the catch-up stopped there for good.
+#[test]
+fn a_catch_up_longer_than_one_headers_batch_reaches_the_peers_tip() {
+    use minima_core::net::message::MAX_HEADERS;
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = MAX_HEADERS as u64 + 2;
+    let params = Params { tree_depth: 2 * deep + 200, ..Params::devnet() };
+    let mut base = ChainBuilder::new(params, NOW, deep + 10);
+    base.tx_per_block = false;
+    base.mine(2);
+    let mut ours = base.clone().with_salt(1);
+    ours.mine(deep);
+    let mut theirs = base.with_salt(2);
+    theirs.mine(deep + 3);
+    let server = server_at(&dir.path().join("s"), &theirs, [127, 1, 0, 1]);
+    let v = start_with(&dir.path().join("v"), &ours.params, None, vec![], Mining::Off, false);
+    common::submit_blocks(&v, &ours, ours.blocks());
+    v.add_peer(server.net_addr().unwrap()).unwrap();
+    let tip = server.status().unwrap().tip;
+    assert!(
+        wait_until(Duration::from_secs(120), || v.status().unwrap().tip == tip),
+        "caught up to the peer's tip: at {}",
+        v.status().unwrap().height
+    );
+    assert_eq!(v.status().unwrap().bans, 0);
+    for n in [&v, &server] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}

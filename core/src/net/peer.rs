@@ -17,7 +17,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
-use crate::net::message::{BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, PROTOCOL_VERSION};
+use crate::net::message::{
+    BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, MAX_LOCATOR, PROTOCOL_VERSION,
+};
 use crate::net::transport::{self, Identity, NetError, Timing};
 use crate::types::{CoinRecord, TxHeader};
 
@@ -1053,6 +1055,10 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     // A slow or stalling peer must not hold the lock: a total deadline and a minimum of
     // progress ([`CatchUpDeadline`]); another peer's catch-up then goes on.
     let mut dl = CatchUpDeadline::new(Instant::now());
+    // The last header of a full batch: the next round asks on from it. Our tip may not have
+    // moved to the peer's branch yet (it forks more than a batch below our tip), and our
+    // own locator would bring the same batch again.
+    let mut from: Option<Hash> = None;
     for _round in 0..1_000 {
         if dl.expired(Instant::now()) {
             tracing::info!(
@@ -1061,7 +1067,14 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             );
             return;
         }
-        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
+        let Ok(mut locator) = ask(s, ChainRequest::Locator).await else { return };
+        if let Some(last) = from {
+            locator.insert(0, last);
+            if locator.len() > MAX_LOCATOR {
+                // Keep the root, last: drop the deepest entry before it.
+                locator.remove(locator.len() - 2);
+            }
+        }
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, dl.remaining(Instant::now())).await {
             Ok(Message::Headers(h)) => h,
@@ -1071,6 +1084,7 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         };
         let full = headers.len() == MAX_HEADERS;
+        from = headers.last().filter(|_| full).map(|h| h.id());
         if let Some(first) = headers.first() {
             let parent = first.parents.0[0];
             if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
@@ -1086,6 +1100,10 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         }
         if want.is_empty() {
+            if full {
+                // All known (fetched by an earlier catch-up): ask on from the batch's end.
+                continue;
+            }
             tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
             return;
         }
