@@ -916,7 +916,7 @@ fn answers_sent_as_requests_are_refused_unread_and_scored() {
 
 /// One slow peer must not hold the catch-up lock: a peer that serves the headers of a real,
 /// heavier chain and then never answers for the bodies loses its turn once it stalls
-/// (`net::deadline::STALL`), and catch-up goes on from an honest peer.
+/// (`net::proto::deadline::STALL`), and catch-up goes on from an honest peer.
 #[test]
 fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
     let _serial = common::serial();

@@ -194,20 +194,20 @@ impl Default for NetConfig {
     }
 }
 
-use crate::net::budget::{Admit, RequestBudget};
-use crate::net::deadline::CatchUpDeadline;
-use crate::net::weight::{Claim, WeightCheck, WeightVerdict};
+use crate::net::proto::budget::{Admit, RequestBudget};
+use crate::net::proto::deadline::CatchUpDeadline;
+use crate::net::proto::weight::{Claim, WeightCheck, WeightVerdict};
 /// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
 /// (twice bans: a claim is what picks the first peer of an initial sync, and triggers syncs).
 const INFLATED_CLAIM_PENALTY: u32 = 50;
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
 /// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
 /// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
-/// Scores fall by a point a minute ([`crate::net::score`]).
-pub use crate::net::score::BAN_SCORE;
+/// Scores fall by a point a minute ([`crate::net::proto::score`]).
+pub use crate::net::proto::score::BAN_SCORE;
 /// How long a misbehaving (IP, node id) stays banned.
-pub use crate::net::score::BAN_TIME;
-use crate::net::score::{ScoreBook, Verdict};
+pub use crate::net::proto::score::BAN_TIME;
+use crate::net::proto::score::{ScoreBook, Verdict};
 /// Most pages of coin proofs one look-up reads from one peer.
 const MAX_COIN_PAGES: u32 = 64;
 /// Most gossiped addresses remembered as dial candidates.
@@ -866,7 +866,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
             {
                 let now = Instant::now();
                 let factor =
-                    crate::net::budget::group_factor(lock(&s.book).group_score(now, c.remote_address().ip()));
+                    crate::net::proto::budget::group_factor(lock(&s.book).group_score(now, c.remote_address().ip()));
                 let admit = lock(&budget).admit(now, factor);
                 match admit {
                     Admit::Now => {}
