@@ -35,6 +35,8 @@ else
     echo "=== stage lint: skipped (clippy not installed)"
 fi
 
+stage "sans-I/O" bash scripts/sans-io-check.sh
+
 stage "build tests" cargo test --workspace --all-features --all-targets --locked --no-run
 # Unit tests, property tests, integration tests, and each criterion bench run once.
 stage "core tests" cargo test --workspace --all-features --all-targets --locked

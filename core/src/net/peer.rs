@@ -208,6 +208,14 @@ pub use crate::net::proto::score::BAN_SCORE;
 /// How long a misbehaving (IP, node id) stays banned.
 pub use crate::net::proto::score::BAN_TIME;
 use crate::net::proto::score::{ScoreBook, Verdict};
+use crate::net::proto::Time;
+
+/// The driver's clock, read once per event and passed to the protocol's units as a [`Time`]
+/// (since the first reading in this process).
+fn now() -> Time {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    Time::from_origin(ORIGIN.get_or_init(Instant::now).elapsed())
+}
 /// Most pages of coin proofs one look-up reads from one peer.
 const MAX_COIN_PAGES: u32 = 64;
 /// Most gossiped addresses remembered as dial candidates.
@@ -444,12 +452,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn is_banned(s: &Shared, ip: IpAddr, peer: &Hash) -> bool {
-    lock(&s.book).is_banned(Instant::now(), ip, peer)
+    lock(&s.book).is_banned(now(), ip, peer)
 }
 
 /// Ban a peer's (IP, node id) and cut it off (its group is charged a ban's worth too).
 fn ban(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
-    lock(&s.book).penalize(Instant::now(), conn.remote_address().ip(), peer, BAN_SCORE);
+    lock(&s.book).penalize(now(), conn.remote_address().ip(), peer, BAN_SCORE);
     banned(s, conn, peer, why);
 }
 
@@ -464,7 +472,7 @@ fn penalize(s: &Shared, conn: &quinn::Connection, peer: &Hash, points: u32, why:
     if points == 0 {
         return;
     }
-    let v = lock(&s.book).penalize(Instant::now(), conn.remote_address().ip(), peer, points);
+    let v = lock(&s.book).penalize(now(), conn.remote_address().ip(), peer, points);
     match v {
         Verdict::Banned => banned(s, conn, peer, why),
         Verdict::Counted(n) => {
@@ -601,15 +609,15 @@ pub fn start(
 async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
     let inbound = Arc::new(AtomicUsize::new(0));
     // Accept-rate window per address group: (window start, count).
-    let mut groups: HashMap<Vec<u8>, (Instant, u32)> = HashMap::new();
+    let mut groups: HashMap<Vec<u8>, (Time, u32)> = HashMap::new();
     while let Some(inc) = s.endpoint.accept().await {
-        let now = Instant::now();
+        let now = now();
         let ip = inc.remote_address().ip();
         // A group that misbehaved (fresh identities banned one after another) gets fewer
         // connections a minute: a rate limit, never a ban.
         let rate = lock(&s.book).group_connections_per_min(now, ip, group_rate);
         let g = groups.entry(address_group(ip)).or_insert((now, 0));
-        if now.duration_since(g.0) >= Duration::from_secs(60) {
+        if now.saturating_duration_since(g.0) >= Duration::from_secs(60) {
             *g = (now, 0);
         }
         g.1 += 1;
@@ -618,7 +626,7 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
             continue;
         }
         if groups.len() > 4096 {
-            groups.retain(|_, v| now.duration_since(v.0) < Duration::from_secs(60));
+            groups.retain(|_, v| now.saturating_duration_since(v.0) < Duration::from_secs(60));
         }
         let s = s.clone();
         let inbound = inbound.clone();
@@ -834,7 +842,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
         let (s2, c2) = (s.clone(), conn.clone());
         tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
     }
-    let budget = Arc::new(Mutex::new(RequestBudget::new(Instant::now())));
+    let budget = Arc::new(Mutex::new(RequestBudget::new(now())));
     let result = loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
             Ok(x) => x,
@@ -864,9 +872,10 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
             // Each peer's requests and announcements, and the bytes of our answers, are rate
             // limited (slower for a group that misbehaved).
             {
-                let now = Instant::now();
-                let factor =
-                    crate::net::proto::budget::group_factor(lock(&s.book).group_score(now, c.remote_address().ip()));
+                let now = now();
+                let factor = crate::net::proto::budget::group_factor(
+                    lock(&s.book).group_score(now, c.remote_address().ip()),
+                );
                 let admit = lock(&budget).admit(now, factor);
                 match admit {
                     Admit::Now => {}
@@ -1054,13 +1063,13 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     }
     // A slow or stalling peer must not hold the lock: a total deadline and a minimum of
     // progress ([`CatchUpDeadline`]); another peer's catch-up then goes on.
-    let mut dl = CatchUpDeadline::new(Instant::now());
+    let mut dl = CatchUpDeadline::new(now());
     // The last header of a full batch: the next round asks on from it. Our tip may not have
     // moved to the peer's branch yet (it forks more than a batch below our tip), and our
     // own locator would bring the same batch again.
     let mut from: Option<Hash> = None;
     for _round in 0..1_000 {
-        if dl.expired(Instant::now()) {
+        if dl.expired(now()) {
             tracing::info!(
                 "catch-up from {} out of time: giving the turn to another peer",
                 conn.remote_address()
@@ -1076,7 +1085,7 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             }
         }
         let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
-        let headers = match transport::request(conn, &req, dl.remaining(Instant::now())).await {
+        let headers = match transport::request(conn, &req, dl.remaining(now())).await {
             Ok(Message::Headers(h)) => h,
             other => {
                 tracing::debug!("catch-up from {}: no headers ({other:?})", conn.remote_address());
@@ -1107,15 +1116,15 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
             return;
         }
-        dl.progress(Instant::now());
+        dl.progress(now());
         for chunk in want.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(Instant::now())).await else {
+            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(now())).await else {
                 tracing::debug!("catch-up from {}: bodies not delivered", conn.remote_address());
                 return;
             };
             for b in blocks {
                 match submit_block(s, conn, b).await {
-                    Ok(Submitted::Accepted) => dl.progress(Instant::now()),
+                    Ok(Submitted::Accepted) => dl.progress(now()),
                     Ok(Submitted::Invalid(e)) => {
                         ban(s, conn, &peer, &format!("invalid block: {e}"));
                         return;

@@ -3,7 +3,9 @@
 //! starts with a small bucket that grows to the full one over [`RAMP`] connected, and a peer
 //! whose address group has misbehaved refills slower — a rate limit, never a ban.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::Time;
 
 /// Requests a second a peer may make.
 pub const REQUESTS_PER_S: f64 = 20.0;
@@ -21,8 +23,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// One peer's budget.
 #[derive(Debug, Clone)]
 pub struct RequestBudget {
-    since: Instant,
-    at: Instant,
+    since: Time,
+    at: Time,
     requests: f64,
     bytes: f64,
 }
@@ -40,7 +42,7 @@ pub enum Admit {
 
 impl RequestBudget {
     /// The budget of a peer connected at `now` (a new identity: a small bucket).
-    pub fn new(now: Instant) -> RequestBudget {
+    pub fn new(now: Time) -> RequestBudget {
         let mut b = RequestBudget { since: now, at: now, requests: 0.0, bytes: 0.0 };
         let (r, by) = b.capacity(now);
         b.requests = r;
@@ -49,7 +51,7 @@ impl RequestBudget {
     }
 
     /// The bucket's size now: it grows from [`NEW_PEER_SHARE`] to full over [`RAMP`].
-    fn capacity(&self, now: Instant) -> (f64, f64) {
+    fn capacity(&self, now: Time) -> (f64, f64) {
         let t = now.saturating_duration_since(self.since).as_secs_f64() / RAMP.as_secs_f64();
         let share = NEW_PEER_SHARE + (1.0 - NEW_PEER_SHARE) * t.min(1.0);
         (REQUESTS_PER_S * BURST_S * share, ANSWER_BYTES_PER_S * BURST_S * share)
@@ -57,7 +59,7 @@ impl RequestBudget {
 
     /// Refill at the peer's rate times `factor` (1 normally; below 1 for a group that has
     /// misbehaved) up to the bucket's size.
-    fn refill(&mut self, now: Instant, factor: f64) {
+    fn refill(&mut self, now: Time, factor: f64) {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now.max(self.at);
         let (cr, cb) = self.capacity(now);
@@ -66,7 +68,7 @@ impl RequestBudget {
     }
 
     /// A request arrives at `now`: take one request token (and require no byte debt).
-    pub fn admit(&mut self, now: Instant, factor: f64) -> Admit {
+    pub fn admit(&mut self, now: Time, factor: f64) -> Admit {
         let factor = factor.clamp(0.01, 1.0);
         self.refill(now, factor);
         self.requests -= 1.0;
@@ -107,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_new_identity_has_a_small_bucket_that_grows_with_time_connected() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut b = RequestBudget::new(t0);
         // 10 % of 2 s × 20/s = 4 requests at once, then the rate.
         let now: Vec<Admit> = (0..4).map(|_| b.admit(t0, 1.0)).collect();
@@ -123,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_flood_is_delayed_then_dropped_and_answers_are_charged() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut b = RequestBudget::new(t0);
         let mut dropped = 0;
         for _ in 0..1_000 {
@@ -145,10 +147,10 @@ mod tests {
     fn a_misbehaving_group_refills_slower() {
         assert_eq!(group_factor(0), 1.0);
         assert_eq!(group_factor(super::super::score::GROUP_THROTTLE), 0.5);
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut fast = RequestBudget::new(t0);
         let mut slow = RequestBudget::new(t0);
-        let count = |b: &mut RequestBudget, t: Instant, f: f64| {
+        let count = |b: &mut RequestBudget, t: Time, f: f64| {
             (0..100).take_while(|_| b.admit(t, f) == Admit::Now).count()
         };
         // Both spend their first bucket, then refill for 0.1 s: 2 requests at the full rate,

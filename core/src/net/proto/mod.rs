@@ -8,8 +8,15 @@
 //! | [`budget`] | per-peer request and answer-byte token buckets |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
+//! | [`time`] | [`Time`], the moments the others are given |
+//!
+//! `scripts/sans-io-check.sh` (a stage of `scripts/test.sh`) fails if a file here names the
+//! async runtime, the QUIC library or a clock reading.
 
 pub mod budget;
 pub mod deadline;
 pub mod score;
+pub mod time;
 pub mod weight;
+
+pub use time::Time;

@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::Time;
 
 use crate::crypto::Hash;
 
@@ -44,16 +46,16 @@ pub fn misbehaviour_group(ip: IpAddr) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 struct Score {
     points: u32,
-    at: Instant,
+    at: Time,
 }
 
 impl Score {
-    fn now(&self, now: Instant) -> u32 {
+    fn now(&self, now: Time) -> u32 {
         let mins = now.saturating_duration_since(self.at).as_secs() / 60;
         let decay = u32::try_from(mins).unwrap_or(u32::MAX).saturating_mul(DECAY_PER_MIN);
         self.points.saturating_sub(decay)
     }
-    fn add(&mut self, now: Instant, points: u32) -> u32 {
+    fn add(&mut self, now: Time, points: u32) -> u32 {
         let v = self.now(now).saturating_add(points);
         *self = Score { points: v, at: now };
         v
@@ -74,7 +76,7 @@ pub enum Verdict {
 pub struct ScoreBook {
     scores: HashMap<Hash, Score>,
     groups: HashMap<Vec<u8>, Score>,
-    bans: HashMap<(IpAddr, Hash), Instant>,
+    bans: HashMap<(IpAddr, Hash), Time>,
 }
 
 impl ScoreBook {
@@ -85,7 +87,7 @@ impl ScoreBook {
 
     /// Add `points` to `peer` (at `ip`) and to its group. At [`BAN_SCORE`] the identity is
     /// banned (and its score forgotten).
-    pub fn penalize(&mut self, now: Instant, ip: IpAddr, peer: &Hash, points: u32) -> Verdict {
+    pub fn penalize(&mut self, now: Time, ip: IpAddr, peer: &Hash, points: u32) -> Verdict {
         if points == 0 {
             return Verdict::Counted(self.score(now, peer));
         }
@@ -111,7 +113,7 @@ impl ScoreBook {
 
     /// Ban `(ip, peer)` for [`BAN_TIME`] (bounded: past [`MAX_BANS`] the ban ending first
     /// goes).
-    pub fn ban(&mut self, now: Instant, ip: IpAddr, peer: &Hash) {
+    pub fn ban(&mut self, now: Time, ip: IpAddr, peer: &Hash) {
         if !self.bans.contains_key(&(ip, *peer)) && self.bans.len() >= MAX_BANS {
             self.bans.retain(|_, until| *until > now);
             if self.bans.len() >= MAX_BANS {
@@ -124,7 +126,7 @@ impl ScoreBook {
     }
 
     /// Whether `(ip, peer)` is banned now.
-    pub fn is_banned(&mut self, now: Instant, ip: IpAddr, peer: &Hash) -> bool {
+    pub fn is_banned(&mut self, now: Time, ip: IpAddr, peer: &Hash) -> bool {
         match self.bans.get(&(ip, *peer)) {
             Some(until) if *until > now => true,
             Some(_) => {
@@ -136,18 +138,18 @@ impl ScoreBook {
     }
 
     /// A peer's score now (after decay).
-    pub fn score(&self, now: Instant, peer: &Hash) -> u32 {
+    pub fn score(&self, now: Time, peer: &Hash) -> u32 {
         self.scores.get(peer).map(|s| s.now(now)).unwrap_or(0)
     }
 
     /// The misbehaviour counted against `ip`'s group now (after decay).
-    pub fn group_score(&self, now: Instant, ip: IpAddr) -> u32 {
+    pub fn group_score(&self, now: Time, ip: IpAddr) -> u32 {
         self.groups.get(&misbehaviour_group(ip)).map(|s| s.now(now)).unwrap_or(0)
     }
 
     /// How many new connections per minute `ip`'s group may open: `normal` until its score
     /// passes [`GROUP_THROTTLE`], then halved for each further [`GROUP_THROTTLE`], down to 1.
-    pub fn group_connections_per_min(&self, now: Instant, ip: IpAddr, normal: u32) -> u32 {
+    pub fn group_connections_per_min(&self, now: Time, ip: IpAddr, normal: u32) -> u32 {
         let s = self.group_score(now, ip);
         if s < GROUP_THROTTLE {
             return normal;
@@ -162,7 +164,7 @@ impl ScoreBook {
     }
 }
 
-fn evict_lowest<K: Clone + Eq + std::hash::Hash>(m: &mut HashMap<K, Score>, now: Instant) {
+fn evict_lowest<K: Clone + Eq + std::hash::Hash>(m: &mut HashMap<K, Score>, now: Time) {
     if let Some(k) = m.iter().min_by_key(|(_, s)| s.now(now)).map(|(k, _)| k.clone()) {
         m.remove(&k);
     }
@@ -181,7 +183,7 @@ mod tests {
 
     #[test]
     fn scores_decay_one_point_a_minute_and_ban_at_the_threshold() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut book = ScoreBook::new();
         assert_eq!(book.penalize(t0, ip(1, 1), &id(1), 60), Verdict::Counted(60));
         // 30 minutes later 30 points are gone: 30 + 60 = 90, still below the ban.
@@ -203,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_maps_are_bounded_and_never_cleared_wholesale() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut book = ScoreBook::new();
         let heavy = Hash([0xEE; 32]);
         book.penalize(t0, ip(9, 9), &heavy, 90);
@@ -226,7 +228,7 @@ mod tests {
 
     #[test]
     fn fresh_identities_from_one_group_are_throttled_not_banned() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut book = ScoreBook::new();
         // 50 identities from one /24, each banned once for an invalid block.
         for n in 0..50u8 {
