@@ -169,12 +169,7 @@ pub fn address_group(ip: IpAddr) -> Vec<u8> {
 }
 
 /// The wider group used to tell independent sources apart (SPEC §5): /16 for IPv4, /32 IPv6.
-pub fn source_group(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v) => v.octets()[..2].to_vec(),
-        IpAddr::V6(v) => v.octets()[..4].to_vec(),
-    }
-}
+pub use crate::net::proto::addrbook::group16 as source_group;
 
 impl Default for NetConfig {
     fn default() -> Self {

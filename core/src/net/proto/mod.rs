@@ -4,6 +4,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`addrbook`] | where peers may be found: new and tried tables no one source can fill |
 //! | [`score`] | misbehaviour scores that decay, bounded bans, per-group throttles |
 //! | [`budget`] | per-peer request and answer-byte token buckets |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
@@ -13,6 +14,7 @@
 //! `scripts/sans-io-check.sh` (a stage of `scripts/test.sh`) fails if a file here names the
 //! async runtime, the QUIC library or a clock reading.
 
+pub mod addrbook;
 pub mod budget;
 pub mod deadline;
 pub mod score;
