@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use minima_core::chain::AddOutcome;
 use minima_core::fixture::ChainBuilder;
-use minima_core::node::{Config, Mining, Node};
+use minima_core::node::{Config, Mining, Node, NodeError};
 use minima_core::store::Store;
 use minima_core::{rpc, Params};
 use serde_json::Value;
@@ -271,6 +271,60 @@ fn a_restart_ends_on_the_stored_tip_or_refuses_clearly() {
         Err(e) => assert!(e.to_string().contains("is not the best block of the stored tree"), "{e}"),
         Ok(n) => panic!("started on {}", n.status().unwrap().tip),
     }
+}
+
+/// A reorg onto a branch of easier blocks can raise the tip by many more blocks than one
+/// pruning step (`cascade_step`). The tree is pruned back within its limit at once: the old
+/// branch's next block is refused (it forks below the root), and a restart finds the stored
+/// tree, cascade and tip unchanged. With one step per block the tree stayed over its limit,
+/// every later block pruned one more step (one of the old branch could be dropped by the
+/// pruning its own arrival caused: "added block missing"), and a restart came back with
+/// another cascade.
+#[test]
+fn a_tip_raised_by_many_steps_prunes_at_once_and_restarts_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("node");
+    let mut base = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
+    base.tx_per_block = false;
+    base.mine(10);
+    // Heavy: blocks eight times faster than planned, so their targets harden.
+    let mut heavy = base.clone().with_salt(1);
+    heavy.params.block_time_ms /= 8;
+    heavy.mine(41);
+    // Work on each branch above the fork: the easy one ends heavier than the whole heavy one.
+    let work = |b: &ChainBuilder, end: usize| -> u128 {
+        b.blocks()[10..end]
+            .iter()
+            .map(|(t, _)| minima_core::chain::pow::work_of(&t.header.block_target))
+            .sum()
+    };
+    let heavy_work = work(&heavy, heavy.blocks().len());
+    let mut easy = base.clone().with_salt(2);
+    while work(&easy, easy.blocks().len()) <= heavy_work {
+        easy.mine(1);
+    }
+    let (h, e) = (heavy.chain.tip().number(), easy.chain.tip().number());
+    let step = base.params.cascade_step;
+    assert!(e > h + 2 * step, "the easy branch overtakes {} blocks higher: {h} → {e}", e - h);
+    let node = fixture_node(&d, &base, true);
+    common::submit_blocks(&node, &base, base.blocks());
+    let (last, earlier) = heavy.blocks()[10..].split_last().unwrap();
+    common::submit_blocks(&node, &heavy, earlier);
+    common::submit_blocks(&node, &easy, &easy.blocks()[10..]);
+    let s = node.status().unwrap();
+    assert_eq!(s.tip, easy.head().to_hex(), "the easy branch took over");
+    assert!(s.height >= h + 2 * step);
+    // The old branch's next block forks below the root now: refused for that, nothing else.
+    match node.submit_block(last.0.clone(), last.1.clone(), vec![]) {
+        Err(NodeError::Invalid(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    let before = node.status().unwrap();
+    node.stop(Duration::from_secs(5)).unwrap();
+    let node = fixture_node(&d, &base, true);
+    let after = node.status().unwrap();
+    assert_eq!((after.tip, after.height, after.cascade), (before.tip, before.height, before.cascade));
+    node.stop(Duration::from_secs(5)).unwrap();
 }
 
 #[test]

@@ -679,7 +679,7 @@ impl Chain {
                 let old_tip = self.tip;
                 self.tip = self.heaviest();
                 let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
-                let (pruned, dropped) = if self.pruning { self.prune_tree() } else { (vec![], vec![]) };
+                let (pruned, dropped) = if self.pruning { self.prune_to_limit() } else { (vec![], vec![]) };
                 Ok(AddOutcome::Added { reorg, pruned, dropped })
             }
             Err((e, settled)) => {
@@ -899,6 +899,22 @@ impl Chain {
 
     /// Move the oldest blocks of the best branch into the cascade once it is
     /// `tree_depth + cascade_step` past the root.
+    /// Prune step by step until the tree is within its limit: a reorg can raise the tip by
+    /// more than one `cascade_step`, and a tree left over its limit would let a later block
+    /// (a side block below the next root) be dropped by its own arrival. Returns the headers
+    /// moved into the cascade (oldest first) and the side blocks dropped with them.
+    pub fn prune_to_limit(&mut self) -> (Vec<Hash>, Vec<Hash>) {
+        let (mut pruned, mut dropped) = (vec![], vec![]);
+        loop {
+            let (p, d) = self.prune_tree();
+            if p.is_empty() {
+                return (pruned, dropped);
+            }
+            pruned.extend(p);
+            dropped.extend(d);
+        }
+    }
+
     fn prune_tree(&mut self) -> (Vec<Hash>, Vec<Hash>) {
         let tip_n = self.tip().number();
         let root_n = self.root().number();

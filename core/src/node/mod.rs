@@ -507,6 +507,7 @@ impl Node {
                 min_chain_weight: cfg.params.min_chain_weight,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
                 max_local_future_ms: cfg.params.max_local_future_ms,
+                tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
             };
             let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
@@ -973,12 +974,27 @@ impl Actor {
                 if chain.tip_id() != tip {
                     return Err(NodeError::Corrupt(format!(
                         "the stored tip {tip} is not the best block of the stored tree ({}): \
-                         written under another fork choice? Move the data dir aside and sync again",
+                         written under another fork choice? Stop, move the data dir aside (it also \
+                         holds the wallet and the node key: keep it), start afresh with the same \
+                         seed and let the wallet rescan",
                         chain.tip_id()
                     )));
                 }
             }
             chain.hold_pruning(false);
+            // A tree stored over its limit (before pruning went step by step) is brought
+            // within it now, and the store with it.
+            let (pruned, dropped) = chain.prune_to_limit();
+            if !pruned.is_empty() {
+                let mut removed = pruned;
+                removed.extend(dropped);
+                store.commit(&BlockCommit {
+                    removed,
+                    cascade: Some((chain.cascade(), chain.root())),
+                    tip: chain.tip_id(),
+                    ..Default::default()
+                })?;
+            }
             chain.spill(cfg.hot_blocks);
             if cfg.full_mmr {
                 let mut m = Mmr::new();
