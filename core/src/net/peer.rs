@@ -17,9 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
-use crate::net::message::{
-    BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, MAX_LOCATOR, PROTOCOL_VERSION,
-};
+use crate::net::message::{BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, PROTOCOL_VERSION};
 use crate::net::transport::{self, Identity, NetError, Timing};
 use crate::types::{CoinRecord, TxHeader};
 
@@ -191,6 +189,7 @@ impl Default for NetConfig {
 
 use crate::net::proto::budget::{Admit, RequestBudget};
 use crate::net::proto::deadline::CatchUpDeadline;
+use crate::net::proto::rounds::{HeaderRounds, Next, RoundFault};
 use crate::net::proto::weight::{Claim, WeightCheck, WeightVerdict};
 /// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
 /// (twice bans: a claim is what picks the first peer of an initial sync, and triggers syncs).
@@ -237,6 +236,8 @@ struct Shared {
     /// Reads served at once ([`READS_AT_ONCE`]): a flood queues here, not on blocking threads.
     reads_gate: tokio::sync::Semaphore,
     max_local_future_ms: u64,
+    /// See [`Local::tree_blocks`].
+    tree_blocks: u64,
     chain_id: u8,
     listen: Option<String>,
     full_mmr: bool,
@@ -536,6 +537,8 @@ pub struct Local {
     /// Params `max_local_future_ms`: a chain whose tip is further ahead of our clock is not
     /// synced now (SPEC §5's policy).
     pub max_local_future_ms: u64,
+    /// Params `tree_depth + cascade_step`: most blocks of one branch our tree holds.
+    pub tree_blocks: u64,
 }
 
 /// Start the network: listen (if configured), dial the configured peers with backoff, keep
@@ -564,6 +567,7 @@ pub fn start(
         reads: local.reads,
         reads_gate: tokio::sync::Semaphore::new(READS_AT_ONCE),
         max_local_future_ms: local.max_local_future_ms,
+        tree_blocks: local.tree_blocks,
         chain_id: local.chain_id,
         listen,
         full_mmr: local.full_mmr,
@@ -1059,10 +1063,10 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     // A slow or stalling peer must not hold the lock: a total deadline and a minimum of
     // progress ([`CatchUpDeadline`]); another peer's catch-up then goes on.
     let mut dl = CatchUpDeadline::new(now());
-    // The last header of a full batch: the next round asks on from it. Our tip may not have
-    // moved to the peer's branch yet (it forks more than a batch below our tip), and our
-    // own locator would bring the same batch again.
-    let mut from: Option<Hash> = None;
+    // Which locator to send, whether each batch has an honest form, what next (see
+    // [`HeaderRounds`]): a fork deeper than one batch is followed to its end, and known
+    // batches move on only as far as our tree could explain.
+    let mut rounds = HeaderRounds::new(s.tree_blocks);
     for _round in 0..1_000 {
         if dl.expired(now()) {
             tracing::info!(
@@ -1071,15 +1075,8 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
             );
             return;
         }
-        let Ok(mut locator) = ask(s, ChainRequest::Locator).await else { return };
-        if let Some(last) = from {
-            locator.insert(0, last);
-            if locator.len() > MAX_LOCATOR {
-                // Keep the root, last: drop the deepest entry before it.
-                locator.remove(locator.len() - 2);
-            }
-        }
-        let req = Message::GetHeaders { locator, max: MAX_HEADERS as u32 };
+        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
+        let req = Message::GetHeaders { locator: rounds.locator(locator), max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, dl.remaining(now())).await {
             Ok(Message::Headers(h)) => h,
             other => {
@@ -1087,8 +1084,20 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                 return;
             }
         };
-        let full = headers.len() == MAX_HEADERS;
-        from = headers.last().filter(|_| full).map(|h| h.id());
+        let ids = match rounds.check(&headers) {
+            Ok(ids) => ids,
+            Err(RoundFault::Unlinked) => {
+                // A `Headers` answer is a run of the sender's best chain: always linked,
+                // whatever our state. (A tampered header breaks the link to the next one.)
+                ban(s, conn, &peer, "headers that do not form a chain");
+                return;
+            }
+            Err(e) => {
+                // The peer may have reorged since its last batch: not its fault.
+                tracing::debug!("catch-up from {}: {e}", conn.remote_address());
+                return;
+            }
+        };
         if let Some(first) = headers.first() {
             let parent = first.parents.0[0];
             if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
@@ -1096,20 +1105,31 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                 return;
             }
         }
+        // A linked batch whose last header we hold is held whole: one question, not 2,000.
+        let last_known = match ids.last() {
+            Some(l) => ask(s, |r| ChainRequest::Has(*l, r)).await.unwrap_or(true),
+            None => true,
+        };
         let mut want = vec![];
-        for h in headers {
-            let id = h.id();
-            if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
-                want.push((id, h));
+        if !last_known {
+            for (h, id) in headers.into_iter().zip(ids.iter().copied()) {
+                if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
+                    want.push((id, h));
+                }
             }
         }
-        if want.is_empty() {
-            if full {
-                // All known (fetched by an earlier catch-up): ask on from the batch's end.
-                continue;
+        let full = ids.len() == MAX_HEADERS;
+        match rounds.next(&ids, want.len()) {
+            Ok(Next::Fetch) => {}
+            Ok(Next::AskOn) => continue,
+            Ok(Next::Done) => {
+                tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
+                return;
             }
-            tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
-            return;
+            Err(e) => {
+                tracing::debug!("catch-up from {}: {e}", conn.remote_address());
+                return;
+            }
         }
         dl.progress(now());
         for chunk in want.chunks(50) {

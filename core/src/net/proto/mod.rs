@@ -7,16 +7,18 @@
 //! | [`addrbook`] | where peers may be found: new and tried tables no one source can fill |
 //! | [`score`] | misbehaviour scores that decay, bounded bans, per-group throttles |
 //! | [`budget`] | per-peer request and answer-byte token buckets |
+//! | [`rounds`] | a catch-up's `GetHeaders` rounds: locator, batch form, what next |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
 //! | [`time`] | [`Time`], the moments the others are given |
 //!
 //! `scripts/sans-io-check.sh` (a stage of `scripts/test.sh`) fails if a file here names the
-//! async runtime, the QUIC library or a clock reading.
+//! async runtime, the QUIC library, a clock, a sleep, a socket or OS randomness.
 
 pub mod addrbook;
 pub mod budget;
 pub mod deadline;
+pub mod rounds;
 pub mod score;
 pub mod time;
 pub mod weight;
