@@ -212,6 +212,22 @@ impl AddrBook {
         bucket as usize * self.limits.bucket_size + slot as usize
     }
 
+    /// Forget `addr` (our own address, met as a peer). Returns whether it was held.
+    pub fn forget(&mut self, addr: &SocketAddr) -> bool {
+        self.remove(addr).is_some()
+    }
+
+    /// The tried addresses, in table order (what is persisted across restarts).
+    pub fn tried(&self) -> impl Iterator<Item = &Entry> {
+        self.tables[TRIED].iter().flatten().filter_map(|a| self.entries.get(a))
+    }
+
+    /// Put back a tried address remembered from an earlier run, last reached at
+    /// `last_success` (new if its tried slot is taken, as [`AddrBook::good`] would leave it).
+    pub fn restore(&mut self, addr: SocketAddr, last_success: Time) {
+        self.good(addr, last_success);
+    }
+
     fn remove(&mut self, addr: &SocketAddr) -> Option<Entry> {
         let e = self.entries.remove(addr)?;
         self.tables[e.slot.0][e.slot.1] = None;
@@ -519,6 +535,32 @@ mod tests {
         assert_eq!(s.len(), 5);
         assert!(s.iter().all(|x| b.get(x).unwrap().tried));
         assert_eq!(b.sample(&mut rng, 2).len(), 2);
+    }
+
+    #[test]
+    fn tried_addresses_survive_a_restart_and_a_forgotten_one_is_gone() {
+        let mut b = book();
+        let t = Time::ZERO + Duration::from_secs(1_000);
+        for i in 1..=6u8 {
+            b.add(a(i, 2, 2, 2), ip(i, 5), t);
+        }
+        for i in 1..=3u8 {
+            b.good(a(i, 2, 2, 2), t + Duration::from_secs(i as u64));
+        }
+        let kept: Vec<(SocketAddr, Time)> =
+            b.tried().map(|e| (e.addr, e.last_success.expect("tried"))).collect();
+        assert_eq!(kept.len(), 3);
+        // A new run: the tried ones come back as they were; the new ones were not kept.
+        let mut again = book();
+        for (addr, at) in &kept {
+            again.restore(*addr, *at);
+        }
+        let back: Vec<(SocketAddr, Time)> =
+            again.tried().map(|e| (e.addr, e.last_success.expect("tried"))).collect();
+        assert_eq!(back, kept);
+        assert!(again.forget(&a(1, 2, 2, 2)));
+        assert!(!again.forget(&a(1, 2, 2, 2)));
+        assert_eq!((again.len(), again.tried_len()), (2, 2));
     }
 
     #[test]
