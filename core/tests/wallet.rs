@@ -197,6 +197,42 @@ fn a_header(p: &Params) -> minima_core::types::TxHeader {
     g.header
 }
 
+/// Issue 13 item 4's fallback: when the chain refuses a block our own miner found (here a
+/// test hook damages the MMR witness of every template that spends a coin), the listed
+/// entries are judged alone and evicted (all of them when each passes alone), the next
+/// template is a valid pulse, and block production goes on. Without the eviction the same
+/// refused template came back forever and the height stayed put.
+#[test]
+fn a_refused_own_block_evicts_its_entries_and_mining_goes_on() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = params();
+    let a = start(
+        &dir.path().join("a"),
+        &p,
+        Opts { mining: mine(0.3), seed: Some(seed(7)), claim: true, ..opts(23) },
+    );
+    assert!(wait_until(Duration::from_secs(60), || bal(&a).confirmed == p.genesis.amount), "claimed");
+    a.set_mining(false).unwrap();
+    let to = a.wallet_address(true).unwrap();
+    let mut ev = a.subscribe();
+    a.spoil_next_template().unwrap();
+    a.wallet_send(&to, 10 * COIN, COIN / 1000).unwrap();
+    assert_eq!(a.status().unwrap().mempool, 1);
+    let h0 = a.status().unwrap().height;
+    a.set_mining(true).unwrap();
+    let mut refused = false;
+    let on = wait_until(Duration::from_secs(60), || {
+        refused |= std::iter::from_fn(|| ev.try_recv().ok())
+            .any(|e| matches!(e, Event::TxPowRejected { ref reason, .. } if reason.contains("witness")));
+        let s = a.status().unwrap();
+        refused && s.mempool == 0 && s.height >= h0 + 2
+    });
+    let s = a.status().unwrap();
+    assert!(on, "refused {refused}, mempool {}, height {} from {h0}", s.mempool, s.height);
+    a.stop(Duration::from_secs(5)).unwrap();
+}
+
 #[test]
 fn fifty_payments_among_three_wallets_reconcile_with_the_chain() {
     let _serial = common::serial();

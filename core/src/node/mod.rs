@@ -306,6 +306,9 @@ enum Cmd {
     /// Test hook: say so on the first channel, then block until the second one's sender drops.
     #[cfg(feature = "test-hooks")]
     Hold(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>),
+    /// Test hook: damage the MMR witness of every later template that spends a coin.
+    #[cfg(feature = "test-hooks")]
+    SpoilNextTemplate,
 }
 
 /// A running node.
@@ -695,6 +698,15 @@ impl Node {
         Ok(release)
     }
 
+    /// Test hook: from now on, every block template that spends a coin gets a damaged MMR
+    /// witness, so the chain refuses the block our miner finds (the refused-own-block path):
+    /// unless the entries it lists are evicted, the same refused template comes back forever.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn spoil_next_template(&self) -> Result<(), NodeError> {
+        self.tx.blocking_send(Cmd::SpoilNextTemplate).map_err(|_| NodeError::Stopped)
+    }
+
     /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`. Later calls (and
     /// every other method afterwards) return [`NodeError::Stopped`] or do nothing.
     pub fn stop(&self, deadline: Duration) -> Result<(), NodeError> {
@@ -787,6 +799,9 @@ struct Actor {
     /// Tip height when the pending entries' stored proofs (which peers are served) were last
     /// rewritten (0 at start: the first tip rewrites them).
     proofs_written_at: u64,
+    /// See [`Node::spoil_next_template`].
+    #[cfg(feature = "test-hooks")]
+    spoil_next: bool,
     /// Peers' blocks dated too far ahead of our clock, until they are due.
     future: future::FutureBlocks,
     /// Peers' blocks whose parent we lack yet, until it arrives.
@@ -1065,6 +1080,8 @@ impl Actor {
             anchor_after: cfg.anchor_after,
             energy: energy::EnergyState::new(cfg),
             proofs_written_at: 0,
+            #[cfg(feature = "test-hooks")]
+            spoil_next: false,
             future: future::FutureBlocks::new(cfg.params.max_local_future_ms),
             orphans: Default::default(),
         })
@@ -1166,6 +1183,11 @@ impl Actor {
                 }
                 #[cfg(feature = "test-hooks")]
                 Cmd::Panic => panic!("panic injected by a test"),
+                #[cfg(feature = "test-hooks")]
+                Cmd::SpoilNextTemplate => {
+                    self.spoil_next = true;
+                    self.refresh_template();
+                }
                 #[cfg(feature = "test-hooks")]
                 Cmd::Hold(held, wait) => {
                     let _ = held.send(());
@@ -2054,6 +2076,8 @@ impl Actor {
                 let target = header.block_target;
                 self.tag += 1;
                 let tag = self.tag;
+                #[cfg(feature = "test-hooks")]
+                let t = self.spoiled(t);
                 self.template = Some(Template { tag, ..t });
                 miner.set_job(Some(Job { header, target, duty, max_hashes, tag }));
             }
@@ -2062,6 +2086,17 @@ impl Actor {
                 miner.set_job(None);
             }
         }
+    }
+
+    /// See [`Node::spoil_next_template`].
+    #[cfg(feature = "test-hooks")]
+    fn spoiled(&mut self, mut t: Template) -> Template {
+        if self.spoil_next {
+            if let Some(w) = t.witness.inputs.first_mut() {
+                w.leaf_index ^= 1;
+            }
+        }
+        t
     }
 
     fn build_template(&mut self) -> Result<(TxHeader, Template), NodeError> {
