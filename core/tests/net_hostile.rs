@@ -1311,3 +1311,38 @@ fn junk_orphans_and_future_blocks_are_refused_before_they_are_held() {
         node.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+/// A peer's block that hits a fault in our own state (`NodeError::Corrupt`, injected by a
+/// test hook) costs its sender nothing: it stays connected, and its next block is taken.
+/// Such a failure was once reported as the sender's fault and banned it.
+#[test]
+fn a_fault_in_our_own_state_never_blames_the_sender() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = empty_fixture(common::now_ms());
+    fx.mine(2);
+    let data: Vec<BlockData> = fx
+        .blocks()
+        .iter()
+        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
+        .collect();
+    let ids: Vec<Hash> = data.iter().map(|d| d.txpow.id()).collect();
+    let node = start_net_off(&dir.path().join("n"), &fx.params, true, vec![]);
+    node.corrupt_next_block().unwrap();
+    let (_ep, conn) = peer_answering(&rt, &node, fx.chain.genesis_id(), move |m| match m {
+        Message::GetBlocks(asked) => Some(blocks_asked(&data, &asked)),
+        _ => None,
+    });
+    rt.block_on(transport::announce(&conn, &Message::Inv(vec![ids[0]]))).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || node.status().unwrap().height == 1), "block 1 added");
+    // Still connected: its next block arrives and is taken.
+    rt.block_on(transport::announce(&conn, &Message::Inv(vec![ids[1]]))).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || node.status().unwrap().height == 2),
+        "the sender was cut off: bans {}",
+        node.status().unwrap().bans
+    );
+    assert_eq!(node.status().unwrap().bans, 0);
+    node.stop(Duration::from_secs(5)).unwrap();
+}

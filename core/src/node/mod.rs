@@ -309,6 +309,9 @@ enum Cmd {
     /// Test hook: damage the MMR witness of every later template that spends a coin.
     #[cfg(feature = "test-hooks")]
     SpoilNextTemplate,
+    /// Test hook: report the next peer's block as failing on our own state.
+    #[cfg(feature = "test-hooks")]
+    CorruptNextBlock,
 }
 
 /// A running node.
@@ -707,6 +710,14 @@ impl Node {
         self.tx.blocking_send(Cmd::SpoilNextTemplate).map_err(|_| NodeError::Stopped)
     }
 
+    /// Test hook: the next block a peer sends is added, then reported as failing on our own
+    /// state (`NodeError::Corrupt`), to show that such a failure never blames the sender.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn corrupt_next_block(&self) -> Result<(), NodeError> {
+        self.tx.blocking_send(Cmd::CorruptNextBlock).map_err(|_| NodeError::Stopped)
+    }
+
     /// Stop: flush, checkpoint the WAL, stop the miner, within `deadline`. Later calls (and
     /// every other method afterwards) return [`NodeError::Stopped`] or do nothing.
     pub fn stop(&self, deadline: Duration) -> Result<(), NodeError> {
@@ -802,6 +813,9 @@ struct Actor {
     /// See [`Node::spoil_next_template`].
     #[cfg(feature = "test-hooks")]
     spoil_next: bool,
+    /// See [`Node::corrupt_next_block`].
+    #[cfg(feature = "test-hooks")]
+    corrupt_next: bool,
     /// Peers' blocks dated too far ahead of our clock, until they are due.
     future: future::FutureBlocks,
     /// Peers' blocks whose parent we lack yet, until it arrives.
@@ -1082,6 +1096,8 @@ impl Actor {
             proofs_written_at: 0,
             #[cfg(feature = "test-hooks")]
             spoil_next: false,
+            #[cfg(feature = "test-hooks")]
+            corrupt_next: false,
             future: future::FutureBlocks::new(cfg.params.max_local_future_ms),
             orphans: Default::default(),
         })
@@ -1183,6 +1199,8 @@ impl Actor {
                 }
                 #[cfg(feature = "test-hooks")]
                 Cmd::Panic => panic!("panic injected by a test"),
+                #[cfg(feature = "test-hooks")]
+                Cmd::CorruptNextBlock => self.corrupt_next = true,
                 #[cfg(feature = "test-hooks")]
                 Cmd::SpoilNextTemplate => {
                     self.spoil_next = true;
@@ -1908,12 +1926,23 @@ impl Actor {
                 Submitted::UnknownParent
             });
         }
-        Ok(match self.on_block(b.txpow, b.witness, b.listed) {
+        let added = self.on_block(b.txpow, b.witness, b.listed);
+        #[cfg(feature = "test-hooks")]
+        let added = match std::mem::take(&mut self.corrupt_next) {
+            true => Err(NodeError::Corrupt("injected by a test".into())),
+            false => added,
+        };
+        Ok(match added {
             Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => Submitted::Accepted,
             Ok(AddOutcome::Pending { missing }) => Submitted::Pending(missing),
             Err(NodeError::Invalid(ChainError::UnknownParent(_))) => Submitted::UnknownParent,
             Err(NodeError::Invalid(ChainError::BelowRoot)) => Submitted::Stale,
             Err(e @ NodeError::Store(_)) => return Err(e),
+            // Our own state failed, not the sender: no blame.
+            Err(NodeError::Corrupt(e)) => {
+                tracing::error!("a peer's block hit a fault in our own state: {e}");
+                Submitted::Stale
+            }
             Err(e) => Submitted::Invalid(e.to_string()),
         })
     }
