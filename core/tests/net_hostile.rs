@@ -256,6 +256,11 @@ fn empty_fixture(start: u64) -> ChainBuilder {
     fx
 }
 
+/// Blocks as a peer sends them, without their listed TxPoWs.
+fn block_data(blocks: &[(minima_core::types::TxPoW, minima_core::mmr::BlockWitness)]) -> Vec<BlockData> {
+    blocks.iter().map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] }).collect()
+}
+
 /// `Blocks` with those of `data` that `ids` asks for.
 fn blocks_asked(data: &[BlockData], ids: &[Hash]) -> Message {
     Message::Blocks(data.iter().filter(|d| ids.contains(&d.txpow.id())).cloned().collect())
@@ -616,11 +621,7 @@ fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
     b.mine(40);
     let params = b.params.clone();
     let honest = start_net_off(&dir.path().join("honest"), &params, true, vec![]);
-    let data: Vec<BlockData> = b
-        .blocks()
-        .iter()
-        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
-        .collect();
+    let data = block_data(b.blocks());
     for d in &data {
         honest.submit_block(d.txpow.clone(), d.witness.clone(), vec![]).unwrap();
     }
@@ -707,11 +708,7 @@ fn pending_blocks_complete_when_their_transactions_arrive() {
         b.mine_block(false, vec![t]);
     }
     // Served without their listed TxPoWs.
-    let data: Vec<BlockData> = b
-        .blocks()
-        .iter()
-        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
-        .collect();
+    let data = block_data(b.blocks());
     let server = chain_server(&rt, b.chain.genesis_id(), data, txs);
     let n = start_net_off(&dir.path().join("n"), &b.params, false, vec![server]);
     let tip = b.head().to_hex();
@@ -1007,11 +1004,7 @@ fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
     b.mine(2_300);
     let genesis = b.chain.genesis_id();
     let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
-    let data: Vec<BlockData> = b
-        .blocks()
-        .iter()
-        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
-        .collect();
+    let data = block_data(b.blocks());
     let cascade = Message::Cascade {
         headers: vec![],
         root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
@@ -1241,11 +1234,7 @@ fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
     let now = common::now_ms();
     let mut fx = empty_fixture(now);
     fx.mine(2);
-    let data: Vec<BlockData> = fx
-        .blocks()
-        .iter()
-        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
-        .collect();
+    let data = block_data(fx.blocks());
     let (parent, child) = (data[0].txpow.id(), data[1].txpow.id());
     let node = start_net_off(&dir.path().join("o"), &fx.params, true, vec![]);
     let (child_asked, headers_asked) =
@@ -1322,11 +1311,7 @@ fn a_fault_in_our_own_state_never_blames_the_sender() {
     let dir = tempfile::tempdir().unwrap();
     let mut fx = empty_fixture(common::now_ms());
     fx.mine(2);
-    let data: Vec<BlockData> = fx
-        .blocks()
-        .iter()
-        .map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] })
-        .collect();
+    let data = block_data(fx.blocks());
     let ids: Vec<Hash> = data.iter().map(|d| d.txpow.id()).collect();
     let node = start_net_off(&dir.path().join("n"), &fx.params, true, vec![]);
     node.corrupt_next_block().unwrap();
