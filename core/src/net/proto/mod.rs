@@ -5,6 +5,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`addrbook`] | where peers may be found: new and tried tables no one source can fill |
+//! | [`mesh`] | peers and the address book: the outbound target over /16 groups, dial-back, anchors |
 //! | [`score`] | misbehaviour scores that decay, bounded bans, per-group throttles |
 //! | [`budget`] | per-peer request and answer-byte token buckets |
 //! | [`rounds`] | a catch-up's `GetHeaders` rounds: locator, batch form, what next |
@@ -18,6 +19,7 @@
 pub mod addrbook;
 pub mod budget;
 pub mod deadline;
+pub mod mesh;
 pub mod rounds;
 pub mod score;
 pub mod time;
