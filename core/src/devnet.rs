@@ -1,5 +1,8 @@
 //! `minima devnet`: N devnet nodes on loopback, each its own `minima node` process (so CPU and
-//! memory are measured per node), node 0 making the genesis and the others peering with it.
+//! memory are measured per node). Node i listens on 127.i.0.1 (its own /16 group, so the
+//! address book's group diversity lets every node reach every other); node 0 makes the
+//! genesis, the others start from node 0 and find each other through its address book.
+//! (Loopback has only 127.0.0.1 outside Linux: there every node shares it.)
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +15,33 @@ use serde_json::{json, Value};
 struct Proc {
     dir: PathBuf,
     child: Child,
+    /// Stopped on purpose (`--stop-node0-after`): left out of the convergence check.
+    stopped: bool,
+    /// Its connected peers when it was stopped.
+    peers_at_stop: Value,
+}
+
+/// Node i's listen address: 127.i.0.1 on Linux, 127.0.0.1 elsewhere.
+fn listen_addr(i: usize) -> String {
+    if cfg!(target_os = "linux") {
+        format!("127.{i}.0.1:0")
+    } else {
+        "127.0.0.1:0".into()
+    }
+}
+
+/// Stop a node and wait for its process to exit (killed after 15 s).
+fn stop(p: &mut Proc) {
+    let _ = rpc::call(&p.dir, "stop", Value::Null);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(15) {
+        if let Ok(Some(_)) = p.child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = p.child.kill();
+    let _ = p.child.wait();
 }
 
 fn spawn(dir: &Path, args: &[String]) -> Result<Child, String> {
@@ -102,9 +132,13 @@ pub fn run(
     as_json: bool,
     duty: f64,
     data: Option<PathBuf>,
+    stop_node0_after: Option<u64>,
 ) -> Result<(), String> {
     if n == 0 || n > 64 {
         return Err("--nodes must be 1..=64".into());
+    }
+    if stop_node0_after.is_some() && n < 2 {
+        return Err("--stop-node0-after needs at least 2 nodes".into());
     }
     let (root, temp) = match data {
         Some(d) => (d, false),
@@ -116,9 +150,9 @@ pub fn run(
         let d0 = root.join("node0");
         let c0 = spawn(
             &d0,
-            &["--genesis".into(), "--listen".into(), "127.0.0.1:0".into(), "--duty".into(), duty_s.clone()],
+            &["--genesis".into(), "--listen".into(), listen_addr(0), "--duty".into(), duty_s.clone()],
         )?;
-        procs.push(Proc { dir: d0.clone(), child: c0 });
+        procs.push(Proc { dir: d0.clone(), child: c0, stopped: false, peers_at_stop: Value::Null });
         let s0 = wait_status(&d0, Duration::from_secs(30))?;
         let addr = s0["listen"].as_str().ok_or("node 0 has no listen address")?.to_string();
         for i in 1..n {
@@ -129,14 +163,14 @@ pub fn run(
                 &d,
                 &[
                     "--listen".into(),
-                    "127.0.0.1:0".into(),
+                    listen_addr(i),
                     "--peer".into(),
                     addr.clone(),
                     "--duty".into(),
                     duty_s.clone(),
                 ],
             )?;
-            procs.push(Proc { dir: d, child: c });
+            procs.push(Proc { dir: d, child: c, stopped: false, peers_at_stop: Value::Null });
         }
         for p in &procs {
             wait_status(&p.dir, Duration::from_secs(30))?;
@@ -149,7 +183,15 @@ pub fn run(
                     break;
                 }
             }
-            if procs.iter_mut().any(|p| matches!(p.child.try_wait(), Ok(Some(_)))) {
+            if stop_node0_after.is_some_and(|s| start.elapsed() >= Duration::from_secs(s))
+                && !procs[0].stopped
+            {
+                procs[0].peers_at_stop =
+                    status(&procs[0].dir).map(|s| s["peers"].clone()).unwrap_or_default();
+                stop(&mut procs[0]);
+                procs[0].stopped = true;
+            }
+            if procs.iter_mut().any(|p| !p.stopped && matches!(p.child.try_wait(), Ok(Some(_)))) {
                 return Err("a node exited (see its .log beside the data dir)".into());
             }
             if tty {
@@ -157,8 +199,9 @@ pub fn run(
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        // Stop mining, let the network go quiet, then compare tips.
-        for p in &procs {
+        // Stop mining, let the network go quiet, then compare the running nodes' tips.
+        let live: Vec<&Proc> = procs.iter().filter(|p| !p.stopped).collect();
+        for p in &live {
             let _ = rpc::call(&p.dir, "mining", json!({"on": false}));
         }
         let quiet = Instant::now();
@@ -167,24 +210,24 @@ pub fn run(
         while quiet.elapsed() < Duration::from_secs(30) {
             if !nudged && quiet.elapsed() > Duration::from_secs(5) {
                 // Equal-weight tips stay split (a tie keeps each node's own branch): one more
-                // block from node 0 settles it.
+                // block from the first running node settles it.
                 nudged = true;
                 let height = |p: &Proc| status(&p.dir).and_then(|s| s["height"].as_u64()).unwrap_or(0);
-                let top = procs.iter().map(height).max().unwrap_or(0);
-                let _ = rpc::call(&procs[0].dir, "mining", json!({"on": true}));
+                let top = live.iter().map(|p| height(p)).max().unwrap_or(0);
+                let _ = rpc::call(&live[0].dir, "mining", json!({"on": true}));
                 let t = Instant::now();
-                while height(&procs[0]) <= top && t.elapsed() < Duration::from_secs(20) {
+                while height(live[0]) <= top && t.elapsed() < Duration::from_secs(20) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                let _ = rpc::call(&procs[0].dir, "mining", json!({"on": false}));
+                let _ = rpc::call(&live[0].dir, "mining", json!({"on": false}));
             }
             let tips: Vec<Option<Value>> =
-                procs.iter().map(|p| status(&p.dir).map(|s| s["tip"].clone())).collect();
+                live.iter().map(|p| status(&p.dir).map(|s| s["tip"].clone())).collect();
             if tips.iter().all(|t| t.is_some() && *t == tips[0]) {
                 converged = true;
                 std::thread::sleep(Duration::from_secs(1));
                 let again: Vec<Option<Value>> =
-                    procs.iter().map(|p| status(&p.dir).map(|s| s["tip"].clone())).collect();
+                    live.iter().map(|p| status(&p.dir).map(|s| s["tip"].clone())).collect();
                 if again == tips {
                     break;
                 }
@@ -195,6 +238,9 @@ pub fn run(
         let nodes: Vec<Value> = procs
             .iter()
             .map(|p| {
+                if p.stopped {
+                    return json!({"stopped": true, "peers_at_stop": p.peers_at_stop});
+                }
                 let s = status(&p.dir).unwrap_or(Value::Null);
                 let (cpu, rss) = usage(p.child.id());
                 json!({"height": s["height"], "tip": s["tip"], "peers": s["peers"], "cpu_s": (cpu * 100.0).round() / 100.0, "rss_bytes": rss})
@@ -204,6 +250,10 @@ pub fn run(
             println!("{}", json!({"nodes": nodes, "converged": converged}));
         } else {
             for (i, v) in nodes.iter().enumerate() {
+                if v["stopped"] == true {
+                    println!("node {i}: stopped (it had {} peers)", v["peers_at_stop"]);
+                    continue;
+                }
                 println!(
                     "node {i}: height {} tip {} peers {} cpu {} s rss {} bytes",
                     v["height"], v["tip"], v["peers"], v["cpu_s"], v["rss_bytes"]
@@ -214,18 +264,12 @@ pub fn run(
         Ok(converged)
     })();
     for p in &procs {
-        let _ = rpc::call(&p.dir, "stop", Value::Null);
-    }
-    for p in procs.iter_mut() {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = p.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !p.stopped {
+            let _ = rpc::call(&p.dir, "stop", Value::Null);
         }
-        let _ = p.child.kill();
-        let _ = p.child.wait();
+    }
+    for p in procs.iter_mut().filter(|p| !p.stopped) {
+        stop(p);
     }
     if temp {
         let _ = std::fs::remove_dir_all(&root);

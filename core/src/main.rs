@@ -178,7 +178,8 @@ enum Cmd {
         #[command(subcommand)]
         what: CoinsCmd,
     },
-    /// Start N devnet nodes on loopback (node 0 makes the genesis; the others peer with it).
+    /// Start N devnet nodes on loopback, node i at 127.i.0.1 (node 0 makes the genesis; the
+    /// others start from it and find each other through its address book).
     Devnet {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
@@ -190,11 +191,14 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Mining duty cycle of each node.
-        #[arg(long, default_value_t = 0.2)]
+        #[arg(long, default_value_t = 0.05)]
         duty: f64,
         /// Parent folder of the nodes' data dirs (default: a temporary folder, removed after).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Stop node 0 after this many seconds (the others must go on without it).
+        #[arg(long, hide = true)]
+        stop_node0_after: Option<u64>,
     },
     /// Show a running node's status.
     Status {
@@ -334,7 +338,9 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Cmd::Devnet { nodes, seconds, json, duty, data } => devnet::run(nodes, seconds, json, duty, data),
+        Cmd::Devnet { nodes, seconds, json, duty, data, stop_node0_after } => {
+            devnet::run(nodes, seconds, json, duty, data, stop_node0_after)
+        }
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
         Cmd::Bench { what: Some(BenchCmd::Mine { json, seconds }), .. } => {

@@ -757,6 +757,23 @@ impl Store {
         read_peers(&self.conn)
     }
 
+    /// Replace the anchors: outbound peers to dial first after a restart.
+    pub fn set_anchors(&mut self, addrs: &[String]) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta VALUES ('anchors', ?1)", params![addrs.join(" ")])
+            .map_err(map_full)?;
+        Ok(())
+    }
+
+    /// The anchors last persisted (none yet: empty).
+    pub fn anchors(&self) -> Result<Vec<String>, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'anchors'", [], |r| r.get(0))
+            .optional()?;
+        Ok(v.map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default())
+    }
+
     /// `PRAGMA integrity_check`.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
         let r: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

@@ -1331,3 +1331,54 @@ fn a_fault_in_our_own_state_never_blames_the_sender() {
     assert_eq!(node.status().unwrap().bans, 0);
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// A peer cannot make a node gossip an address it does not hold: an inbound peer's advertised
+/// address is dialled back at the IP it came from and must answer with the peer's own key.
+/// A liar advertising a port where another node listens (or where nothing does) is never
+/// passed on; an honest node's address is, once verified.
+#[test]
+fn an_advertised_address_is_passed_on_only_once_dialled_back() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = empty_fixture(common::now_ms()).params.clone();
+    let genesis = minima_core::chain::genesis(&p).unwrap().0.id();
+    let a = common::start_with(&dir.path().join("a"), &p, Some([127, 1, 0, 1]), vec![], Mining::Off, false);
+    let a_addr = a.net_addr().unwrap();
+    // Another node listening at 127.5.0.1 (it dials nobody).
+    let other =
+        common::start_with(&dir.path().join("o"), &p, Some([127, 5, 0, 1]), vec![], Mining::Off, false);
+    let taken = other.net_addr().unwrap();
+    // Liars from 127.5.0.1 claiming the other node's port, and the port of nothing.
+    let nothing = std::net::UdpSocket::bind("127.5.0.1:0").unwrap();
+    let mut liars = vec![];
+    for port in [taken.port(), nothing.local_addr().unwrap().port()] {
+        let mut h = hello_for(genesis);
+        h.is_client = false;
+        h.listen = Some(SocketAddr::from(([127, 5, 0, 1], port)).to_string());
+        liars.push(rt.block_on(raw_peer(a_addr, [127, 5, 0, 1], &h)).expect("handshake"));
+    }
+    // An honest node dials a: its address is verified and passed on.
+    let honest =
+        common::start_with(&dir.path().join("h"), &p, Some([127, 6, 0, 1]), vec![a_addr], Mining::Off, false);
+    let h_addr = honest.net_addr().unwrap();
+    let (_ep, asker) = rt.block_on(raw_peer(a_addr, [127, 7, 0, 1], &hello_for(genesis))).expect("handshake");
+    let shared = || match rt.block_on(transport::request(&asker, &Message::GetPeers, Duration::from_secs(10)))
+    {
+        Ok(Message::Peers(p)) => p,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(30), || shared().contains(&h_addr.to_string())),
+        "honest shared"
+    );
+    // The liars' probes ended long before (a refused key, or no answer in 10 s).
+    std::thread::sleep(Duration::from_secs(11));
+    let list = shared();
+    assert_eq!(list, vec![h_addr.to_string()], "only the verified address");
+    assert_eq!(a.status().unwrap().peers, 4, "nobody was cut off for it");
+    drop(liars);
+    for n in [honest, other, a] {
+        n.stop(Duration::from_secs(5)).unwrap();
+    }
+}

@@ -80,11 +80,13 @@ fn a_peer_follows_a_mining_node() {
     b.stop(Duration::from_secs(5)).unwrap();
 }
 
+/// `minima devnet` is a mesh, not a star: the nodes find each other through node 0's
+/// address book, so when node 0 stops after 30 s the other seven stay connected and converge.
 #[test]
-fn devnet_command_converges() {
+fn devnet_command_forms_a_mesh_that_outlives_node_0() {
     let _serial = common::serial();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_minima"))
-        .args(["devnet", "--nodes", "3", "--seconds", "8", "--json"])
+        .args(["devnet", "--nodes", "8", "--seconds", "60", "--json", "--stop-node0-after", "30"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -92,13 +94,59 @@ fn devnet_command_converges() {
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["converged"], true);
     let nodes = v["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 3);
-    for n in nodes {
+    assert_eq!(nodes.len(), 8);
+    assert_eq!(nodes[0]["stopped"], true);
+    assert!(nodes[0]["peers_at_stop"].as_u64().unwrap() >= 3, "{}", nodes[0]);
+    for n in &nodes[1..] {
         assert!(n["height"].as_u64().unwrap() >= 5, "{n}");
-        assert_eq!(n["tip"], nodes[0]["tip"]);
-        assert!(n["peers"].as_u64().unwrap() >= 1);
+        assert_eq!(n["tip"], nodes[1]["tip"]);
+        assert!(n["peers"].as_u64().unwrap() >= 3, "{n}");
         assert!(n["rss_bytes"].as_u64().unwrap() > 0);
     }
+}
+
+/// Two nodes told only of a third find each other: the third verifies each one's advertised
+/// address by dialling it back, then passes it on. After a restart with no peer configured, a
+/// node dials its anchors first and is back in the mesh even with the third node gone.
+#[test]
+fn nodes_told_of_one_peer_find_each_other_and_come_back_after_a_restart() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), 1_700_000_000_000, 200);
+    b.mine(5);
+    let params = b.params.clone();
+    let a =
+        common::start_with(&dir.path().join("a"), &params, Some([127, 1, 0, 1]), vec![], Mining::Off, false);
+    common::submit_blocks(&a, &b, b.blocks());
+    let a_addr = a.net_addr().unwrap();
+    let x = common::start_with(
+        &dir.path().join("x"),
+        &params,
+        Some([127, 2, 0, 1]),
+        vec![a_addr],
+        Mining::Off,
+        false,
+    );
+    let ydir = dir.path().join("y");
+    let y = common::start_with(&ydir, &params, Some([127, 3, 0, 1]), vec![a_addr], Mining::Off, false);
+    let linked = |n: &minima_core::node::Node, to: &minima_core::node::Node| {
+        n.peers().iter().any(|p| p.1 == to.node_id().unwrap())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || linked(&x, &y) && linked(&y, &x)),
+        "x and y connected: x has {:?}, y has {:?}",
+        x.peers(),
+        y.peers()
+    );
+    y.stop(Duration::from_secs(5)).unwrap();
+    drop(y);
+    a.stop(Duration::from_secs(5)).unwrap();
+    drop(a);
+    let y = common::start_with(&ydir, &params, Some([127, 3, 0, 1]), vec![], Mining::Off, false);
+    assert!(wait_until(Duration::from_secs(30), || linked(&y, &x)), "y back with x from its anchors");
+    assert_eq!(y.status().unwrap().height, 5);
+    y.stop(Duration::from_secs(5)).unwrap();
+    x.stop(Duration::from_secs(5)).unwrap();
 }
 
 #[test]

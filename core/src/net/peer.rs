@@ -89,8 +89,10 @@ pub enum ChainRequest {
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
     /// A transaction TxPoW from a peer (with its input proofs).
     SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
-    /// Remember a peer address we completed a handshake with.
+    /// Remember a peer address we reached (a handshake we dialled, or a dial-back).
     RecordPeer(SocketAddr),
+    /// Persist these outbound peers as the anchors dialled first after a restart.
+    Anchors(Vec<SocketAddr>),
     /// A handshake completed: the peer's /16 group, its tip and claimed weight.
     PeerUp(Vec<u8>, Hash, u128),
     /// Start a sync from a peer's cascade: verify it end to end and hold the result as a
@@ -123,8 +125,6 @@ pub trait Reads: Send + Sync + 'static {
     /// A page of `GetCoinProofs` after the cursor (`None` unless this node keeps the full
     /// coin set).
     fn coin_proofs(&self, query: CoinQuery, after: Option<Hash>) -> Option<Message>;
-    /// Addresses we have connected to, to serve `GetPeers`.
-    fn peers(&self) -> Vec<String>;
 }
 
 /// Network settings.
@@ -134,6 +134,12 @@ pub struct NetConfig {
     pub listen: Option<SocketAddr>,
     /// Peers to dial, and keep dialing (with backoff) whenever the connection drops.
     pub peers: Vec<SocketAddr>,
+    /// Addresses an earlier run reached (the store's peer table): the address book's tried
+    /// table starts with them.
+    pub reached: Vec<SocketAddr>,
+    /// Outbound peers of an earlier run, dialled first (at most
+    /// [`crate::net::proto::mesh::MAX_ANCHORS`]).
+    pub anchors: Vec<SocketAddr>,
     /// Keep-alive and idle timeout.
     pub timing: Timing,
     /// Reconnect backoff, first step (doubles up to 32×).
@@ -174,6 +180,8 @@ impl Default for NetConfig {
         NetConfig {
             listen: None,
             peers: vec![],
+            reached: vec![],
+            anchors: vec![],
             timing: Timing::default(),
             backoff: Duration::from_millis(500),
             max_inbound: 512,
@@ -187,8 +195,10 @@ impl Default for NetConfig {
     }
 }
 
+use crate::net::proto::addrbook::Limits;
 use crate::net::proto::budget::{Admit, RequestBudget};
 use crate::net::proto::deadline::CatchUpDeadline;
+use crate::net::proto::mesh::{Dir, Input as MeshInput, Mesh, Output as MeshOutput};
 use crate::net::proto::rounds::{HeaderRounds, Next, RoundFault};
 use crate::net::proto::weight::{Claim, WeightCheck, WeightVerdict};
 /// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
@@ -204,16 +214,18 @@ pub use crate::net::proto::score::BAN_TIME;
 use crate::net::proto::score::{ScoreBook, Verdict};
 use crate::net::proto::Time;
 
-/// The driver's clock, read once per event and passed to the protocol's units as a [`Time`]
-/// (since the first reading in this process).
-fn now() -> Time {
+/// The driver's clock origin: its first reading in this process.
+fn origin() -> Instant {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    Time::from_origin(ORIGIN.get_or_init(Instant::now).elapsed())
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+/// The driver's clock, read once per event and passed to the protocol's units as a [`Time`].
+fn now() -> Time {
+    Time::from_origin(origin().elapsed())
 }
 /// Most pages of coin proofs one look-up reads from one peer.
 const MAX_COIN_PAGES: u32 = 64;
-/// Most gossiped addresses remembered as dial candidates.
-const MAX_KNOWN: usize = 1_000;
 
 /// Something to announce to peers.
 #[derive(Debug, Clone)]
@@ -245,8 +257,6 @@ struct Shared {
     /// Connections are wanted (the energy policy turns this off in the background: no
     /// dialing, no discovery timer, inbound refused).
     online: tokio::sync::watch::Sender<bool>,
-    /// Outbound peers to keep.
-    target: AtomicUsize,
     /// Builds the client config for new connections (keep-alive and idle timeout).
     client_config: Box<dyn Fn(Timing) -> Result<quinn::ClientConfig, NetError> + Send + Sync>,
     /// The client config new connections use.
@@ -264,9 +274,12 @@ struct Shared {
     catch_lock: tokio::sync::Mutex<()>,
     /// Peers with a catch-up waiting for [`Shared::catch_lock`] (one queued per peer).
     queued: Mutex<HashSet<Hash>>,
-    /// Addresses peers told us about (dial candidates), and those being dialed.
-    known: Mutex<Vec<SocketAddr>>,
-    dialing: Mutex<HashSet<SocketAddr>>,
+    /// Peers and the address book (socket-free: [`Mesh`]); its outputs are carried out by
+    /// [`drive`], its timer by [`mesh_timer`].
+    mesh: Mutex<Mesh>,
+    /// Wakes [`mesh_timer`] to read the mesh's next deadline again.
+    mesh_wake: tokio::sync::Notify,
+    rt: tokio::runtime::Handle,
     endpoint: quinn::Endpoint,
     backoff: Duration,
     initial_wait: Duration,
@@ -335,6 +348,7 @@ impl NetHandle {
     pub fn set_online(&self, on: bool) {
         let s = &self.shared;
         s.online.send_replace(on);
+        drive(s, MeshInput::Online(on));
         if !on {
             for p in lock(&s.peers).values() {
                 p.conn.close(0u32.into(), b"sleeping");
@@ -351,7 +365,7 @@ impl NetHandle {
     /// announcements, and keep-alive / idle timeout for new connections.
     pub fn set_policy(&self, target: usize, want_txs: bool, timing: Timing) {
         let s = &self.shared;
-        s.target.store(target, Ordering::SeqCst);
+        drive(s, MeshInput::Target(target));
         s.want_txs.store(want_txs, Ordering::SeqCst);
         match (s.client_config)(timing) {
             Ok(c) => *lock(&s.dial_config) = c,
@@ -561,7 +575,15 @@ pub fn start(
     .map_err(|e| NetError::Config(format!("bind {bind}: {e}")))?;
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(transport::client_config(identity, cfg.timing)?);
-    let listen = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some()).map(|a| a.to_string());
+    let own = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some());
+    let listen = own.map(|a| a.to_string());
+    let target = cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 });
+    // A client (a phone) keeps a smaller book.
+    let limits = if cfg.listen.is_some() { Limits::SERVER } else { Limits::PHONE };
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let mut mesh = Mesh::new(seed, limits, target, cfg.discover_interval, own);
+    mesh.restore(now(), &cfg.reached, &cfg.anchors);
     let shared = Arc::new(Shared {
         chain,
         reads: local.reads,
@@ -573,7 +595,6 @@ pub fn start(
         full_mmr: local.full_mmr,
         want_txs: AtomicBool::new(cfg.want_txs),
         online: tokio::sync::watch::channel(cfg.online).0,
-        target: AtomicUsize::new(cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 })),
         client_config: {
             let id = identity.clone();
             Box::new(move |t| transport::client_config(&id, t))
@@ -587,8 +608,9 @@ pub fn start(
         sync_lock: tokio::sync::Mutex::new(()),
         catch_lock: tokio::sync::Mutex::new(()),
         queued: Mutex::new(HashSet::new()),
-        known: Mutex::new(vec![]),
-        dialing: Mutex::new(HashSet::new()),
+        mesh: Mutex::new(mesh),
+        mesh_wake: tokio::sync::Notify::new(),
+        rt: rt.clone(),
         endpoint: endpoint.clone(),
         backoff: cfg.backoff,
         initial_wait: cfg.initial_wait,
@@ -600,7 +622,7 @@ pub fn start(
     for addr in cfg.peers {
         rt.spawn(dial_loop(shared.clone(), addr));
     }
-    rt.spawn(discover(shared.clone(), cfg.discover_interval));
+    rt.spawn(mesh_timer(shared.clone()));
     rt.spawn(relay(shared.clone(), tips));
     Ok((endpoint, NetHandle { shared }))
 }
@@ -632,7 +654,7 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
         inbound.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Ok(conn) = inc.await {
-                let _ = serve(s, conn, false).await;
+                let _ = serve(s, conn, Dir::Inbound).await;
             }
             inbound.fetch_sub(1, Ordering::SeqCst);
         });
@@ -655,7 +677,7 @@ async fn dial_loop(s: Arc<Shared>, addr: SocketAddr) {
                 Ok(connecting) => {
                     if let Ok(conn) = connecting.await {
                         wait = s.backoff;
-                        let r = serve(s.clone(), conn, true).await;
+                        let r = serve(s.clone(), conn, Dir::Fixed).await;
                         tracing::debug!("peer {addr} closed: {r:?}");
                     }
                 }
@@ -686,47 +708,109 @@ async fn wait_online(s: &Shared) -> bool {
     r && !s.chain.is_closed()
 }
 
-/// Keep the outbound target: dial gossiped addresses we are not connected to.
-async fn discover(s: Arc<Shared>, every: Duration) {
+/// Feed the mesh one input and carry out what it asks.
+fn drive(s: &Arc<Shared>, input: MeshInput) {
+    let outs: Vec<MeshOutput> = {
+        let mut m = lock(&s.mesh);
+        m.handle(now(), input);
+        std::iter::from_fn(|| m.poll()).collect()
+    };
+    for o in outs {
+        carry_out(s, o);
+    }
+    s.mesh_wake.notify_one();
+}
+
+fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
+    match o {
+        MeshOutput::Dial(addr) => {
+            let s2 = s.clone();
+            s.rt.spawn(async move {
+                if let Ok(connecting) = s2.endpoint.connect_with(dial_config(&s2), addr, "minima") {
+                    if let Ok(conn) = connecting.await {
+                        if transport::peer_id(&conn).is_ok_and(|id| id == s2.node_id) {
+                            conn.close(1u32.into(), b"self");
+                            drive(&s2, MeshInput::Myself(addr));
+                        } else {
+                            let r = serve(s2.clone(), conn, Dir::Outbound).await;
+                            tracing::debug!("peer {addr} closed: {r:?}");
+                        }
+                    }
+                }
+                drive(&s2, MeshInput::DialEnded(addr));
+            });
+        }
+        MeshOutput::Probe { addr, peer } => {
+            let s2 = s.clone();
+            s.rt.spawn(async move {
+                let ok = probe(&s2, addr, peer).await;
+                tracing::debug!("dial-back of {addr}: {}", if ok { "verified" } else { "not verified" });
+                drive(&s2, MeshInput::Probed { addr, ok });
+            });
+        }
+        MeshOutput::AskAddrs(peer) => {
+            let Some(conn) = lock(&s.peers).get(&peer).map(|p| p.conn.clone()) else { return };
+            let s2 = s.clone();
+            s.rt.spawn(async move {
+                if let Ok(Message::Peers(addrs)) =
+                    transport::request(&conn, &Message::GetPeers, Duration::from_secs(30)).await
+                {
+                    let addrs = addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()).collect();
+                    drive(&s2, MeshInput::Addrs { from: conn.remote_address(), addrs });
+                }
+            });
+        }
+        MeshOutput::Close(peer) => {
+            if let Some(p) = lock(&s.peers).get(&peer) {
+                p.conn.close(0u32.into(), b"enough peers");
+            }
+        }
+        MeshOutput::Remember(addr) => tell_chain(s, ChainRequest::RecordPeer(addr)),
+        MeshOutput::Anchors(v) => tell_chain(s, ChainRequest::Anchors(v)),
+    }
+}
+
+fn tell_chain(s: &Arc<Shared>, r: ChainRequest) {
+    let chain = s.chain.clone();
+    s.rt.spawn(async move {
+        let _ = chain.send(r).await;
+    });
+}
+
+/// How long a dial-back may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Dial `addr` back and check the key behind it is `peer`'s (then close at once: the TLS
+/// handshake alone proves it).
+async fn probe(s: &Shared, addr: SocketAddr, peer: Hash) -> bool {
+    let Ok(connecting) = s.endpoint.connect_with(dial_config(s), addr, "minima") else { return false };
+    match tokio::time::timeout(PROBE_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => {
+            let ok = transport::peer_id(&conn).is_ok_and(|id| id == peer);
+            conn.close(0u32.into(), b"verified");
+            ok
+        }
+        _ => false,
+    }
+}
+
+/// The mesh's timer: a tick at each deadline it gives (none while offline), re-read
+/// whenever an input may have moved it.
+async fn mesh_timer(s: Arc<Shared>) {
     loop {
-        if !wait_online(&s).await {
-            return;
-        }
-        let mut online = s.online.subscribe();
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = online.wait_for(|on| !*on) => continue,
-        }
         if s.chain.is_closed() {
             return;
         }
-        let target = s.target.load(Ordering::SeqCst);
-        let outbound = lock(&s.peers).len();
-        if outbound >= target {
-            continue;
-        }
-        let own = s.endpoint.local_addr().ok();
-        let candidates: Vec<SocketAddr> = {
-            let known = lock(&s.known);
-            let dialing = lock(&s.dialing);
-            known
-                .iter()
-                .filter(|a| Some(**a) != own && !dialing.contains(a) && !connected_to(&s, **a))
-                .take(target - outbound)
-                .copied()
-                .collect()
-        };
-        for addr in candidates {
-            lock(&s.dialing).insert(addr);
-            let s2 = s.clone();
-            tokio::spawn(async move {
-                if let Ok(connecting) = s2.endpoint.connect_with(dial_config(&s2), addr, "minima") {
-                    if let Ok(conn) = connecting.await {
-                        let _ = serve(s2.clone(), conn, true).await;
-                    }
+        let due = lock(&s.mesh).poll_timeout();
+        match due {
+            Some(t) => {
+                let at = tokio::time::Instant::from_std(origin() + t.since_origin());
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => drive(&s, MeshInput::Tick),
+                    _ = s.mesh_wake.notified() => {}
                 }
-                lock(&s2.dialing).remove(&addr);
-            });
+            }
+            None => s.mesh_wake.notified().await,
         }
     }
 }
@@ -782,7 +866,8 @@ pub const RELAY_GATHER: Duration = Duration::from_millis(100);
 /// Run one connection: handshake (the dialer sends `Hello` first; an inbound peer must send
 /// it as its first request within [`transport::FRAME_GRACE`]), then answer its requests
 /// until it closes.
-async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<(), NetError> {
+async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), NetError> {
+    let dialer = dir != Dir::Inbound;
     let peer = transport::peer_id(&conn)?;
     if peer == s.node_id {
         conn.close(1u32.into(), b"self");
@@ -830,13 +915,11 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
     }
     let heavier = theirs.tip_weight > ours.tip_weight;
     let up = ChainRequest::PeerUp(source_group(conn.remote_address().ip()), theirs.tip, theirs.tip_weight);
+    let listen =
+        theirs.listen.as_deref().and_then(|l| l.parse::<SocketAddr>().ok()).filter(|_| !theirs.is_client);
     register(&s, peer, &conn, theirs);
     let _ = s.chain.send(up).await;
-    if dialer {
-        let _ = s.chain.send(ChainRequest::RecordPeer(conn.remote_address())).await;
-        let (s2, c2) = (s.clone(), conn.clone());
-        tokio::spawn(async move { learn_peers(&s2, &c2).await });
-    }
+    drive(&s, MeshInput::Connected { peer, addr: conn.remote_address(), dir, listen });
     if heavier {
         let (s2, c2) = (s.clone(), conn.clone());
         tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
@@ -893,7 +976,9 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dialer: bool) -> Result<
             }
         });
     };
-    unregister(&s, &peer, &conn);
+    if unregister(&s, &peer, &conn) {
+        drive(&s, MeshInput::Disconnected { peer });
+    }
     result
 }
 
@@ -903,9 +988,11 @@ fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello) {
     s.stats.peers.store(p.len(), Ordering::SeqCst);
 }
 
-fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) {
+/// Returns whether `conn` was the peer's current connection (a newer one may have replaced it).
+fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) -> bool {
     let mut p = lock(&s.peers);
-    if p.get(peer).is_some_and(|i| i.conn.stable_id() == conn.stable_id()) {
+    let current = p.get(peer).is_some_and(|i| i.conn.stable_id() == conn.stable_id());
+    if current {
         p.remove(peer);
     }
     s.stats.peers.store(p.len(), Ordering::SeqCst);
@@ -914,20 +1001,7 @@ fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) {
     s.stats.closed_in.fetch_add(st.udp_rx.bytes, Ordering::SeqCst);
     s.stats.closed_out.fetch_add(st.udp_tx.bytes, Ordering::SeqCst);
     drop(p);
-}
-
-/// Ask a peer we dialed for addresses it has connected to; remember them as dial candidates.
-async fn learn_peers(s: &Arc<Shared>, conn: &quinn::Connection) {
-    if let Ok(Message::Peers(addrs)) =
-        transport::request(conn, &Message::GetPeers, Duration::from_secs(30)).await
-    {
-        let mut known = lock(&s.known);
-        for a in addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()) {
-            if !known.contains(&a) && known.len() < MAX_KNOWN {
-                known.push(a);
-            }
-        }
-    }
+    current
 }
 
 async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Message) -> Option<Message> {
@@ -1011,8 +1085,9 @@ async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Mess
         Message::GetCascade => read(s, |r| r.cascade()).await?,
         Message::GetTxPow(ids) => Some(Message::TxPow(read(s, move |r| r.txpows(&ids)).await?)),
         Message::GetCoinProofs { query, after } => read(s, move |r| r.coin_proofs(query, after)).await?,
+        // Only addresses we reached, or verified by dialling them back.
         Message::GetPeers => Some(Message::Peers(
-            read(s, |r| r.peers()).await?.into_iter().take(crate::net::message::MAX_PEERS).collect(),
+            lock(&s.mesh).share(crate::net::message::MAX_PEERS).iter().map(|a| a.to_string()).collect(),
         )),
         Message::Ping(n) => Some(Message::Pong(n)),
         // A second Hello, or answers nobody asked for: ignored.

@@ -464,9 +464,11 @@ impl Node {
             .map_err(|e| NodeError::Runtime(e.to_string()))?;
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(1024);
-        // Peers we connected to before are dialed again, after the configured ones.
+        // Addresses reached before start the address book; its anchors are dialled first.
         let remembered: Vec<std::net::SocketAddr> =
             store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
+        let anchors: Vec<std::net::SocketAddr> =
+            store.anchors()?.iter().filter_map(|a| a.parse().ok()).collect();
         let mut actor = Actor::load(&cfg, store, events.clone())?;
         actor.self_tx = Some(tx.clone());
         release_freed_memory();
@@ -496,13 +498,15 @@ impl Node {
             // A node that starts in the background dials nobody.
             let first = crate::energy::plan(&cfg.energy, &cfg.power, &Default::default());
             net.online = net.online && first.hold_connections;
-            // Seeds of the network (none on devnet), then peers we connected to before.
+            // Seeds of the network (none on devnet) are kept like configured peers.
             let seeds = cfg.params.seeds.iter().filter_map(|a| a.parse::<std::net::SocketAddr>().ok());
-            for a in seeds.chain(remembered) {
+            for a in seeds {
                 if !net.peers.contains(&a) && net.peers.len() < 8 {
                     net.peers.push(a);
                 }
             }
+            net.reached = remembered;
+            net.anchors = anchors;
             let identity = crate::net::transport::Identity::load_or_create(&cfg.data_dir)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             let (tips_tx, tips_rx) = broadcast::channel(64);
@@ -1577,6 +1581,10 @@ impl Actor {
             }
             R::RecordPeer(addr) => {
                 self.store.add_peer(&addr.to_string(), now_ms())?;
+            }
+            R::Anchors(addrs) => {
+                let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                self.store.set_anchors(&addrs)?;
             }
             R::SubmitTx(t, reply) => {
                 let (txpow, proofs) = *t;

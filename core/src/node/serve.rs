@@ -147,8 +147,4 @@ impl Reads for Served {
             Ok(Some(Message::CoinProofs { block: tip, proofs, next }))
         })
     }
-
-    fn peers(&self) -> Vec<String> {
-        self.read("peer addresses", |s| s.peers())
-    }
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{decode_cascade, decode_proofs, read_coins, read_peers, read_txpow, StoreError};
+use super::{decode_cascade, decode_proofs, read_coins, read_txpow, StoreError};
 use crate::codec::Decode;
 use crate::crypto::Hash;
 use crate::mmr::{BlockWitness, MmrNode, MmrPeaks, NodeKey, Proofs};
@@ -138,11 +138,6 @@ impl Snapshot<'_> {
         limit: usize,
     ) -> Result<Vec<(u64, CoinRecord)>, StoreError> {
         read_coins(&self.tx, ids, by_address, after, limit)
-    }
-
-    /// Remembered peer addresses, most recently seen first.
-    pub fn peers(&self) -> Result<Vec<String>, StoreError> {
-        read_peers(&self.tx)
     }
 }
 
