@@ -1382,3 +1382,81 @@ fn an_advertised_address_is_passed_on_only_once_dialled_back() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+/// An announced block is fetched once, from its first announcer; when that peer fails to
+/// deliver it, from the next announcer, which was not asked before. The same for a pending
+/// transaction. Nobody is punished for not delivering (it may have pruned or reorged).
+#[test]
+fn what_one_announcer_fails_to_deliver_is_fetched_from_the_next() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut fx = empty_fixture(common::now_ms());
+    fx.mine(1);
+    let (spent, tx) = spend_free_coin(&mut fx);
+    let proof = fx.coin_proof(&spent.coin.coin_id).unwrap();
+    let data = block_data(fx.blocks());
+    let block = data[0].txpow.id();
+    let node = start_net_off(&dir.path().join("n"), &fx.params, true, vec![]);
+    let genesis = fx.chain.genesis_id();
+    // The first announcer takes a second to answer, with nothing.
+    let failed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let f = failed_at.clone();
+    let (_e1, first) = peer_answering(&rt, &node, genesis, move |m| match m {
+        Message::GetBlocks(_) => {
+            std::thread::sleep(Duration::from_secs(1));
+            Some(Message::Blocks(vec![]))
+        }
+        Message::GetTxPow(_) => {
+            *f.lock().unwrap() = Some(std::time::Instant::now());
+            Some(Message::TxPow(vec![]))
+        }
+        _ => None,
+    });
+    // The second holds both; it records when it was asked.
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+    let a = asked.clone();
+    let relay_tx = (tx.clone(), vec![proof]);
+    let (_e2, second) = peer_answering(&rt, &node, genesis, move |m| {
+        if matches!(m, Message::GetBlocks(_) | Message::GetTxPow(_)) {
+            a.lock()
+                .unwrap()
+                .push((std::time::Instant::now(), format!("{m:?}").chars().take(12).collect::<String>()));
+        }
+        match m {
+            Message::GetBlocks(ids) => Some(blocks_asked(&data, &ids)),
+            Message::GetTxPow(ids) if ids == vec![relay_tx.0.id()] => {
+                Some(Message::TxPow(vec![relay_tx.clone()]))
+            }
+            Message::GetTxPow(_) => Some(Message::TxPow(vec![])),
+            _ => None,
+        }
+    });
+    for id in [block, tx.id()] {
+        asked.lock().unwrap().clear();
+        *failed_at.lock().unwrap() = None;
+        rt.block_on(transport::announce(&first, &Message::Inv(vec![id]))).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        rt.block_on(transport::announce(&second, &Message::Inv(vec![id]))).unwrap();
+        let taken = || {
+            let s = node.status().unwrap();
+            if id == block {
+                s.height == 1
+            } else {
+                s.mempool == 1
+            }
+        };
+        assert!(wait_until(Duration::from_secs(20), taken), "taken from the second announcer");
+        let failed = failed_at.lock().unwrap().expect("the first announcer was asked");
+        let asked = asked.lock().unwrap().clone();
+        assert!(!asked.is_empty());
+        assert!(
+            asked.iter().all(|(t, _)| *t >= failed),
+            "the second was asked only once the first failed: {asked:?}"
+        );
+        assert_eq!(asked.iter().filter(|(_, m)| m.starts_with("GetBlocks")).count(), 1, "{asked:?}");
+    }
+    let s = node.status().unwrap();
+    assert_eq!((s.bans, s.peers), (0, 2), "nobody punished");
+    node.stop(Duration::from_secs(5)).unwrap();
+}

@@ -243,8 +243,14 @@ fn two_branches(start: u64, a: (u64, u64), b: (u64, u64)) -> (ChainBuilder, Chai
     (x, y)
 }
 
+/// A server holding `b`'s chain. It dials nobody, not even addresses it learns: the servers
+/// of a test stand for separate parts of the network, and must not meet through the mesh.
 fn server_at(dir: &std::path::Path, b: &ChainBuilder, ip: [u8; 4]) -> Node {
-    let n = start_with(dir, &b.params, Some(ip), vec![], Mining::Off, false);
+    let mut cfg = common::net_config(dir, &b.params, Some(ip), vec![], Mining::Off, false);
+    if let Some(net) = cfg.net.as_mut() {
+        net.outbound_target = Some(0);
+    }
+    let n = Node::start(cfg).unwrap();
     common::submit_blocks(&n, b, b.blocks());
     n
 }

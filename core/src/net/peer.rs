@@ -198,7 +198,10 @@ impl Default for NetConfig {
 use crate::net::proto::addrbook::Limits;
 use crate::net::proto::budget::{Admit, RequestBudget};
 use crate::net::proto::deadline::CatchUpDeadline;
+use crate::net::proto::inventory::{Input as InvInput, Inventory, Output as InvOutput, FETCH_TIMEOUT};
 use crate::net::proto::mesh::{Dir, Input as MeshInput, Mesh, Output as MeshOutput};
+/// Most ids of one `Inv` looked at.
+const MAX_INV_TAKEN: usize = 64;
 use crate::net::proto::rounds::{HeaderRounds, Next, RoundFault};
 use crate::net::proto::weight::{Claim, WeightCheck, WeightVerdict};
 /// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
@@ -240,7 +243,16 @@ pub struct TipAnnounce {
 struct PeerInfo {
     conn: quinn::Connection,
     hello: Hello,
+    /// We dialled it.
+    outbound: bool,
+    /// When it was registered.
+    since: Time,
 }
+
+/// Two connections to one peer in opposite directions registered this close together were
+/// dialled at once: both sides keep the one the lower node id dialled. Otherwise the newer
+/// connection replaces the older (the peer restarted or moved).
+const SIMULTANEOUS: Duration = Duration::from_secs(5);
 
 struct Shared {
     chain: mpsc::Sender<ChainRequest>,
@@ -275,10 +287,13 @@ struct Shared {
     /// Peers with a catch-up waiting for [`Shared::catch_lock`] (one queued per peer).
     queued: Mutex<HashSet<Hash>>,
     /// Peers and the address book (socket-free: [`Mesh`]); its outputs are carried out by
-    /// [`drive`], its timer by [`mesh_timer`].
+    /// [`drive`].
     mesh: Mutex<Mesh>,
-    /// Wakes [`mesh_timer`] to read the mesh's next deadline again.
-    mesh_wake: tokio::sync::Notify,
+    /// Announced blocks and transactions still wanted (socket-free: [`Inventory`]); its
+    /// outputs are carried out by [`drive_inv`].
+    inv: Mutex<Inventory>,
+    /// Wakes [`proto_timer`] to read the units' next deadlines again.
+    wake: tokio::sync::Notify,
     rt: tokio::runtime::Handle,
     endpoint: quinn::Endpoint,
     backoff: Duration,
@@ -584,6 +599,7 @@ pub fn start(
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
     let mut mesh = Mesh::new(seed, limits, target, cfg.discover_interval, own);
     mesh.restore(now(), &cfg.reached, &cfg.anchors);
+    mesh.handle(now(), MeshInput::Online(cfg.online));
     let shared = Arc::new(Shared {
         chain,
         reads: local.reads,
@@ -609,7 +625,8 @@ pub fn start(
         catch_lock: tokio::sync::Mutex::new(()),
         queued: Mutex::new(HashSet::new()),
         mesh: Mutex::new(mesh),
-        mesh_wake: tokio::sync::Notify::new(),
+        inv: Mutex::new(Inventory::new()),
+        wake: tokio::sync::Notify::new(),
         rt: rt.clone(),
         endpoint: endpoint.clone(),
         backoff: cfg.backoff,
@@ -622,7 +639,7 @@ pub fn start(
     for addr in cfg.peers {
         rt.spawn(dial_loop(shared.clone(), addr));
     }
-    rt.spawn(mesh_timer(shared.clone()));
+    rt.spawn(proto_timer(shared.clone()));
     rt.spawn(relay(shared.clone(), tips));
     Ok((endpoint, NetHandle { shared }))
 }
@@ -718,7 +735,86 @@ fn drive(s: &Arc<Shared>, input: MeshInput) {
     for o in outs {
         carry_out(s, o);
     }
-    s.mesh_wake.notify_one();
+    s.wake.notify_one();
+}
+
+/// Feed the inventory one input and start the fetches it asks for.
+fn drive_inv(s: &Arc<Shared>, input: InvInput) {
+    let outs: Vec<InvOutput> = {
+        let mut inv = lock(&s.inv);
+        inv.handle(now(), input);
+        std::iter::from_fn(|| inv.poll()).collect()
+    };
+    for InvOutput::Fetch { peer, id } in outs {
+        let s2 = s.clone();
+        s.rt.spawn(async move {
+            let outcome = fetch_announced(&s2, peer, id).await;
+            drive_inv(&s2, outcome);
+        });
+    }
+    s.wake.notify_one();
+}
+
+/// Fetch an announced id from `peer` (a block, else a pending transaction) and offer it to
+/// the chain. Answers how it ended, for the inventory.
+async fn fetch_announced(s: &Arc<Shared>, peer: Hash, id: Hash) -> InvInput {
+    let failed = InvInput::Failed { peer, id };
+    let Some(conn) = lock(&s.peers).get(&peer).map(|p| p.conn.clone()) else { return failed };
+    match ask(s, |r| ChainRequest::Has(id, r)).await {
+        Ok(false) => {}
+        // Ours by now (or the node is stopping).
+        _ => return InvInput::Settled(id),
+    }
+    let got = transport::request(&conn, &Message::GetBlocks(vec![id]), FETCH_TIMEOUT).await;
+    let blocks = match got {
+        Ok(Message::Blocks(bs)) => bs,
+        _ => return failed,
+    };
+    if blocks.is_empty() {
+        // Not a block the peer holds: a pending transaction.
+        let Ok(Message::TxPow(ts)) =
+            transport::request(&conn, &Message::GetTxPow(vec![id]), FETCH_TIMEOUT).await
+        else {
+            return failed;
+        };
+        // One without proofs is one its sender holds only as listed by a block (it left the
+        // mempool in between): not delivered, no fault.
+        let Some(t) =
+            ts.into_iter().find(|(t, p)| t.id() == id && p.len() == t.body.transaction.inputs.len())
+        else {
+            return failed;
+        };
+        return match ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
+            Ok(Ok(())) => InvInput::Settled(id),
+            Ok(Err(e)) if e.penalty > 0 => {
+                penalize(s, &conn, &peer, e.penalty, &format!("relayed transaction: {}", e.reason));
+                InvInput::Settled(id)
+            }
+            // A race (a proof against a block we lack yet, or one that went stale on the way).
+            Ok(Err(_)) => InvInput::Race(id),
+            Err(_) => InvInput::Settled(id),
+        };
+    }
+    // Only the block asked for is looked at: others in the answer are dropped unread and
+    // cost the sender.
+    let n = blocks.len();
+    let Some(b) = blocks.into_iter().find(|b| b.txpow.id() == id) else {
+        penalize(s, &conn, &peer, 10, "blocks nobody asked for");
+        return failed;
+    };
+    if n > 1 {
+        penalize(s, &conn, &peer, 10, "blocks nobody asked for");
+    }
+    match submit_block(s, &conn, b).await {
+        // In its own task, queued behind a running catch-up; one queued per peer is enough.
+        Ok(Submitted::UnknownParent) if lock(&s.queued).insert(peer) => {
+            let (s2, c2) = (s.clone(), conn.clone());
+            tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
+        }
+        Ok(Submitted::Invalid(e)) => ban(s, &conn, &peer, &format!("invalid block: {e}")),
+        _ => {}
+    }
+    InvInput::Settled(id)
 }
 
 fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
@@ -727,10 +823,13 @@ fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
             let s2 = s.clone();
             s.rt.spawn(async move {
                 if let Ok(connecting) = s2.endpoint.connect_with(dial_config(&s2), addr, "minima") {
-                    if let Ok(conn) = connecting.await {
+                    if let Ok(Ok(conn)) = tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
                         if transport::peer_id(&conn).is_ok_and(|id| id == s2.node_id) {
                             conn.close(1u32.into(), b"self");
                             drive(&s2, MeshInput::Myself(addr));
+                        } else if !*s2.online.borrow() {
+                            // Gone offline while dialling.
+                            conn.close(0u32.into(), b"sleeping");
                         } else {
                             let r = serve(s2.clone(), conn, Dir::Outbound).await;
                             tracing::debug!("peer {addr} closed: {r:?}");
@@ -770,15 +869,18 @@ fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
     }
 }
 
+/// A hint for the store (an address to remember, the anchors): in order, and dropped when
+/// the chain actor is too busy to take it (the next one brings it up to date).
 fn tell_chain(s: &Arc<Shared>, r: ChainRequest) {
-    let chain = s.chain.clone();
-    s.rt.spawn(async move {
-        let _ = chain.send(r).await;
-    });
+    if s.chain.try_send(r).is_err() {
+        tracing::debug!("chain busy: a peer address is not persisted this time");
+    }
 }
 
 /// How long a dial-back may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a dial of the mesh may take to connect (a dead address frees its slot).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Dial `addr` back and check the key behind it is `peer`'s (then close at once: the TLS
 /// handshake alone proves it).
@@ -794,23 +896,32 @@ async fn probe(s: &Shared, addr: SocketAddr, peer: Hash) -> bool {
     }
 }
 
-/// The mesh's timer: a tick at each deadline it gives (none while offline), re-read
-/// whenever an input may have moved it.
-async fn mesh_timer(s: Arc<Shared>) {
+/// The socket-free units' one timer: a tick at the earliest deadline the mesh and the
+/// inventory give (none while neither has one), re-read whenever an input may have moved it.
+async fn proto_timer(s: Arc<Shared>) {
     loop {
         if s.chain.is_closed() {
             return;
         }
-        let due = lock(&s.mesh).poll_timeout();
-        match due {
+        let mesh = lock(&s.mesh).poll_timeout();
+        let inv = lock(&s.inv).poll_timeout();
+        match mesh.into_iter().chain(inv).min() {
             Some(t) => {
                 let at = tokio::time::Instant::from_std(origin() + t.since_origin());
                 tokio::select! {
-                    _ = tokio::time::sleep_until(at) => drive(&s, MeshInput::Tick),
-                    _ = s.mesh_wake.notified() => {}
+                    _ = tokio::time::sleep_until(at) => {
+                        let n = now();
+                        if mesh.is_some_and(|m| m <= n) {
+                            drive(&s, MeshInput::Tick);
+                        }
+                        if inv.is_some_and(|i| i <= n) {
+                            drive_inv(&s, InvInput::Tick);
+                        }
+                    }
+                    _ = s.wake.notified() => {}
                 }
             }
-            None => s.mesh_wake.notified().await,
+            None => s.wake.notified().await,
         }
     }
 }
@@ -917,9 +1028,13 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
     let up = ChainRequest::PeerUp(source_group(conn.remote_address().ip()), theirs.tip, theirs.tip_weight);
     let listen =
         theirs.listen.as_deref().and_then(|l| l.parse::<SocketAddr>().ok()).filter(|_| !theirs.is_client);
-    register(&s, peer, &conn, theirs);
+    if !register(&s, peer, &conn, theirs, dialer) {
+        conn.close(6u32.into(), b"duplicate");
+        return Err(NetError::Protocol("a connection dialled at the same time is kept".into()));
+    }
+    let id = conn.stable_id() as u64;
+    drive(&s, MeshInput::Connected { peer, conn: id, addr: conn.remote_address(), dir, listen });
     let _ = s.chain.send(up).await;
-    drive(&s, MeshInput::Connected { peer, addr: conn.remote_address(), dir, listen });
     if heavier {
         let (s2, c2) = (s.clone(), conn.clone());
         tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
@@ -968,7 +1083,7 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
                     }
                 }
             }
-            if let Some(answer) = handle(&s, &c, peer, msg).await {
+            if let Some(answer) = handle(&s, peer, msg).await {
                 let frame = answer.to_frame();
                 lock(&budget).charge(frame.len());
                 let _ = send.write_all(&frame).await;
@@ -976,16 +1091,33 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
             }
         });
     };
-    if unregister(&s, &peer, &conn) {
-        drive(&s, MeshInput::Disconnected { peer });
+    let current = unregister(&s, &peer, &conn);
+    drive(&s, MeshInput::Disconnected { peer, conn: id });
+    if current {
+        drive_inv(&s, InvInput::PeerGone(peer));
     }
     result
 }
 
-fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello) {
+/// Register a connection to `peer`. A connection already registered is closed and replaced,
+/// unless the two were dialled at once from both ends ([`SIMULTANEOUS`]): then the one the
+/// lower node id dialled is kept on both sides, and `false` says `conn` lost.
+fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello, outbound: bool) -> bool {
+    let now = now();
     let mut p = lock(&s.peers);
-    p.insert(peer, PeerInfo { conn: conn.clone(), hello });
+    if let Some(old) = p.get(&peer) {
+        let crossed = old.outbound != outbound
+            && old.conn.close_reason().is_none()
+            && now.saturating_duration_since(old.since) < SIMULTANEOUS;
+        // Our dial wins if our id is the lower.
+        if crossed && outbound != (s.node_id < peer) {
+            return false;
+        }
+        old.conn.close(6u32.into(), b"replaced");
+    }
+    p.insert(peer, PeerInfo { conn: conn.clone(), hello, outbound, since: now });
     s.stats.peers.store(p.len(), Ordering::SeqCst);
+    true
 }
 
 /// Returns whether `conn` was the peer's current connection (a newer one may have replaced it).
@@ -1004,63 +1136,18 @@ fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) -> bool {
     current
 }
 
-async fn handle(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash, msg: Message) -> Option<Message> {
+async fn handle(s: &Arc<Shared>, peer: Hash, msg: Message) -> Option<Message> {
     match msg {
         Message::Inv(ids) => {
-            for id in ids.into_iter().take(64) {
-                if ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
-                    continue;
+            // What the chain lacks is wanted; the inventory decides whom to ask and when.
+            let mut fresh = vec![];
+            for id in ids.into_iter().take(MAX_INV_TAKEN) {
+                if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
+                    fresh.push(id);
                 }
-                let got =
-                    transport::request(conn, &Message::GetBlocks(vec![id]), Duration::from_secs(30)).await;
-                if matches!(&got, Ok(Message::Blocks(bs)) if bs.is_empty()) {
-                    // Not a block the peer holds: a pending transaction.
-                    if let Ok(Message::TxPow(ts)) =
-                        transport::request(conn, &Message::GetTxPow(vec![id]), Duration::from_secs(30)).await
-                    {
-                        // One without proofs is one its sender holds only as listed by a block
-                        // (it left the mempool in between): nothing to relay, no fault.
-                        let with_proofs =
-                            ts.into_iter().filter(|(t, p)| p.len() == t.body.transaction.inputs.len());
-                        for t in with_proofs.take(1) {
-                            if let Ok(Err(e)) = ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
-                                penalize(
-                                    s,
-                                    conn,
-                                    &peer,
-                                    e.penalty,
-                                    &format!("relayed transaction: {}", e.reason),
-                                );
-                            }
-                        }
-                    }
-                    continue;
-                }
-                if let Ok(Message::Blocks(bs)) = got {
-                    // Only the block asked for is looked at: others in the answer are dropped
-                    // unread and cost the sender.
-                    let n = bs.len();
-                    let asked: Vec<BlockData> =
-                        bs.into_iter().filter(|b| b.txpow.id() == id).take(1).collect();
-                    if n > asked.len() {
-                        penalize(s, conn, &peer, 10, "blocks nobody asked for");
-                    }
-                    for b in asked {
-                        match submit_block(s, conn, b).await {
-                            // In its own task (this stream must not wait on other peers), queued
-                            // behind a running catch-up; one queued per peer is enough.
-                            Ok(Submitted::UnknownParent) if lock(&s.queued).insert(peer) => {
-                                let (s2, c2) = (s.clone(), conn.clone());
-                                tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
-                            }
-                            Ok(Submitted::Invalid(e)) => {
-                                ban(s, conn, &peer, &format!("invalid block: {e}"));
-                                return None;
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+            }
+            if !fresh.is_empty() {
+                drive_inv(s, InvInput::Announced { peer, ids: fresh });
             }
             None
         }

@@ -113,7 +113,8 @@ impl Entry {
 
 /// The /16 group of an IPv4 address, /32 of IPv6 (SPEC §5's "distinct groups").
 pub fn group16(ip: IpAddr) -> Vec<u8> {
-    match ip {
+    // An IPv4 peer seen through a dual-stack socket is still an IPv4 peer.
+    match ip.to_canonical() {
         IpAddr::V4(v) => v.octets()[..2].to_vec(),
         IpAddr::V6(v) => v.octets()[..4].to_vec(),
     }

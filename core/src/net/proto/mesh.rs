@@ -29,8 +29,10 @@ pub const MAX_PROBES: usize = 4;
 /// Inbound peers waiting for a dial-back; past this, newcomers are not verified (they are
 /// again when they next connect).
 pub const MAX_PROBE_QUEUE: usize = 64;
-/// An address verified (or found wrong) this recently is not dialled back again.
+/// An IP with an address verified (or found wrong) this recently is not dialled back again.
 pub const PROBE_AGAIN_AFTER: Duration = Duration::from_secs(600);
+/// Most dial-backs queued for one /16 group.
+pub const MAX_PROBES_PER_GROUP: usize = 4;
 /// Addresses remembered as recently probed (oldest forgotten first).
 const MAX_PROBED: usize = 1_024;
 /// Most anchors: outbound peers persisted and dialled first after a restart.
@@ -59,6 +61,9 @@ pub enum Input {
     Connected {
         /// The peer's node id (from its TLS key).
         peer: Hash,
+        /// The connection's id (the driver's; a newer connection to the same peer has
+        /// another).
+        conn: u64,
         /// The address the connection runs to (for inbound: where it came from).
         addr: SocketAddr,
         /// How it came about.
@@ -66,10 +71,12 @@ pub enum Input {
         /// The address its `Hello` says it listens on (`None` for a client).
         listen: Option<SocketAddr>,
     },
-    /// A connection closed.
+    /// A connection closed (every connection the driver had registered, current or not).
     Disconnected {
         /// The peer's node id.
         peer: Hash,
+        /// The connection's id: only the peer's current connection counts.
+        conn: u64,
     },
     /// A dial of [`Output::Dial`] ended (connected and since closed, or never connected).
     DialEnded(SocketAddr),
@@ -123,6 +130,7 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 struct Conn {
+    id: u64,
     addr: SocketAddr,
     dir: Dir,
     since: Time,
@@ -155,7 +163,7 @@ pub struct Mesh {
 impl Mesh {
     /// A mesh keeping `target` outbound peers, looking for more every `every` at most, with
     /// an address book of `limits`; `seed` keys the book and seeds every random choice.
-    /// `own` is our listen address (never dialled).
+    /// `own` is our listen address (never dialled). It starts online (see [`Input::Online`]).
     pub fn new(
         seed: [u8; 32],
         limits: Limits,
@@ -196,6 +204,7 @@ impl Mesh {
         }
         self.anchors_due =
             anchors.iter().filter(|a| !self.own.contains(a)).take(MAX_ANCHORS).copied().collect();
+        self.last_anchors = self.anchors_due.clone();
         self.next_round = now;
     }
 
@@ -218,10 +227,13 @@ impl Mesh {
     /// Take an input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
-            Input::Connected { peer, addr, dir, listen } => self.connected(now, peer, addr, dir, listen),
-            Input::Disconnected { peer } => {
-                if let Some(c) = self.peers.remove(&peer) {
-                    if c.dir != Dir::Inbound {
+            Input::Connected { peer, conn, addr, dir, listen } => {
+                self.connected(now, peer, conn, addr, dir, listen)
+            }
+            Input::Disconnected { peer, conn } => {
+                if self.peers.get(&peer).is_some_and(|c| c.id == conn) {
+                    let c = self.peers.remove(&peer);
+                    if c.is_some_and(|c| c.dir != Dir::Inbound) {
                         // Refill soon.
                         self.step = FIRST_STEP;
                         self.next_round = self.next_round.min(now + FIRST_STEP);
@@ -239,23 +251,34 @@ impl Mesh {
                 }
             }
             Input::Addrs { from, addrs } => {
+                let from_class = class(from.ip());
                 for a in addrs.into_iter().take(crate::net::message::MAX_PEERS) {
-                    if a.port() != 0 && !a.ip().is_unspecified() && !self.own.contains(&a) {
+                    // Global addresses, or of the class of the peer that told us (loopback
+                    // from loopback, a LAN from the LAN): a peer cannot aim our dials at our
+                    // own host or network.
+                    let c = class(a.ip());
+                    let fits = c == Class::Global || (c != Class::Never && c == from_class);
+                    if fits && a.port() != 0 && !self.own.contains(&a) {
                         self.book.add(a, from.ip(), now);
                     }
                 }
             }
             Input::Probed { addr, ok } => {
+                // Verified addresses are passed on, not persisted: only addresses we dialled
+                // ourselves are (one host cannot fill our peer table by connecting to us).
                 if self.probing.remove(&addr).is_some() && ok {
                     self.book.good(addr, now);
-                    self.out.push_back(Output::Remember(addr));
                 }
                 self.next_probe(now);
             }
             Input::Target(n) => {
+                if n > self.target {
+                    self.next_round = now;
+                }
                 self.target = n;
                 self.trim();
             }
+            Input::Online(on) if on == self.online => {}
             Input::Online(on) => {
                 self.online = on;
                 if on {
@@ -283,9 +306,17 @@ impl Mesh {
         self.online.then_some(self.next_round)
     }
 
-    fn connected(&mut self, now: Time, peer: Hash, addr: SocketAddr, dir: Dir, listen: Option<SocketAddr>) {
+    fn connected(
+        &mut self,
+        now: Time,
+        peer: Hash,
+        id: u64,
+        addr: SocketAddr,
+        dir: Dir,
+        listen: Option<SocketAddr>,
+    ) {
         self.dialing.remove(&addr);
-        self.peers.insert(peer, Conn { addr, dir, since: now });
+        self.peers.insert(peer, Conn { id, addr, dir, since: now });
         match dir {
             Dir::Inbound => {
                 // Its advertised address, at the IP it came from (never another host's).
@@ -298,29 +329,42 @@ impl Mesh {
                 self.book.good(addr, now);
                 self.out.push_back(Output::Remember(addr));
                 self.out.push_back(Output::AskAddrs(peer));
-                let anchors: Vec<SocketAddr> = self
-                    .peers
-                    .values()
-                    .filter(|c| c.dir != Dir::Inbound)
-                    .map(|c| c.addr)
-                    .take(MAX_ANCHORS)
-                    .collect();
-                if anchors != self.last_anchors {
-                    self.last_anchors = anchors.clone();
-                    self.out.push_back(Output::Anchors(anchors));
+                if dir == Dir::Outbound {
+                    // The mesh-chosen outbound peers connected longest (configured ones are
+                    // dialled anyway; a node id, which costs nothing to make, decides nothing).
+                    let mut chosen: Vec<(Time, SocketAddr)> = self
+                        .peers
+                        .values()
+                        .filter(|c| c.dir == Dir::Outbound)
+                        .map(|c| (c.since, c.addr))
+                        .collect();
+                    chosen.sort();
+                    let anchors: Vec<SocketAddr> =
+                        chosen.into_iter().map(|c| c.1).take(MAX_ANCHORS).collect();
+                    if anchors != self.last_anchors {
+                        self.last_anchors = anchors.clone();
+                        self.out.push_back(Output::Anchors(anchors));
+                    }
                 }
-                self.trim();
             }
         }
     }
 
+    /// Queue a dial-back of `at`. One address per IP: an IP with a verified address, one
+    /// being checked or queued, or one checked in the last [`PROBE_AGAIN_AFTER`] gets no
+    /// other (a host cannot fill the book by advertising port after port); at most
+    /// [`MAX_PROBES_PER_GROUP`] queued per /16 group (one group cannot starve the queue).
     fn queue_probe(&mut self, now: Time, at: SocketAddr, peer: Hash) {
+        let ip = at.ip();
         let fresh = |t: &Time| now.saturating_duration_since(*t) < PROBE_AGAIN_AFTER;
+        let group = group16(ip);
         if self.own.contains(&at)
-            || self.book.get(&at).is_some_and(|e| e.tried)
-            || self.probing.contains_key(&at)
-            || self.probe_queue.iter().any(|(a, _)| *a == at)
-            || self.probed.iter().any(|(a, t)| *a == at && fresh(t))
+            || self.book.tried().any(|e| e.addr.ip() == ip)
+            || self.probing.keys().any(|a| a.ip() == ip)
+            || self.probe_queue.iter().any(|(a, _)| a.ip() == ip)
+            || self.probed.iter().any(|(a, t)| a.ip() == ip && fresh(t))
+            || self.probe_queue.iter().filter(|(a, _)| group16(a.ip()) == group).count()
+                >= MAX_PROBES_PER_GROUP
         {
             return;
         }
@@ -419,6 +463,50 @@ impl Mesh {
     }
 }
 
+/// What kind of network an address is on, for which gossiped addresses we dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Reachable from the internet.
+    Global,
+    /// This host.
+    Loopback,
+    /// A private network (RFC 1918, link-local, unique-local, shared carrier space).
+    Local,
+    /// Never dialled (unspecified, multicast, broadcast, documentation).
+    Never,
+}
+
+fn class(ip: std::net::IpAddr) -> Class {
+    use std::net::IpAddr;
+    match ip.to_canonical() {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            if v.is_unspecified() || v.is_multicast() || v.is_broadcast() || v.is_documentation() || o[0] == 0
+            {
+                Class::Never
+            } else if v.is_loopback() {
+                Class::Loopback
+            } else if v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+                Class::Local
+            } else {
+                Class::Global
+            }
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments();
+            if v.is_unspecified() || v.is_multicast() || (s[0] == 0x2001 && s[1] == 0xdb8) {
+                Class::Never
+            } else if v.is_loopback() {
+                Class::Loopback
+            } else if (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80 {
+                Class::Local
+            } else {
+                Class::Global
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,7 +544,7 @@ mod tests {
         for i in 1..=7 {
             m.handle(
                 t(1),
-                Input::Connected { peer: id(i), addr: a(i), dir: Dir::Inbound, listen: Some(a(i)) },
+                Input::Connected { conn: 0, peer: id(i), addr: a(i), dir: Dir::Inbound, listen: Some(a(i)) },
             );
         }
         let out = drain(&mut m);
@@ -471,13 +559,16 @@ mod tests {
         }
         let out = drain(&mut m);
         assert_eq!(out.iter().filter(|o| matches!(o, Output::Probe { .. })).count(), 3, "the queue moves on");
-        assert!(out.contains(&Output::Remember(a(2))));
+        assert!(!out.iter().any(|o| matches!(o, Output::Remember(_))), "verified, not persisted");
         let mut shared = m.share(50);
         shared.sort();
         assert_eq!(shared, vec![a(2), a(3), a(4)]);
         // A reconnecting peer is not dialled back again so soon.
-        m.handle(t(3), Input::Disconnected { peer: id(1) });
-        m.handle(t(3), Input::Connected { peer: id(1), addr: a(1), dir: Dir::Inbound, listen: Some(a(1)) });
+        m.handle(t(3), Input::Disconnected { peer: id(1), conn: 0 });
+        m.handle(
+            t(3),
+            Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Inbound, listen: Some(a(1)) },
+        );
         assert!(!drain(&mut m).iter().any(|o| matches!(o, Output::Probe { .. })));
     }
 
@@ -489,12 +580,15 @@ mod tests {
         let elsewhere = SocketAddr::from(([10, 9, 9, 9], 4444));
         m.handle(
             t(1),
-            Input::Connected { peer: id(1), addr: a(1), dir: Dir::Inbound, listen: Some(elsewhere) },
+            Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Inbound, listen: Some(elsewhere) },
         );
         let out = drain(&mut m);
         assert_eq!(out, vec![Output::Probe { addr: SocketAddr::new(a(1).ip(), 4444), peer: id(1) }]);
         // Clients advertise nothing: no probe.
-        m.handle(t(1), Input::Connected { peer: id(2), addr: a(2), dir: Dir::Inbound, listen: None });
+        m.handle(
+            t(1),
+            Input::Connected { conn: 0, peer: id(2), addr: a(2), dir: Dir::Inbound, listen: None },
+        );
         assert!(drain(&mut m).is_empty());
     }
 
@@ -502,10 +596,14 @@ mod tests {
     #[test]
     fn the_target_is_filled_across_groups() {
         let mut m = mesh(4);
-        m.handle(t(0), Input::Connected { peer: id(1), addr: a(1), dir: Dir::Fixed, listen: Some(a(1)) });
+        m.handle(
+            t(0),
+            Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Fixed, listen: Some(a(1)) },
+        );
         let out = drain(&mut m);
         assert!(out.contains(&Output::AskAddrs(id(1))));
-        assert!(out.contains(&Output::Anchors(vec![a(1)])));
+        assert!(out.contains(&Output::Remember(a(1))));
+        assert!(!out.iter().any(|o| matches!(o, Output::Anchors(_))), "a configured peer is no anchor");
         // Ten addresses in /16 group 127.2, one each in 127.3 and 127.4, and ourselves.
         let mut addrs: Vec<SocketAddr> = (0..10).map(|p| SocketAddr::from(([127, 2, 0, p], 9000))).collect();
         addrs.extend([a(3), a(4), a(0)]);
@@ -527,7 +625,7 @@ mod tests {
     #[test]
     fn short_of_addresses_a_round_asks_and_backs_off() {
         let mut m = mesh(8);
-        m.handle(t(0), Input::Connected { peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None });
+        m.handle(t(0), Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None });
         drain(&mut m);
         let mut rounds = vec![];
         let mut now = t(0);
@@ -549,14 +647,17 @@ mod tests {
     #[test]
     fn a_lower_target_closes_the_newest_outbound_peers() {
         let mut m = mesh(8);
-        m.handle(t(0), Input::Connected { peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None });
+        m.handle(t(0), Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None });
         for i in 2..=5 {
             m.handle(
                 t(i as u64),
-                Input::Connected { peer: id(i), addr: a(i), dir: Dir::Outbound, listen: None },
+                Input::Connected { conn: 0, peer: id(i), addr: a(i), dir: Dir::Outbound, listen: None },
             );
         }
-        m.handle(t(9), Input::Connected { peer: id(9), addr: a(9), dir: Dir::Inbound, listen: None });
+        m.handle(
+            t(9),
+            Input::Connected { conn: 0, peer: id(9), addr: a(9), dir: Dir::Inbound, listen: None },
+        );
         drain(&mut m);
         m.handle(t(10), Input::Target(2));
         let closed: Vec<Output> = drain(&mut m);
@@ -583,12 +684,101 @@ mod tests {
         assert!(m.book().get(&a(10)).is_none());
     }
 
+    /// One host gets one verified address, however many ports it advertises; one /16 group
+    /// cannot fill the dial-back queue.
+    #[test]
+    fn dial_backs_are_one_per_ip_and_a_few_per_group() {
+        let mut m = mesh(8);
+        for port in 1..=20u16 {
+            let addr = SocketAddr::from(([127, 1, 0, 1], 40_000 + port));
+            m.handle(
+                t(1),
+                Input::Connected {
+                    conn: port as u64,
+                    peer: id(port as u8),
+                    addr,
+                    dir: Dir::Inbound,
+                    listen: Some(addr),
+                },
+            );
+        }
+        assert_eq!(drain(&mut m).len(), 1, "one probe for one IP");
+        let mut m = mesh(8);
+        for host in 1..=40u8 {
+            let addr = SocketAddr::from(([127, 1, 0, host], 9000));
+            m.handle(
+                t(1),
+                Input::Connected {
+                    conn: host as u64,
+                    peer: id(host),
+                    addr,
+                    dir: Dir::Inbound,
+                    listen: Some(addr),
+                },
+            );
+        }
+        let probes = drain(&mut m).len();
+        assert_eq!(probes, MAX_PROBES, "in flight");
+        assert_eq!(m.probe_queue.len(), MAX_PROBES_PER_GROUP, "queued for that group");
+    }
+
+    /// Gossiped addresses are dialled only if global, or of the class of the peer that told
+    /// us: a peer on the internet cannot aim our dials at our own host or LAN.
+    #[test]
+    fn a_global_peer_cannot_point_us_at_local_addresses() {
+        let mut m = Mesh::new([3; 32], Limits::SERVER, 8, Duration::from_secs(30), None);
+        let global = SocketAddr::from(([8, 8, 4, 4], 9000));
+        let local = [
+            SocketAddr::from(([127, 0, 0, 1], 22)),
+            SocketAddr::from(([192, 168, 1, 1], 80)),
+            SocketAddr::from(([10, 0, 0, 1], 53)),
+            SocketAddr::from(([224, 0, 0, 1], 9000)),
+            SocketAddr::from(([0, 0, 0, 0], 9000)),
+            "[::ffff:127.0.0.1]:22".parse().unwrap(),
+            "[fe80::1]:9000".parse().unwrap(),
+        ];
+        let mut addrs = local.to_vec();
+        addrs.push(SocketAddr::from(([9, 9, 9, 9], 9000)));
+        m.handle(t(0), Input::Addrs { from: global, addrs });
+        assert_eq!(m.book().len(), 1);
+        assert!(m.book().get(&SocketAddr::from(([9, 9, 9, 9], 9000))).is_some());
+        // Loopback from loopback is fine (a devnet).
+        m.handle(t(0), Input::Addrs { from: a(1), addrs: vec![a(2)] });
+        assert!(m.book().get(&a(2)).is_some());
+    }
+
+    /// A connection that closes after a newer one to the same peer replaced it does not take
+    /// the newer one out of the mesh; a repeated `Online(true)` does not restart discovery.
+    #[test]
+    fn only_the_current_connection_counts() {
+        let mut m = mesh(8);
+        m.handle(
+            t(0),
+            Input::Connected { conn: 1, peer: id(1), addr: a(1), dir: Dir::Outbound, listen: None },
+        );
+        m.handle(
+            t(1),
+            Input::Connected { conn: 2, peer: id(1), addr: a(1), dir: Dir::Outbound, listen: None },
+        );
+        m.handle(t(2), Input::Disconnected { peer: id(1), conn: 1 });
+        assert_eq!(m.outbound(), 1);
+        m.handle(t(3), Input::Disconnected { peer: id(1), conn: 2 });
+        assert_eq!(m.outbound(), 0);
+        m.handle(t(40), Input::Tick);
+        let due = m.poll_timeout();
+        m.handle(t(41), Input::Online(true));
+        assert_eq!(m.poll_timeout(), due);
+    }
+
     /// Same seed and inputs, same outputs; another seed chooses differently.
     #[test]
     fn choices_follow_the_seed() {
         let run = |seed: u8| {
             let mut m = Mesh::new([seed; 32], Limits::SERVER, 8, Duration::from_secs(30), None);
-            m.handle(t(0), Input::Connected { peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None });
+            m.handle(
+                t(0),
+                Input::Connected { conn: 0, peer: id(1), addr: a(1), dir: Dir::Fixed, listen: None },
+            );
             let addrs: Vec<SocketAddr> = (2..200).map(a).collect();
             m.handle(t(0), Input::Addrs { from: a(1), addrs });
             m.handle(t(1), Input::Tick);

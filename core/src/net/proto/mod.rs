@@ -5,6 +5,7 @@
 //! | module | concern |
 //! |---|---|
 //! | [`addrbook`] | where peers may be found: new and tried tables no one source can fill |
+//! | [`inventory`] | announced blocks and transactions still wanted: one fetch at a time, the next announcer when one fails |
 //! | [`mesh`] | peers and the address book: the outbound target over /16 groups, dial-back, anchors |
 //! | [`score`] | misbehaviour scores that decay, bounded bans, per-group throttles |
 //! | [`budget`] | per-peer request and answer-byte token buckets |
@@ -19,6 +20,7 @@
 pub mod addrbook;
 pub mod budget;
 pub mod deadline;
+pub mod inventory;
 pub mod mesh;
 pub mod rounds;
 pub mod score;
