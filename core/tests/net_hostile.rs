@@ -1460,3 +1460,41 @@ fn what_one_announcer_fails_to_deliver_is_fetched_from_the_next() {
     assert_eq!((s.bans, s.peers), (0, 2), "nobody punished");
     node.stop(Duration::from_secs(5)).unwrap();
 }
+
+/// A transaction that a reorg returns to the mempool is announced to peers again (issue 14's
+/// relay that loses nothing): the payment was in a block of the losing branch only.
+#[test]
+fn a_transaction_returned_by_a_reorg_is_announced_again() {
+    let _serial = common::serial();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = empty_fixture(common::now_ms());
+    base.mine(2);
+    let mut x = base.clone().with_salt(1);
+    let tx = x.make_tx().expect("a free coin");
+    x.mine_block(false, vec![tx.clone()]);
+    let mut y = base.clone().with_salt(2);
+    y.mine(3);
+    let node = start_net_off(&dir.path().join("n"), &base.params, true, vec![]);
+    common::submit_blocks(&node, &x, x.blocks());
+    assert_eq!(node.status().unwrap().tip, x.head().to_hex());
+    assert_eq!(node.status().unwrap().mempool, 0, "the payment is mined");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Hash>::new()));
+    let h = heard.clone();
+    let (_ep, _conn) = peer_answering(&rt, &node, base.chain.genesis_id(), move |m| {
+        if let Message::Inv(ids) = m {
+            h.lock().unwrap().extend(ids);
+        }
+        None
+    });
+    assert!(wait_until(Duration::from_secs(10), || node.status().unwrap().peers == 1));
+    common::submit_blocks(&node, &y, &y.blocks()[2..]);
+    assert_eq!(node.status().unwrap().tip, y.head().to_hex(), "reorganised onto the heavier branch");
+    assert_eq!(node.status().unwrap().mempool, 1, "the payment is pending again");
+    assert!(
+        wait_until(Duration::from_secs(10), || heard.lock().unwrap().contains(&tx.id())),
+        "announced again: heard {:?}",
+        heard.lock().unwrap()
+    );
+    node.stop(Duration::from_secs(5)).unwrap();
+}

@@ -7,7 +7,7 @@
 //! local miner's. Misbehaviour raises the peer's score; at [`BAN_SCORE`] its
 //! (IP, node id) is banned for [`BAN_TIME`]. Address groups (/24, /48) are only rate-limited.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,20 @@ pub struct TxRefusal {
     pub penalty: u32,
     /// What was wrong.
     pub reason: String,
+    /// Whether the transaction is worth fetching again.
+    pub again: Again,
+}
+
+/// Whether a refused transaction is worth fetching again (its id does not cover the proofs
+/// sent with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// No: the transaction itself is refused, or we hold it or a conflicting one.
+    No,
+    /// Later, with fresh proofs: they named a block we lack yet, or went stale on the way.
+    Later,
+    /// From another sender: these proofs were wrong, the transaction may not be.
+    Elsewhere,
 }
 
 /// How a sync from a peer's cascade ended.
@@ -198,8 +212,11 @@ impl Default for NetConfig {
 use crate::net::proto::addrbook::Limits;
 use crate::net::proto::budget::{Admit, RequestBudget};
 use crate::net::proto::deadline::CatchUpDeadline;
-use crate::net::proto::inventory::{Input as InvInput, Inventory, Output as InvOutput, FETCH_TIMEOUT};
+use crate::net::proto::inventory::{
+    Input as InvInput, Inventory, Output as InvOutput, FETCH_TIMEOUT, IN_FLIGHT_LIMIT,
+};
 use crate::net::proto::mesh::{Dir, Input as MeshInput, Mesh, Output as MeshOutput};
+use crate::net::proto::sync::{Input as SyncInput, Job, Output as SyncOutput, SyncManager};
 /// Most ids of one `Inv` looked at.
 const MAX_INV_TAKEN: usize = 64;
 use crate::net::proto::rounds::{HeaderRounds, Next, RoundFault};
@@ -279,13 +296,9 @@ struct Shared {
     /// Scores, bans and per-group misbehaviour (socket-free: [`ScoreBook`]).
     book: Mutex<ScoreBook>,
     stats: NetStats,
-    /// One cascade sync at a time: each candidate is compared with the chain the previous
-    /// one left, so the heaviest verified chain offered wins.
-    sync_lock: tokio::sync::Mutex<()>,
-    /// One catch-up at a time: a second one would fetch the same headers and blocks.
-    catch_lock: tokio::sync::Mutex<()>,
-    /// Peers with a catch-up waiting for [`Shared::catch_lock`] (one queued per peer).
-    queued: Mutex<HashSet<Hash>>,
+    /// Who we catch up or sync with, one job at a time (socket-free: [`SyncManager`]); its
+    /// jobs are run by [`drive_sync`].
+    sync: Mutex<SyncManager>,
     /// Peers and the address book (socket-free: [`Mesh`]); its outputs are carried out by
     /// [`drive`].
     mesh: Mutex<Mesh>,
@@ -297,9 +310,6 @@ struct Shared {
     rt: tokio::runtime::Handle,
     endpoint: quinn::Endpoint,
     backoff: Duration,
-    initial_wait: Duration,
-    /// Peers an initial sync has already tried.
-    tried: Mutex<HashSet<Hash>>,
 }
 
 /// Live counters of the network task.
@@ -621,17 +631,13 @@ pub fn start(
         node_id: identity.node_id,
         book: Mutex::new(ScoreBook::new()),
         stats: NetStats::default(),
-        sync_lock: tokio::sync::Mutex::new(()),
-        catch_lock: tokio::sync::Mutex::new(()),
-        queued: Mutex::new(HashSet::new()),
+        sync: Mutex::new(SyncManager::new(cfg.initial_wait)),
         mesh: Mutex::new(mesh),
         inv: Mutex::new(Inventory::new()),
         wake: tokio::sync::Notify::new(),
         rt: rt.clone(),
         endpoint: endpoint.clone(),
         backoff: cfg.backoff,
-        initial_wait: cfg.initial_wait,
-        tried: Mutex::new(HashSet::new()),
     });
     if cfg.listen.is_some() {
         rt.spawn(accept_loop(shared.clone(), cfg.max_inbound, cfg.group_rate_per_min));
@@ -679,7 +685,14 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
 }
 
 fn connected_to(s: &Shared, addr: SocketAddr) -> bool {
-    lock(&s.peers).values().any(|p| p.conn.remote_address() == addr)
+    let addr = canon(addr);
+    lock(&s.peers).values().any(|p| canon(p.conn.remote_address()) == addr)
+}
+
+/// An address as the protocol units see it: an IPv4 peer seen through a dual-stack socket
+/// (`::ffff:a.b.c.d`) is an IPv4 address.
+fn canon(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 /// Dial `addr` now and again whenever the connection drops, with doubling backoff.
@@ -748,11 +761,58 @@ fn drive_inv(s: &Arc<Shared>, input: InvInput) {
     for InvOutput::Fetch { peer, id } in outs {
         let s2 = s.clone();
         s.rt.spawn(async move {
-            let outcome = fetch_announced(&s2, peer, id).await;
+            // Ended by the inventory's own deadline at the latest, so its slot count holds.
+            let outcome = tokio::time::timeout(IN_FLIGHT_LIMIT, fetch_announced(&s2, peer, id))
+                .await
+                .unwrap_or(InvInput::Failed { peer, id });
             drive_inv(&s2, outcome);
         });
     }
     s.wake.notify_one();
+}
+
+/// Feed the sync manager one input and run the job it starts, if any.
+fn drive_sync(s: &Arc<Shared>, input: SyncInput) {
+    let outs: Vec<SyncOutput> = {
+        let mut m = lock(&s.sync);
+        m.handle(now(), input);
+        std::iter::from_fn(|| m.poll()).collect()
+    };
+    for SyncOutput::Start { peer, job } in outs {
+        let s2 = s.clone();
+        s.rt.spawn(async move {
+            // Reports the end even if the job never finishes its course (a panic unwinds
+            // through it): the manager must not wait for it for ever.
+            let mut ended = JobEnd { s: s2.clone(), peer, then: None, at_genesis: false };
+            let conn = lock(&s2.peers).get(&peer).map(|p| p.conn.clone());
+            if let Some(conn) = conn {
+                ended.then = match job {
+                    Job::CatchUp => catch_up(&s2, &conn, peer).await,
+                    Job::Cascade => {
+                        sync_once(&s2, &conn, peer).await;
+                        None
+                    }
+                };
+            }
+            ended.at_genesis = matches!(ask(&s2, ChainRequest::Hello).await, Ok((g, t, _)) if g == t);
+        });
+    }
+    s.wake.notify_one();
+}
+
+/// Reports a sync job's end to the manager when dropped.
+struct JobEnd {
+    s: Arc<Shared>,
+    peer: Hash,
+    then: Option<Job>,
+    at_genesis: bool,
+}
+
+impl Drop for JobEnd {
+    fn drop(&mut self) {
+        let input = SyncInput::Ended { peer: self.peer, then: self.then.take(), at_genesis: self.at_genesis };
+        drive_sync(&self.s, input);
+    }
 }
 
 /// Fetch an announced id from `peer` (a block, else a pending transaction) and offer it to
@@ -786,12 +846,16 @@ async fn fetch_announced(s: &Arc<Shared>, peer: Hash, id: Hash) -> InvInput {
         };
         return match ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
             Ok(Ok(())) => InvInput::Settled(id),
-            Ok(Err(e)) if e.penalty > 0 => {
+            Ok(Err(e)) => {
                 penalize(s, &conn, &peer, e.penalty, &format!("relayed transaction: {}", e.reason));
-                InvInput::Settled(id)
+                match e.again {
+                    Again::No => InvInput::Settled(id),
+                    // A race (a proof against a block we lack yet, or one gone stale).
+                    Again::Later => InvInput::Race { peer, id },
+                    // This sender's proofs were wrong; another's may not be.
+                    Again::Elsewhere => failed,
+                }
             }
-            // A race (a proof against a block we lack yet, or one that went stale on the way).
-            Ok(Err(_)) => InvInput::Race(id),
             Err(_) => InvInput::Settled(id),
         };
     }
@@ -806,15 +870,19 @@ async fn fetch_announced(s: &Arc<Shared>, peer: Hash, id: Hash) -> InvInput {
         penalize(s, &conn, &peer, 10, "blocks nobody asked for");
     }
     match submit_block(s, &conn, b).await {
-        // In its own task, queued behind a running catch-up; one queued per peer is enough.
-        Ok(Submitted::UnknownParent) if lock(&s.queued).insert(peer) => {
-            let (s2, c2) = (s.clone(), conn.clone());
-            tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
+        // Queued behind a running job; one per peer.
+        Ok(Submitted::UnknownParent) => {
+            drive_sync(s, SyncInput::Wanted { peer, job: Job::CatchUp, at_genesis: false });
+            InvInput::Settled(id)
         }
-        Ok(Submitted::Invalid(e)) => ban(s, &conn, &peer, &format!("invalid block: {e}")),
-        _ => {}
+        Ok(Submitted::Invalid(e)) => {
+            ban(s, &conn, &peer, &format!("invalid block: {e}"));
+            // What it sent with the block (witness, listed TxPoWs) is not covered by the id:
+            // another announcer's copy may be valid.
+            failed
+        }
+        _ => InvInput::Settled(id),
     }
-    InvInput::Settled(id)
 }
 
 fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
@@ -905,7 +973,8 @@ async fn proto_timer(s: Arc<Shared>) {
         }
         let mesh = lock(&s.mesh).poll_timeout();
         let inv = lock(&s.inv).poll_timeout();
-        match mesh.into_iter().chain(inv).min() {
+        let sync = lock(&s.sync).poll_timeout();
+        match mesh.into_iter().chain(inv).chain(sync).min() {
             Some(t) => {
                 let at = tokio::time::Instant::from_std(origin() + t.since_origin());
                 tokio::select! {
@@ -916,6 +985,9 @@ async fn proto_timer(s: Arc<Shared>) {
                         }
                         if inv.is_some_and(|i| i <= n) {
                             drive_inv(&s, InvInput::Tick);
+                        }
+                        if sync.is_some_and(|i| i <= n) {
+                            drive_sync(&s, SyncInput::Tick);
                         }
                     }
                     _ = s.wake.notified() => {}
@@ -1025,19 +1097,23 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
         return Err(e);
     }
     let heavier = theirs.tip_weight > ours.tip_weight;
+    let claimed = theirs.tip_weight;
     let up = ChainRequest::PeerUp(source_group(conn.remote_address().ip()), theirs.tip, theirs.tip_weight);
     let listen =
         theirs.listen.as_deref().and_then(|l| l.parse::<SocketAddr>().ok()).filter(|_| !theirs.is_client);
-    if !register(&s, peer, &conn, theirs, dialer) {
+    let Some(id) = register(&s, peer, &conn, theirs, dialer) else {
         conn.close(6u32.into(), b"duplicate");
         return Err(NetError::Protocol("a connection dialled at the same time is kept".into()));
-    }
-    let id = conn.stable_id() as u64;
-    drive(&s, MeshInput::Connected { peer, conn: id, addr: conn.remote_address(), dir, listen });
+    };
+    drive(&s, MeshInput::Connected { peer, conn: id, addr: canon(conn.remote_address()), dir, listen });
+    drive_sync(
+        &s,
+        SyncInput::PeerUp { peer, claim: claimed, group: source_group(conn.remote_address().ip()) },
+    );
+    drive_inv(&s, InvInput::PeerUp { peer, outbound: dialer });
     let _ = s.chain.send(up).await;
     if heavier {
-        let (s2, c2) = (s.clone(), conn.clone());
-        tokio::spawn(async move { catch_up(&s2, &c2, peer).await });
+        drive_sync(&s, SyncInput::Wanted { peer, job: Job::CatchUp, at_genesis: false });
     }
     let budget = Arc::new(Mutex::new(RequestBudget::new(now())));
     let result = loop {
@@ -1095,14 +1171,17 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
     drive(&s, MeshInput::Disconnected { peer, conn: id });
     if current {
         drive_inv(&s, InvInput::PeerGone(peer));
+        drive_sync(&s, SyncInput::PeerGone(peer));
     }
     result
 }
 
-/// Register a connection to `peer`. A connection already registered is closed and replaced,
-/// unless the two were dialled at once from both ends ([`SIMULTANEOUS`]): then the one the
-/// lower node id dialled is kept on both sides, and `false` says `conn` lost.
-fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello, outbound: bool) -> bool {
+/// Register a connection to `peer`; answers its registration number (rising). A connection
+/// already registered is closed and replaced, unless the two were dialled at once from both
+/// ends ([`SIMULTANEOUS`]): then the one the lower node id dialled is kept on both sides, and
+/// `None` says `conn` lost.
+fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello, outbound: bool) -> Option<u64> {
+    static REGISTERED: AtomicU64 = AtomicU64::new(0);
     let now = now();
     let mut p = lock(&s.peers);
     if let Some(old) = p.get(&peer) {
@@ -1111,13 +1190,14 @@ fn register(s: &Shared, peer: Hash, conn: &quinn::Connection, hello: Hello, outb
             && now.saturating_duration_since(old.since) < SIMULTANEOUS;
         // Our dial wins if our id is the lower.
         if crossed && outbound != (s.node_id < peer) {
-            return false;
+            return None;
         }
         old.conn.close(6u32.into(), b"replaced");
     }
     p.insert(peer, PeerInfo { conn: conn.clone(), hello, outbound, since: now });
     s.stats.peers.store(p.len(), Ordering::SeqCst);
-    true
+    // Numbered under the lock: registration order.
+    Some(REGISTERED.fetch_add(1, Ordering::SeqCst) + 1)
 }
 
 /// Returns whether `conn` was the peer's current connection (a newer one may have replaced it).
@@ -1142,7 +1222,9 @@ async fn handle(s: &Arc<Shared>, peer: Hash, msg: Message) -> Option<Message> {
             // What the chain lacks is wanted; the inventory decides whom to ask and when.
             let mut fresh = vec![];
             for id in ids.into_iter().take(MAX_INV_TAKEN) {
-                if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
+                // Cheap first: an id already wanted needs no question to the chain.
+                let wanted = lock(&s.inv).wants(&id);
+                if wanted || !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
                     fresh.push(id);
                 }
             }
@@ -1211,14 +1293,12 @@ async fn submit_block(
 /// When the peer's headers do not connect to anything we hold (we slept longer than the tree,
 /// or are new), or while our chain is below `min_chain_weight` (initial sync), sync from its
 /// cascade instead.
-async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
-    let _one_at_a_time = s.catch_lock.lock().await;
-    lock(&s.queued).remove(&peer);
+/// Answers the job to run next with the same peer (a cascade sync), if any.
+async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -> Option<Job> {
     if s.min_chain_weight > 0 {
         if let Ok((_, _, w)) = ask(s, ChainRequest::Hello).await {
             if w < s.min_chain_weight {
-                sync_from_cascade(s, conn, peer).await;
-                return;
+                return Some(Job::Cascade);
             }
         }
     }
@@ -1235,15 +1315,15 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                 "catch-up from {} out of time: giving the turn to another peer",
                 conn.remote_address()
             );
-            return;
+            return None;
         }
-        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return };
+        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return None };
         let req = Message::GetHeaders { locator: rounds.locator(locator), max: MAX_HEADERS as u32 };
         let headers = match transport::request(conn, &req, dl.remaining(now())).await {
             Ok(Message::Headers(h)) => h,
             other => {
                 tracing::debug!("catch-up from {}: no headers ({other:?})", conn.remote_address());
-                return;
+                return None;
             }
         };
         let ids = match rounds.check(&headers) {
@@ -1252,19 +1332,18 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                 // A `Headers` answer is a run of the sender's best chain: always linked,
                 // whatever our state. (A tampered header breaks the link to the next one.)
                 ban(s, conn, &peer, "headers that do not form a chain");
-                return;
+                return None;
             }
             Err(e) => {
                 // The peer may have reorged since its last batch: not its fault.
                 tracing::debug!("catch-up from {}: {e}", conn.remote_address());
-                return;
+                return None;
             }
         };
         if let Some(first) = headers.first() {
             let parent = first.parents.0[0];
             if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
-                sync_from_cascade(s, conn, peer).await;
-                return;
+                return Some(Job::Cascade);
             }
         }
         // A linked batch whose last header we hold is held whole: one question, not 2,000.
@@ -1280,66 +1359,50 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
                 }
             }
         }
-        let full = ids.len() == MAX_HEADERS;
-        match rounds.next(&ids, want.len()) {
-            Ok(Next::Fetch) => {}
+        let ask_on = match rounds.next(&ids, want.len()) {
+            Ok(Next::Fetch { ask_on }) => ask_on,
             Ok(Next::AskOn) => continue,
             Ok(Next::Done) => {
                 tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
-                return;
+                return None;
             }
             Err(e) => {
                 tracing::debug!("catch-up from {}: {e}", conn.remote_address());
-                return;
+                return None;
             }
-        }
+        };
         dl.progress(now());
         for chunk in want.chunks(50) {
             let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(now())).await else {
                 tracing::debug!("catch-up from {}: bodies not delivered", conn.remote_address());
-                return;
+                return None;
             };
             for b in blocks {
                 match submit_block(s, conn, b).await {
                     Ok(Submitted::Accepted) => dl.progress(now()),
                     Ok(Submitted::Invalid(e)) => {
                         ban(s, conn, &peer, &format!("invalid block: {e}"));
-                        return;
+                        return None;
                     }
                     Ok(other) => {
                         tracing::debug!("catch-up block not connected: {other:?}");
-                        return;
+                        return None;
                     }
-                    Err(_) => return,
+                    Err(_) => return None,
                 }
             }
         }
-        if !full {
-            return;
+        if !ask_on {
+            return None;
         }
     }
+    None
 }
 
 /// Initial sync (or resync after a long sleep) from one peer: its cascade and tree root,
 /// then every tree block, all validated into a candidate chain that replaces ours only if
-/// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer.
-async fn sync_from_cascade(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
-    let _one_at_a_time = s.sync_lock.lock().await;
-    for _ in 0..16 {
-        let (c, p, initial) = pick_sync_peer(s, conn, peer).await;
-        sync_once(s, &c, p).await;
-        if !initial || p == peer {
-            return;
-        }
-        // An initial sync that took nothing (the heaviest claim was false): try the next.
-        match ask(s, ChainRequest::Hello).await {
-            Ok((genesis, tip, _)) if tip == genesis => {}
-            _ => return,
-        }
-    }
-}
-
-/// One sync from one peer's cascade (see [`sync_from_cascade`]).
+/// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer. Which peer, and
+/// when, is [`SyncManager`]'s choice.
 async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
     let m = match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
         Ok(m @ Message::Cascade { .. }) => m,
@@ -1441,43 +1504,6 @@ async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
         Ok(other) => tracing::info!("sync from {} not taken: {other:?}", conn.remote_address()),
         Err(_) => {}
     }
-}
-
-/// For an initial sync (our tip is still genesis): wait up to `initial_wait` for 3 peers from
-/// 2 /16 groups, then take the untried peer with the heaviest claimed chain. Every handshake
-/// with a heavier peer triggers a sync, so the claims are tried heaviest first, one at a time,
-/// and the heaviest chain that verifies is the one kept (lighter ones are `NotHeavier`).
-async fn pick_sync_peer(
-    s: &Arc<Shared>,
-    conn: &quinn::Connection,
-    peer: Hash,
-) -> (quinn::Connection, Hash, bool) {
-    let Ok((genesis, tip, _)) = ask(s, ChainRequest::Hello).await else { return (conn.clone(), peer, false) };
-    if tip != genesis {
-        return (conn.clone(), peer, false);
-    }
-    let deadline = Instant::now() + s.initial_wait;
-    while Instant::now() < deadline {
-        let (n, groups) = {
-            let p = lock(&s.peers);
-            let g: HashSet<Vec<u8>> =
-                p.values().map(|i| source_group(i.conn.remote_address().ip())).collect();
-            (p.len(), g.len())
-        };
-        if n >= 3 && groups >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut tried = lock(&s.tried);
-    let best = lock(&s.peers)
-        .iter()
-        .filter(|(id, _)| !tried.contains(*id))
-        .max_by_key(|(_, i)| i.hello.tip_weight)
-        .map(|(id, i)| (i.conn.clone(), *id));
-    let (c, id) = best.unwrap_or_else(|| (conn.clone(), peer));
-    tried.insert(id);
-    (c, id, true)
 }
 
 /// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).

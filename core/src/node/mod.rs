@@ -1593,9 +1593,20 @@ impl Actor {
                 if let Err(NodeError::Invalid(ChainError::CoinProofUnknownBlock(b))) = &r {
                     self.park(*b, kept.0, kept.1);
                 }
-                let refusal = |penalty: u32, e: &NodeError| crate::net::peer::TxRefusal {
-                    penalty,
-                    reason: e.to_string(),
+                let refusal = |penalty: u32, e: &NodeError| {
+                    use crate::net::peer::Again;
+                    let again = match e {
+                        NodeError::Invalid(
+                            ChainError::CoinProofUnknownBlock(_)
+                            | ChainError::CoinProofTooOld(_)
+                            | ChainError::StaleProof,
+                        ) => Again::Later,
+                        NodeError::Invalid(ChainError::ProofCount { .. } | ChainError::BadCoinProof(_)) => {
+                            Again::Elsewhere
+                        }
+                        _ => Again::No,
+                    };
+                    crate::net::peer::TxRefusal { penalty, reason: e.to_string(), again }
                 };
                 // Only invalidity that no state of ours explains costs the relayer: a
                 // duplicate, a conflict (two honest relayers of a double spend), a race or a
@@ -1614,7 +1625,11 @@ impl Actor {
                 let r =
                     proofs.iter().try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p)).map_err(|e| {
                         let penalty = if e.is_race() { 0 } else { crate::net::peer::BAN_SCORE };
-                        crate::net::peer::TxRefusal { penalty, reason: e.to_string() }
+                        crate::net::peer::TxRefusal {
+                            penalty,
+                            reason: e.to_string(),
+                            again: crate::net::peer::Again::No,
+                        }
                     });
                 let _ = reply.send(r);
             }

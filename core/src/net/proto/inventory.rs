@@ -1,42 +1,48 @@
 //! Inventory (issue 14's relay that loses nothing): which announced blocks and transactions
 //! we still want, who announced each, and whom to ask next.
 //!
-//! - One fetch of an id at a time, from its first announcer; the others wait their turn. A
-//!   peer that does not deliver (an empty answer, an error, or no answer: the driver's
-//!   requests give up after [`FETCH_TIMEOUT`], and a fetch still open at [`IN_FLIGHT_LIMIT`]
-//!   counts as failed) passes the turn to the next announcer, so an announced block or
-//!   transaction one peer fails to deliver is fetched from another.
-//! - A transaction refused as a race (its proofs name a block we lack yet, or went stale
-//!   while it travelled) is asked for again after [`RACE_RETRY`] if it is still not ours (the
-//!   driver checks before every fetch), at most [`MAX_RACE_RETRIES`] times.
-//! - Everything is bounded: [`MAX_WANTS`] ids, [`MAX_WANTS_PER_PEER`] of them first announced
-//!   by one peer, [`MAX_ANNOUNCERS`] announcers each, [`MAX_IN_FLIGHT_PER_PEER`] fetches per
-//!   peer; an id is given up [`WANT_LIFETIME`] after it was first announced.
+//! - **One fetch of an id at a time.** Each wanted id waits in the queue of one announcer,
+//!   chosen among those not yet tried: outbound peers first (an attacker cannot place them),
+//!   then the least loaded; a peer runs [`MAX_IN_FLIGHT_PER_PEER`] fetches at once, oldest
+//!   first. A peer that does not deliver (an empty answer, an error, or no end by
+//!   [`IN_FLIGHT_LIMIT`]) passes the id to the next announcer, so an announced block or
+//!   transaction one peer fails to deliver is fetched from another. An id waiting on a busy
+//!   peer moves to an announcer with room as soon as one announces it.
+//! - **A transaction refused as a race** (its proofs name a block we lack yet, or went stale
+//!   on the way) is asked of its other announcers; when all were asked, of all of them again
+//!   after [`RACE_RETRY`], at most [`MAX_RACE_RETRIES`] times.
+//! - **Bounded, and fair under flooding:** every (peer, id) announcement is charged to the
+//!   peer, [`MAX_WANTS_PER_PEER`] at most; [`MAX_WANTS`] ids in all, and when full a newcomer
+//!   evicts the newest id waiting on the peer charged most (if it is charged more than the
+//!   newcomer's announcer); [`MAX_ANNOUNCERS`] announcers per id, a failed one giving way to
+//!   a newcomer and an inbound one to an outbound peer; an id is given up [`WANT_LIFETIME`]
+//!   after it was first announced.
+//! - Every input costs O(log n) per id and peer it touches: no scan of the whole inventory.
 //!
-//! Sans-I/O: the driver feeds [`Input`]s only for ids the chain does not hold, carries out
-//! [`Output::Fetch`], and ticks at [`Inventory::poll_timeout`]. Nothing here punishes a peer:
-//! a peer that cannot deliver what it announced may have pruned it or reorged since.
+//! Sans-I/O: the driver feeds [`Input`]s (announcements only for ids the chain does not
+//! hold), carries out [`Output::Fetch`], and ticks at [`Inventory::poll_timeout`]. Nothing here
+//! punishes a peer: one that cannot deliver what it announced may have pruned it since.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::Time;
 use crate::crypto::Hash;
 
-/// Most ids wanted at once (announcements past it are ignored until some are settled).
+/// Most ids wanted at once.
 pub const MAX_WANTS: usize = 4_096;
-/// Most wanted ids one peer may have announced first.
+/// Most (peer, id) announcements one peer has charged at once.
 pub const MAX_WANTS_PER_PEER: usize = 512;
 /// Most announcers remembered per id.
 pub const MAX_ANNOUNCERS: usize = 8;
 /// Most fetches in flight from one peer.
 pub const MAX_IN_FLIGHT_PER_PEER: usize = 8;
 /// How long the driver waits for each answer of a fetch.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// A fetch still open this long after it began (its answers, then the chain's verdict)
-/// passes the turn to the next announcer.
-pub const IN_FLIGHT_LIMIT: Duration = Duration::from_secs(30);
-/// A transaction refused as a race is asked for again this long after.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
+/// A fetch not ended this long after it began (answers, then the chain's verdict) passes the
+/// id to the next announcer. The driver ends its fetch task by then too.
+pub const IN_FLIGHT_LIMIT: Duration = Duration::from_secs(60);
+/// A transaction refused as a race by every announcer is asked for again this long after.
 pub const RACE_RETRY: Duration = Duration::from_secs(30);
 /// How many times a transaction refused as a race is asked for again.
 pub const MAX_RACE_RETRIES: u8 = 2;
@@ -46,26 +52,39 @@ pub const WANT_LIFETIME: Duration = Duration::from_secs(300);
 /// What happened, as the driver tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// A handshake completed; `outbound`: we dialled it (preferred as a source).
+    PeerUp {
+        /// The peer.
+        peer: Hash,
+        /// We dialled it.
+        outbound: bool,
+    },
+    /// `peer` disconnected: its announcements and fetches go to the others.
+    PeerGone(Hash),
     /// `peer` announced `ids` that the chain does not hold.
     Announced {
         /// The announcer.
         peer: Hash,
-        /// The ids (the driver caps how many of one `Inv` it passes).
+        /// The ids, in the order announced (the driver caps how many of one `Inv`).
         ids: Vec<Hash>,
     },
-    /// The id is ours now, or was refused for good (invalid whoever sends it): settled.
+    /// The id is ours now, or refused for good (invalid whoever sends it): settled.
     Settled(Hash),
-    /// `peer` did not deliver `id` (an empty answer or an error).
+    /// `peer` did not deliver `id` (an empty answer, an error, or what it sent was wrong in
+    /// a way another sender's copy may not be): ask the next announcer.
     Failed {
         /// Who was asked.
         peer: Hash,
         /// What.
         id: Hash,
     },
-    /// The transaction `id` was refused as a race: ask again after [`RACE_RETRY`].
-    Race(Hash),
-    /// `peer` disconnected: its fetches failed, it announces nothing more.
-    PeerGone(Hash),
+    /// The transaction `id` from `peer` was refused as a race.
+    Race {
+        /// Who sent it.
+        peer: Hash,
+        /// What.
+        id: Hash,
+    },
     /// The moment [`Inventory::poll_timeout`] gave has come.
     Tick,
 }
@@ -73,9 +92,8 @@ pub enum Input {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Ask `peer` for `id` (a block, else a transaction), unless the chain holds it by now
-    /// (then [`Input::Settled`]); end with [`Input::Settled`], [`Input::Failed`] or
-    /// [`Input::Race`].
+    /// Ask `peer` for `id` (a block, else a transaction), unless the chain holds it by now;
+    /// end with [`Input::Settled`], [`Input::Failed`] or [`Input::Race`].
     Fetch {
         /// Whom to ask.
         peer: Hash,
@@ -84,26 +102,52 @@ pub enum Output {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Announcer {
+    peer: Hash,
+    outbound: bool,
+    tried: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between two steps (no queue, no timer).
+    Idle,
+    /// In this peer's queue.
+    Queued(Hash),
+    /// Being fetched from this peer, until the deadline.
+    InFlight(Hash, Time),
+    /// Every announcer refused it as a race: asked again from this moment.
+    Resting(Time),
+}
+
 #[derive(Debug, Clone)]
 struct Want {
-    /// Announcers in the order they announced; `next` is the next one to ask.
-    announcers: Vec<Hash>,
-    next: usize,
-    /// The fetch in flight: from whom, answered by when.
-    in_flight: Option<(Hash, Time)>,
+    seq: u64,
     first: Time,
-    /// Not to be fetched before this (a race's retry).
-    not_before: Option<Time>,
+    announcers: Vec<Announcer>,
+    state: State,
     races: u8,
+}
+
+#[derive(Debug, Default)]
+struct Peer {
+    outbound: bool,
+    in_flight: usize,
+    /// Ids waiting for this peer, oldest first (by arrival number).
+    queue: BTreeSet<(u64, Hash)>,
+    /// Ids this peer announced and is charged for.
+    charged: BTreeSet<Hash>,
 }
 
 /// The inventory (see the module docs).
 #[derive(Debug, Default)]
 pub struct Inventory {
     wants: BTreeMap<Hash, Want>,
-    /// Wanted ids each peer announced first.
-    first_by: BTreeMap<Hash, usize>,
-    in_flight: BTreeMap<Hash, usize>,
+    peers: BTreeMap<Hash, Peer>,
+    /// (moment, id): in-flight deadlines, rest ends and lifetimes.
+    timers: BTreeSet<(Time, Hash)>,
+    seq: u64,
     out: VecDeque<Output>,
 }
 
@@ -123,65 +167,36 @@ impl Inventory {
         self.wants.is_empty()
     }
 
+    /// Whether `id` is wanted (announced, not yet settled).
+    pub fn wants(&self, id: &Hash) -> bool {
+        self.wants.contains_key(id)
+    }
+
     /// Take an input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
+            Input::PeerUp { peer, outbound } => {
+                self.peers.entry(peer).or_default().outbound = outbound;
+            }
+            Input::PeerGone(peer) => self.peer_gone(now, peer),
             Input::Announced { peer, ids } => {
                 for id in ids {
                     self.announced(now, peer, id);
                 }
             }
-            Input::Settled(id) => self.settle(&id),
+            Input::Settled(id) => self.settle(now, &id),
             Input::Failed { peer, id } => {
-                if self.wants.get(&id).is_some_and(|w| w.in_flight.is_some_and(|(p, _)| p == peer)) {
-                    self.end_fetch(&id);
+                if self.fetch_ended(now, &id, peer) {
+                    self.place(now, id);
                 }
             }
-            Input::Race(id) => {
-                let mut drop = false;
-                if let Some(w) = self.wants.get_mut(&id) {
-                    if w.races >= MAX_RACE_RETRIES {
-                        drop = true;
-                    } else {
-                        w.races += 1;
-                        w.not_before = Some(now + RACE_RETRY);
-                        // Every announcer may be asked again.
-                        w.next = 0;
-                    }
-                }
-                if drop {
-                    self.settle(&id);
-                } else {
-                    self.end_fetch(&id);
+            Input::Race { peer, id } => {
+                if self.fetch_ended(now, &id, peer) {
+                    self.race(now, id);
                 }
             }
-            Input::PeerGone(peer) => {
-                let ids: Vec<Hash> = self
-                    .wants
-                    .iter()
-                    .filter(|(_, w)| w.in_flight.is_some_and(|(p, _)| p == peer))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in ids {
-                    self.end_fetch(&id);
-                }
-                for w in self.wants.values_mut() {
-                    if let Some(i) = w.announcers.iter().position(|p| *p == peer) {
-                        w.announcers.remove(i);
-                        if i < w.next {
-                            w.next -= 1;
-                        }
-                    }
-                }
-                self.in_flight.remove(&peer);
-                // What it announced first stays wanted (others may have it) but no longer
-                // counts against it.
-                self.first_by.remove(&peer);
-            }
-            Input::Tick => {}
+            Input::Tick => self.expire(now),
         }
-        self.expire(now);
-        self.schedule(now);
     }
 
     /// The next thing to do, if any.
@@ -191,96 +206,227 @@ impl Inventory {
 
     /// When to tick next (`None`: only on other inputs).
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.wants
-            .values()
-            .map(|w| match (w.in_flight, w.not_before) {
-                (Some((_, deadline)), _) => deadline,
-                (None, Some(t)) => t,
-                (None, None) => w.first + WANT_LIFETIME,
-            })
-            .min()
+        self.timers.first().map(|t| t.0)
+    }
+
+    fn set_state(&mut self, id: &Hash, state: State) {
+        let Some(w) = self.wants.get_mut(id) else { return };
+        if let State::InFlight(_, t) | State::Resting(t) = w.state {
+            self.timers.remove(&(t, *id));
+        }
+        if let State::InFlight(_, t) | State::Resting(t) = state {
+            self.timers.insert((t, *id));
+        }
+        w.state = state;
     }
 
     fn announced(&mut self, now: Time, peer: Hash, id: Hash) {
+        // Only registered peers announce (an `Inv` read before its peer left is dropped).
+        let Some(p) = self.peers.get(&peer) else { return };
+        if p.charged.contains(&id) || p.charged.len() >= MAX_WANTS_PER_PEER {
+            return;
+        }
+        let me = Announcer { peer, outbound: p.outbound, tried: false };
+        let room = p.in_flight < MAX_IN_FLIGHT_PER_PEER;
         if let Some(w) = self.wants.get_mut(&id) {
-            if w.announcers.len() < MAX_ANNOUNCERS && !w.announcers.contains(&peer) {
-                w.announcers.push(peer);
+            if w.announcers.len() >= MAX_ANNOUNCERS {
+                // A failed announcer gives way; else an inbound one to an outbound peer.
+                let holds = |a: &Announcer| matches!(w.state, State::Queued(q) | State::InFlight(q, _) if q == a.peer);
+                let slot = w.announcers.iter().rposition(|a| a.tried && !holds(a)).or_else(|| {
+                    me.outbound.then(|| w.announcers.iter().rposition(|a| !a.outbound && !holds(a))).flatten()
+                });
+                let Some(i) = slot else { return };
+                let old = w.announcers.remove(i);
+                if let Some(op) = self.peers.get_mut(&old.peer) {
+                    op.charged.remove(&id);
+                }
+            }
+            w.announcers.push(me);
+            let queued_on = match w.state {
+                State::Queued(q) => Some((q, w.seq)),
+                _ => None,
+            };
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.charged.insert(id);
+            }
+            // Waiting on a busy peer: move to this one if it has room.
+            if let Some((q, seq)) = queued_on.filter(|_| room) {
+                if let Some(qp) = self.peers.get_mut(&q) {
+                    qp.queue.remove(&(seq, id));
+                }
+                self.set_state(&id, State::Idle);
+                self.place(now, id);
             }
             return;
         }
-        let by = self.first_by.get(&peer).copied().unwrap_or(0);
-        if self.wants.len() >= MAX_WANTS || by >= MAX_WANTS_PER_PEER {
+        if self.wants.len() >= MAX_WANTS && !self.evict_for(now, peer) {
             return;
         }
-        *self.first_by.entry(peer).or_insert(0) += 1;
-        self.wants.insert(
-            id,
-            Want { announcers: vec![peer], next: 0, in_flight: None, first: now, not_before: None, races: 0 },
-        );
+        self.seq += 1;
+        let w = Want { seq: self.seq, first: now, announcers: vec![me], state: State::Idle, races: 0 };
+        self.wants.insert(id, w);
+        self.timers.insert((now + WANT_LIFETIME, id));
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.charged.insert(id);
+        }
+        self.place(now, id);
     }
 
-    fn end_fetch(&mut self, id: &Hash) {
-        if let Some(w) = self.wants.get_mut(id) {
-            if let Some((p, _)) = w.in_flight.take() {
-                if let Some(n) = self.in_flight.get_mut(&p) {
-                    *n = n.saturating_sub(1);
+    /// Make room for an announcement of `newcomer`: drop the newest id waiting on the peer
+    /// charged most, if that peer is charged more than the newcomer.
+    fn evict_for(&mut self, now: Time, newcomer: Hash) -> bool {
+        let mine = self.peers.get(&newcomer).map_or(0, |p| p.charged.len());
+        let top = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.queue.is_empty() && p.charged.len() > mine + 1)
+            .max_by_key(|(id, p)| (p.charged.len(), std::cmp::Reverse(**id)))
+            .and_then(|(_, p)| p.queue.last().map(|q| q.1));
+        match top {
+            Some(victim) => {
+                self.settle(now, &victim);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Queue `id` on its best untried announcer (outbound first, then least loaded, then
+    /// first announced), starting the fetch at once if that peer has room. With none left,
+    /// it is given up.
+    fn place(&mut self, now: Time, id: Hash) {
+        let Some(w) = self.wants.get(&id) else { return };
+        let best = w
+            .announcers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.tried)
+            .filter_map(|(i, a)| self.peers.get(&a.peer).map(|p| (i, a, p)))
+            .min_by_key(|(i, a, p)| (!a.outbound, p.in_flight + p.queue.len(), *i))
+            .map(|(_, a, _)| a.peer);
+        let Some(peer) = best else {
+            self.settle(now, &id);
+            return;
+        };
+        let seq = w.seq;
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        if p.in_flight < MAX_IN_FLIGHT_PER_PEER {
+            p.in_flight += 1;
+            self.start(now, id, peer);
+        } else {
+            p.queue.insert((seq, id));
+            self.set_state(&id, State::Queued(peer));
+        }
+    }
+
+    /// Fetch `id` from `peer` (its slot already counted).
+    fn start(&mut self, now: Time, id: Hash, peer: Hash) {
+        if let Some(a) =
+            self.wants.get_mut(&id).and_then(|w| w.announcers.iter_mut().find(|a| a.peer == peer))
+        {
+            a.tried = true;
+        }
+        self.set_state(&id, State::InFlight(peer, now + IN_FLIGHT_LIMIT));
+        self.out.push_back(Output::Fetch { peer, id });
+    }
+
+    /// The fetch of `id` from `peer` ended: free the slot. Returns whether that fetch was
+    /// the one in flight.
+    fn fetch_ended(&mut self, now: Time, id: &Hash, peer: Hash) -> bool {
+        match self.wants.get(id).map(|w| w.state) {
+            Some(State::InFlight(p, _)) if p == peer => {
+                self.set_state(id, State::Idle);
+                self.free_slot(now, peer);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One of `peer`'s fetches ended: start its oldest queued id.
+    fn free_slot(&mut self, now: Time, peer: Hash) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        p.in_flight = p.in_flight.saturating_sub(1);
+        if let Some((_, next)) = p.queue.pop_first() {
+            p.in_flight += 1;
+            self.start(now, next, peer);
+        }
+    }
+
+    fn race(&mut self, now: Time, id: Hash) {
+        let Some(w) = self.wants.get_mut(&id) else { return };
+        if w.announcers.iter().any(|a| !a.tried) {
+            self.place(now, id);
+            return;
+        }
+        if w.races >= MAX_RACE_RETRIES {
+            self.settle(now, &id);
+            return;
+        }
+        w.races += 1;
+        for a in w.announcers.iter_mut() {
+            a.tried = false;
+        }
+        self.set_state(&id, State::Resting(now + RACE_RETRY));
+    }
+
+    fn peer_gone(&mut self, now: Time, peer: Hash) {
+        let Some(p) = self.peers.remove(&peer) else { return };
+        for id in p.charged {
+            let Some(w) = self.wants.get_mut(&id) else { continue };
+            w.announcers.retain(|a| a.peer != peer);
+            match w.state {
+                State::Queued(q) | State::InFlight(q, _) if q == peer => {
+                    self.set_state(&id, State::Idle);
+                    self.place(now, id);
                 }
+                _ if w.announcers.is_empty() => self.settle(now, &id),
+                _ => {}
             }
         }
     }
 
-    fn settle(&mut self, id: &Hash) {
-        self.end_fetch(id);
-        if let Some(w) = self.wants.remove(id) {
-            if let Some(first) = w.announcers.first() {
-                if let Some(n) = self.first_by.get_mut(first) {
-                    *n = n.saturating_sub(1);
+    fn settle(&mut self, now: Time, id: &Hash) {
+        let Some(w) = self.wants.get(id) else { return };
+        let (first, state, seq) = (w.first, w.state, w.seq);
+        self.set_state(id, State::Idle);
+        let Some(w) = self.wants.remove(id) else { return };
+        self.timers.remove(&(first + WANT_LIFETIME, *id));
+        for a in &w.announcers {
+            if let Some(p) = self.peers.get_mut(&a.peer) {
+                p.charged.remove(id);
+            }
+        }
+        match state {
+            State::Queued(q) => {
+                if let Some(p) = self.peers.get_mut(&q) {
+                    p.queue.remove(&(seq, *id));
                 }
             }
+            State::InFlight(q, _) => self.free_slot(now, q),
+            State::Idle | State::Resting(_) => {}
         }
     }
 
-    /// Fetches past their deadline fail; ids past their lifetime, or with no announcer left
-    /// to ask and none asked, are given up.
+    /// Deadlines due: late fetches pass to the next announcer, rests end, lifetimes end.
     fn expire(&mut self, now: Time) {
-        let late: Vec<Hash> = self
-            .wants
-            .iter()
-            .filter(|(_, w)| w.in_flight.is_some_and(|(_, d)| now >= d))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            self.end_fetch(&id);
-        }
-        let over: Vec<Hash> = self
-            .wants
-            .iter()
-            .filter(|(_, w)| {
-                now.saturating_duration_since(w.first) >= WANT_LIFETIME
-                    || (w.in_flight.is_none() && w.not_before.is_none() && w.next >= w.announcers.len())
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in over {
-            self.settle(&id);
-        }
-    }
-
-    /// Start a fetch for every id with none in flight, from its next announcer with room.
-    fn schedule(&mut self, now: Time) {
-        for (id, w) in self.wants.iter_mut() {
-            if w.in_flight.is_some() || w.not_before.is_some_and(|t| now < t) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.remove(&(t, id));
+            let Some((first, state)) = self.wants.get(&id).map(|w| (w.first, w.state)) else { continue };
+            if now.saturating_duration_since(first) >= WANT_LIFETIME {
+                self.settle(now, &id);
                 continue;
             }
-            w.not_before = None;
-            let Some(&p) = w.announcers.get(w.next) else { continue };
-            let n = self.in_flight.entry(p).or_insert(0);
-            // A busy peer is asked later rather than skipped for good.
-            if *n < MAX_IN_FLIGHT_PER_PEER {
-                *n += 1;
-                w.next += 1;
-                w.in_flight = Some((p, now + IN_FLIGHT_LIMIT));
-                self.out.push_back(Output::Fetch { peer: p, id: *id });
+            match state {
+                State::InFlight(peer, d) if d == t && self.fetch_ended(now, &id, peer) => self.place(now, id),
+                State::Resting(r) if r == t => {
+                    self.set_state(&id, State::Idle);
+                    self.place(now, id);
+                }
+                _ => {}
             }
         }
     }
@@ -294,6 +440,13 @@ mod tests {
         Hash([n; 32])
     }
 
+    /// Distinct ids that sort before every `h(n)` with n ≥ 1 (an attacker grinds low ids).
+    fn low(i: u32) -> Hash {
+        let mut b = [0u8; 32];
+        b[28..].copy_from_slice(&i.to_be_bytes());
+        Hash(b)
+    }
+
     fn t(ms: u64) -> Time {
         Time::from_origin(Duration::from_millis(ms))
     }
@@ -302,102 +455,168 @@ mod tests {
         std::iter::from_fn(|| inv.poll()).collect()
     }
 
-    fn fetch(peer: u8, id: u8) -> Output {
-        Output::Fetch { peer: h(peer), id: h(id) }
+    fn fetch(peer: u8, id: Hash) -> Output {
+        Output::Fetch { peer: h(peer), id }
     }
 
-    /// Two peers announce one block: it is fetched once, from the first; when the first
-    /// fails to deliver, from the second.
+    fn with_peers(peers: &[(u8, bool)]) -> Inventory {
+        let mut inv = Inventory::new();
+        for (p, outbound) in peers {
+            inv.handle(t(0), Input::PeerUp { peer: h(*p), outbound: *outbound });
+        }
+        inv
+    }
+
+    fn announce(inv: &mut Inventory, now: Time, peer: u8, ids: Vec<Hash>) {
+        inv.handle(now, Input::Announced { peer: h(peer), ids });
+    }
+
+    /// Two peers announce one block: it is fetched once, from the first; when the first fails
+    /// to deliver, from the second.
     #[test]
     fn what_one_peer_fails_to_deliver_is_fetched_from_another() {
-        let mut inv = Inventory::new();
-        inv.handle(t(0), Input::Announced { peer: h(1), ids: vec![h(50)] });
-        inv.handle(t(5), Input::Announced { peer: h(2), ids: vec![h(50)] });
-        assert_eq!(drain(&mut inv), vec![fetch(1, 50)], "one fetch at a time");
+        let mut inv = with_peers(&[(1, false), (2, false)]);
+        announce(&mut inv, t(0), 1, vec![h(50)]);
+        announce(&mut inv, t(5), 2, vec![h(50)]);
+        assert_eq!(drain(&mut inv), vec![fetch(1, h(50))], "one fetch at a time");
         inv.handle(t(10), Input::Failed { peer: h(1), id: h(50) });
-        assert_eq!(drain(&mut inv), vec![fetch(2, 50)]);
+        assert_eq!(drain(&mut inv), vec![fetch(2, h(50))]);
         inv.handle(t(20), Input::Settled(h(50)));
         assert!(inv.is_empty());
-        assert!(drain(&mut inv).is_empty());
+        assert_eq!(inv.poll_timeout(), None);
     }
 
-    /// A peer that never answers loses its turn at the deadline; a peer that leaves
-    /// loses it at once.
+    /// A peer that never ends its fetch loses the id at the deadline; a peer that leaves
+    /// loses it at once; a late answer from a peer no longer asked changes nothing; when the
+    /// last announcer fails, the id is given up.
     #[test]
     fn silence_and_disconnection_pass_the_turn() {
-        let mut inv = Inventory::new();
+        let mut inv = with_peers(&[(1, false), (2, false), (3, false)]);
         for p in 1..=3 {
-            inv.handle(t(0), Input::Announced { peer: h(p), ids: vec![h(60)] });
+            announce(&mut inv, t(0), p, vec![h(60)]);
         }
-        assert_eq!(drain(&mut inv), vec![fetch(1, 60)]);
+        assert_eq!(drain(&mut inv), vec![fetch(1, h(60))]);
         let deadline = inv.poll_timeout().unwrap();
         assert_eq!(deadline, t(0) + IN_FLIGHT_LIMIT);
         inv.handle(deadline - Duration::from_millis(1), Input::Tick);
         assert!(drain(&mut inv).is_empty(), "not yet");
         inv.handle(deadline, Input::Tick);
-        assert_eq!(drain(&mut inv), vec![fetch(2, 60)]);
+        assert_eq!(drain(&mut inv), vec![fetch(2, h(60))]);
         inv.handle(deadline, Input::PeerGone(h(2)));
-        assert_eq!(drain(&mut inv), vec![fetch(3, 60)]);
-        // A late answer from a peer no longer asked changes nothing.
+        assert_eq!(drain(&mut inv), vec![fetch(3, h(60))]);
         inv.handle(deadline, Input::Failed { peer: h(1), id: h(60) });
         assert!(drain(&mut inv).is_empty());
-        // The last announcer fails too: given up.
         inv.handle(deadline, Input::Failed { peer: h(3), id: h(60) });
         assert!(inv.is_empty());
     }
 
-    /// A transaction refused as a race is asked for again after [`RACE_RETRY`] (from its
-    /// announcers again), at most [`MAX_RACE_RETRIES`] times.
+    /// A transaction refused as a race is asked of its other announcers first; when all
+    /// refused it, of all again after [`RACE_RETRY`], at most [`MAX_RACE_RETRIES`] times.
     #[test]
-    fn a_race_is_asked_again_later_a_bounded_number_of_times() {
-        let mut inv = Inventory::new();
-        inv.handle(t(0), Input::Announced { peer: h(1), ids: vec![h(70)] });
-        assert_eq!(drain(&mut inv), vec![fetch(1, 70)]);
+    fn a_race_asks_the_others_then_all_again_later_a_bounded_number_of_times() {
+        let mut inv = with_peers(&[(1, false), (2, false)]);
+        announce(&mut inv, t(0), 1, vec![h(70)]);
+        announce(&mut inv, t(0), 2, vec![h(70)]);
+        assert_eq!(drain(&mut inv), vec![fetch(1, h(70))]);
         let mut now = t(100);
-        for _ in 0..MAX_RACE_RETRIES {
-            inv.handle(now, Input::Race(h(70)));
+        for round in 0..=MAX_RACE_RETRIES {
+            inv.handle(now, Input::Race { peer: h(1), id: h(70) });
+            assert_eq!(drain(&mut inv), vec![fetch(2, h(70))], "the other announcer at once");
+            inv.handle(now, Input::Race { peer: h(2), id: h(70) });
             assert!(drain(&mut inv).is_empty());
-            assert_eq!(inv.poll_timeout(), Some(now + RACE_RETRY));
+            if round == MAX_RACE_RETRIES {
+                break;
+            }
+            assert_eq!(inv.poll_timeout(), Some(now + RACE_RETRY), "round {round}: resting");
             now += RACE_RETRY;
             inv.handle(now, Input::Tick);
-            assert_eq!(drain(&mut inv), vec![fetch(1, 70)]);
+            assert_eq!(drain(&mut inv), vec![fetch(1, h(70))], "round {round}: all asked again");
         }
-        inv.handle(now, Input::Race(h(70)));
-        assert!(inv.is_empty(), "given up after {MAX_RACE_RETRIES} retries");
+        assert!(!inv.wants(&h(70)), "given up after {MAX_RACE_RETRIES} rounds");
     }
 
-    /// One peer cannot fill the inventory, nor keep more than its share in flight; what it
-    /// announced is given up after [`WANT_LIFETIME`].
+    /// An attacker that announces low-sorting junk it never delivers, and every honest id
+    /// first, cannot hold an honest id: an outbound announcer is asked at once, and an
+    /// inbound one with room takes an id waiting on the busy attacker.
     #[test]
-    fn announcements_are_bounded_per_peer_and_in_time() {
-        let mut inv = Inventory::new();
-        let ids: Vec<Hash> = (0..2_000u32)
-            .map(|i| {
-                let mut b = [0u8; 32];
-                b[..4].copy_from_slice(&i.to_le_bytes());
-                Hash(b)
-            })
-            .collect();
-        inv.handle(t(0), Input::Announced { peer: h(1), ids: ids.clone() });
-        assert_eq!(inv.len(), MAX_WANTS_PER_PEER);
-        assert_eq!(drain(&mut inv).len(), MAX_IN_FLIGHT_PER_PEER);
-        // Another peer's announcements still get in.
-        inv.handle(t(0), Input::Announced { peer: h(2), ids: vec![h(9)] });
-        assert_eq!(drain(&mut inv), vec![fetch(2, 9)]);
-        // Past the lifetime everything is given up, in flight or not.
+    fn a_busy_first_announcer_does_not_hold_what_others_announce() {
+        let mut inv = with_peers(&[(1, false), (2, true), (3, false)]);
+        let junk: Vec<Hash> = (0..100).map(low).collect();
+        announce(&mut inv, t(0), 1, junk);
+        announce(&mut inv, t(0), 1, vec![h(80), h(81)]);
+        assert_eq!(drain(&mut inv).len(), MAX_IN_FLIGHT_PER_PEER, "the attacker's slots are full");
+        announce(&mut inv, t(100), 2, vec![h(80)]);
+        assert_eq!(drain(&mut inv), vec![fetch(2, h(80))], "an outbound announcer, at once");
+        announce(&mut inv, t(100), 3, vec![h(81)]);
+        assert_eq!(drain(&mut inv), vec![fetch(3, h(81))], "moved off the busy attacker");
+        // The attacker's next slot goes to its own oldest waiting id, not to ours.
+        inv.handle(t(200), Input::Failed { peer: h(1), id: low(0) });
+        assert_eq!(drain(&mut inv), vec![fetch(1, low(MAX_IN_FLIGHT_PER_PEER as u32))]);
+    }
+
+    /// A flood that fills the inventory gives way to an honest announcement: the newest id
+    /// waiting on the peer charged most is dropped for it.
+    #[test]
+    fn a_full_inventory_evicts_from_the_heaviest_announcer() {
+        let sybils: Vec<(u8, bool)> = (1..=8).map(|p| (p, false)).collect();
+        let mut inv = with_peers(&sybils);
+        inv.handle(t(0), Input::PeerUp { peer: h(99), outbound: false });
+        for p in 1..=8u8 {
+            let ids: Vec<Hash> =
+                (0..MAX_WANTS_PER_PEER as u32).map(|i| low(p as u32 * 100_000 + i)).collect();
+            announce(&mut inv, t(0), p, ids);
+        }
+        assert_eq!(inv.len(), MAX_WANTS);
+        drain(&mut inv);
+        announce(&mut inv, t(1), 99, vec![h(90)]);
+        assert!(inv.wants(&h(90)), "the honest id got in");
+        assert_eq!(inv.len(), MAX_WANTS);
+        assert_eq!(drain(&mut inv), vec![fetch(99, h(90))]);
+        // A peer over its own charge cannot add more.
+        announce(&mut inv, t(1), 1, vec![h(91)]);
+        assert!(!inv.wants(&h(91)));
+    }
+
+    /// Eight inbound identities announcing first do not shut out an outbound peer; one that
+    /// failed gives way to any newcomer.
+    #[test]
+    fn first_come_inbound_announcers_do_not_shut_out_an_outbound_one() {
+        let mut peers: Vec<(u8, bool)> = (1..=8).map(|p| (p, false)).collect();
+        peers.extend([(20, true), (21, false)]);
+        let mut inv = with_peers(&peers);
+        for p in 1..=8 {
+            announce(&mut inv, t(0), p, vec![h(100)]);
+        }
+        assert_eq!(drain(&mut inv), vec![fetch(1, h(100))]);
+        announce(&mut inv, t(1), 20, vec![h(100)]);
+        inv.handle(t(2), Input::Failed { peer: h(1), id: h(100) });
+        assert_eq!(drain(&mut inv), vec![fetch(20, h(100))], "the outbound peer is next");
+        inv.handle(t(3), Input::Failed { peer: h(20), id: h(100) });
+        drain(&mut inv);
+        // Failed announcers give way: a new inbound one gets in.
+        announce(&mut inv, t(4), 21, vec![h(100)]);
+        assert!(inv.wants(&h(100)));
+        assert!(inv.wants.get(&h(100)).unwrap().announcers.iter().any(|a| a.peer == h(21)));
+    }
+
+    /// Announcements of a peer not (or no longer) registered are ignored; a peer's charges
+    /// leave with it; everything is given up after [`WANT_LIFETIME`].
+    #[test]
+    fn charges_follow_peers_and_lifetimes_end() {
+        let mut inv = with_peers(&[(1, false), (2, false)]);
+        announce(&mut inv, t(0), 7, vec![h(1)]);
+        assert!(inv.is_empty(), "unknown peer");
+        announce(&mut inv, t(0), 1, vec![h(2), h(3)]);
+        announce(&mut inv, t(0), 2, vec![h(3)]);
+        inv.handle(t(1), Input::PeerGone(h(1)));
+        assert!(!inv.wants(&h(2)), "nobody else announced it");
+        assert!(inv.wants(&h(3)));
+        assert_eq!(drain(&mut inv).last(), Some(&fetch(2, h(3))));
+        announce(&mut inv, t(1), 1, vec![h(4)]);
+        assert!(!inv.wants(&h(4)), "gone");
         inv.handle(t(0) + WANT_LIFETIME, Input::Tick);
         assert!(inv.is_empty());
         assert_eq!(inv.poll_timeout(), None);
-    }
-
-    /// A busy peer's turn waits: once one of its fetches ends, the next id goes to it.
-    #[test]
-    fn a_busy_peer_is_asked_when_it_has_room() {
-        let mut inv = Inventory::new();
-        let ids: Vec<Hash> = (100..100 + MAX_IN_FLIGHT_PER_PEER as u8 + 1).map(h).collect();
-        inv.handle(t(0), Input::Announced { peer: h(1), ids: ids.clone() });
-        assert_eq!(drain(&mut inv).len(), MAX_IN_FLIGHT_PER_PEER);
-        inv.handle(t(1), Input::Settled(ids[0]));
-        assert_eq!(drain(&mut inv), vec![Output::Fetch { peer: h(1), id: *ids.last().unwrap() }]);
+        assert!(inv.peers.values().all(|p| p.charged.is_empty() && p.queue.is_empty()));
     }
 }

@@ -61,8 +61,7 @@ pub enum Input {
     Connected {
         /// The peer's node id (from its TLS key).
         peer: Hash,
-        /// The connection's id (the driver's; a newer connection to the same peer has
-        /// another).
+        /// The connection's id: the driver's, rising in the order connections register.
         conn: u64,
         /// The address the connection runs to (for inbound: where it came from).
         addr: SocketAddr,
@@ -253,6 +252,7 @@ impl Mesh {
             Input::Addrs { from, addrs } => {
                 let from_class = class(from.ip());
                 for a in addrs.into_iter().take(crate::net::message::MAX_PEERS) {
+                    let a = SocketAddr::new(a.ip().to_canonical(), a.port());
                     // Global addresses, or of the class of the peer that told us (loopback
                     // from loopback, a LAN from the LAN): a peer cannot aim our dials at our
                     // own host or network.
@@ -316,6 +316,11 @@ impl Mesh {
         listen: Option<SocketAddr>,
     ) {
         self.dialing.remove(&addr);
+        // Connection ids rise in the order connections register: an older one reported late
+        // does not replace the newer.
+        if self.peers.get(&peer).is_some_and(|c| c.id > id) {
+            return;
+        }
         self.peers.insert(peer, Conn { id, addr, dir, since: now });
         match dir {
             Dir::Inbound => {
@@ -470,8 +475,10 @@ enum Class {
     Global,
     /// This host.
     Loopback,
-    /// A private network (RFC 1918, link-local, unique-local, shared carrier space).
+    /// A private network (RFC 1918, link-local, unique-local).
     Local,
+    /// Carrier-grade NAT and overlay networks (100.64/10): not the LAN's class.
+    Shared,
     /// Never dialled (unspecified, multicast, broadcast, documentation).
     Never,
 }
@@ -486,7 +493,9 @@ fn class(ip: std::net::IpAddr) -> Class {
                 Class::Never
             } else if v.is_loopback() {
                 Class::Loopback
-            } else if v.is_private() || v.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
+            } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+                Class::Shared
+            } else if v.is_private() || v.is_link_local() {
                 Class::Local
             } else {
                 Class::Global
@@ -761,6 +770,12 @@ mod tests {
             Input::Connected { conn: 2, peer: id(1), addr: a(1), dir: Dir::Outbound, listen: None },
         );
         m.handle(t(2), Input::Disconnected { peer: id(1), conn: 1 });
+        // A registration reported late (an older connection) changes nothing.
+        m.handle(
+            t(2),
+            Input::Connected { conn: 1, peer: id(1), addr: a(1), dir: Dir::Inbound, listen: None },
+        );
+        assert_eq!(m.outbound(), 1);
         assert_eq!(m.outbound(), 1);
         m.handle(t(3), Input::Disconnected { peer: id(1), conn: 2 });
         assert_eq!(m.outbound(), 0);

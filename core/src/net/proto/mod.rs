@@ -12,6 +12,7 @@
 //! | [`rounds`] | a catch-up's `GetHeaders` rounds: locator, batch form, what next |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
+//! | [`sync`] | who we catch up or sync with: one job at a time, a queue of one per peer, the initial sync's choice of peer |
 //! | [`time`] | [`Time`], the moments the others are given |
 //!
 //! `scripts/sans-io-check.sh` (a stage of `scripts/test.sh`) fails if a file here names the
@@ -24,6 +25,7 @@ pub mod inventory;
 pub mod mesh;
 pub mod rounds;
 pub mod score;
+pub mod sync;
 pub mod time;
 pub mod weight;
 

@@ -19,8 +19,12 @@ use crate::types::TxHeader;
 /// What a catch-up does after a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Fetch the bodies of the unknown headers, then ask again (if the batch was full).
-    Fetch,
+    /// Fetch the bodies of the unknown headers; then, if `ask_on` (the batch was full), ask
+    /// on from its last header.
+    Fetch {
+        /// The batch was full: more may follow.
+        ask_on: bool,
+    },
     /// All known: ask on from the batch's last header.
     AskOn,
     /// Nothing more from this peer.
@@ -91,7 +95,7 @@ impl HeaderRounds {
         self.from = ids.last().copied().filter(|_| full);
         if unknown > 0 {
             self.known_in_a_row = 0;
-            return Ok(Next::Fetch);
+            return Ok(Next::Fetch { ask_on: full });
         }
         if !full {
             return Ok(Next::Done);
@@ -130,7 +134,7 @@ mod tests {
         assert_eq!(r.locator(ours.clone()), ours, "nothing to lead with yet");
         let b1 = batch(Hash([9; 32]), MAX_HEADERS);
         let ids = r.check(&b1).unwrap();
-        assert_eq!(r.next(&ids, 10), Ok(Next::Fetch));
+        assert_eq!(r.next(&ids, 10), Ok(Next::Fetch { ask_on: true }));
         let loc = r.locator(ours.clone());
         assert_eq!(loc.len(), MAX_LOCATOR);
         assert_eq!((loc[0], *loc.last().unwrap()), (*ids.last().unwrap(), *ours.last().unwrap()));
@@ -138,7 +142,7 @@ mod tests {
         assert_eq!(r.check(&batch(Hash([9; 32]), 5)), Err(RoundFault::NotFollowing));
         let b2 = batch(*ids.last().unwrap(), 5);
         let ids2 = r.check(&b2).unwrap();
-        assert_eq!(r.next(&ids2, 5), Ok(Next::Fetch));
+        assert_eq!(r.next(&ids2, 5), Ok(Next::Fetch { ask_on: false }));
         assert_eq!(r.locator(vec![Hash([1; 32])]), vec![Hash([1; 32])], "a short batch leads nothing");
     }
 
@@ -172,7 +176,7 @@ mod tests {
         let ids = r.check(&batch(parent, MAX_HEADERS)).unwrap();
         assert_eq!(r.next(&ids, 0), Ok(Next::AskOn));
         let ids = r.check(&batch(*ids.last().unwrap(), MAX_HEADERS)).unwrap();
-        assert_eq!(r.next(&ids, 1), Ok(Next::Fetch));
+        assert_eq!(r.next(&ids, 1), Ok(Next::Fetch { ask_on: true }));
         let ids = r.check(&batch(*ids.last().unwrap(), 7)).unwrap();
         assert_eq!(r.next(&ids, 0), Ok(Next::Done));
     }
