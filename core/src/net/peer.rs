@@ -786,19 +786,30 @@ fn drive_sync(s: &Arc<Shared>, input: SyncInput) {
             let mut ended = JobEnd { s: s2.clone(), peer, then: None, at_genesis: false };
             let conn = lock(&s2.peers).get(&peer).map(|p| p.conn.clone());
             if let Some(conn) = conn {
-                ended.then = match job {
-                    Job::CatchUp => catch_up(&s2, &conn, peer).await,
-                    Job::Cascade => {
-                        sync_once(&s2, &conn, peer).await;
-                        None
+                let run = async {
+                    match job {
+                        Job::CatchUp => catch_up(&s2, &conn, peer).await,
+                        Job::Cascade => {
+                            sync_once(&s2, &conn, peer).await;
+                            None
+                        }
                     }
                 };
+                // No job holds the turn past its limit, whatever the peer does.
+                ended.then = tokio::time::timeout(JOB_LIMIT, run).await.unwrap_or_else(|_| {
+                    tracing::info!("sync job with {} out of time", conn.remote_address());
+                    None
+                });
             }
             ended.at_genesis = matches!(ask(&s2, ChainRequest::Hello).await, Ok((g, t, _)) if g == t);
         });
     }
     s.wake.notify_one();
 }
+
+/// Most time one sync job holds the turn (a catch-up's own deadline is 300 s; a cascade sync
+/// of main's tree from a slow but honest peer takes minutes).
+const JOB_LIMIT: Duration = Duration::from_secs(900);
 
 /// Reports a sync job's end to the manager when dropped.
 struct JobEnd {
@@ -923,7 +934,7 @@ fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
                     transport::request(&conn, &Message::GetPeers, Duration::from_secs(30)).await
                 {
                     let addrs = addrs.iter().filter_map(|a| a.parse::<SocketAddr>().ok()).collect();
-                    drive(&s2, MeshInput::Addrs { from: conn.remote_address(), addrs });
+                    drive(&s2, MeshInput::Addrs { from: canon(conn.remote_address()), addrs });
                 }
             });
         }
@@ -1108,7 +1119,12 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
     drive(&s, MeshInput::Connected { peer, conn: id, addr: canon(conn.remote_address()), dir, listen });
     drive_sync(
         &s,
-        SyncInput::PeerUp { peer, claim: claimed, group: source_group(conn.remote_address().ip()) },
+        SyncInput::PeerUp {
+            peer,
+            claim: claimed,
+            group: source_group(conn.remote_address().ip()),
+            outbound: dialer,
+        },
     );
     drive_inv(&s, InvInput::PeerUp { peer, outbound: dialer });
     let _ = s.chain.send(up).await;
@@ -1302,8 +1318,8 @@ async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -> Opti
             }
         }
     }
-    // A slow or stalling peer must not hold the lock: a total deadline and a minimum of
-    // progress ([`CatchUpDeadline`]); another peer's catch-up then goes on.
+    // A slow or stalling peer must not hold the turn: a total deadline and a minimum of
+    // progress ([`CatchUpDeadline`]); another peer's job then goes on.
     let mut dl = CatchUpDeadline::new(now());
     // Which locator to send, whether each batch has an honest form, what next (see
     // [`HeaderRounds`]): a fork deeper than one batch is followed to its end, and known

@@ -12,12 +12,15 @@
 //!   on the way) is asked of its other announcers; when all were asked, of all of them again
 //!   after [`RACE_RETRY`], at most [`MAX_RACE_RETRIES`] times.
 //! - **Bounded, and fair under flooding:** every (peer, id) announcement is charged to the
-//!   peer, [`MAX_WANTS_PER_PEER`] at most; [`MAX_WANTS`] ids in all, and when full a newcomer
-//!   evicts the newest id waiting on the peer charged most (if it is charged more than the
-//!   newcomer's announcer); [`MAX_ANNOUNCERS`] announcers per id, a failed one giving way to
-//!   a newcomer and an inbound one to an outbound peer; an id is given up [`WANT_LIFETIME`]
-//!   after it was first announced.
-//! - Every input costs O(log n) per id and peer it touches: no scan of the whole inventory.
+//!   peer, [`MAX_WANTS_PER_PEER`] at most; [`MAX_WANTS`] ids in all. When full, an id only
+//!   inbound peers announced gives way, taken from the inbound peer charged most: always to
+//!   an outbound peer's announcement (inbound identities cost an attacker nothing; what our
+//!   outbound peers announce always gets in), to an inbound one if that peer is charged more
+//!   than one over the newcomer. [`MAX_ANNOUNCERS`] announcers per id, a failed one giving
+//!   way to a newcomer and an inbound one to an outbound peer; an id is given up
+//!   [`WANT_LIFETIME`] after it was first announced.
+//! - Every input costs O(log n) per id and peer it touches, except an eviction, which looks
+//!   at every peer and at most [`MAX_WANTS_PER_PEER`] ids.
 //!
 //! Sans-I/O: the driver feeds [`Input`]s (announcements only for ids the chain does not
 //! hold), carries out [`Output::Fetch`], and ticks at [`Inventory::poll_timeout`]. Nothing here
@@ -102,6 +105,10 @@ pub enum Output {
     },
 }
 
+/// Timer kinds: a state's (in flight, resting) and a want's lifetime.
+const STATE_TIMER: u8 = 0;
+const LIFETIME_TIMER: u8 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Announcer {
     peer: Hash,
@@ -145,8 +152,8 @@ struct Peer {
 pub struct Inventory {
     wants: BTreeMap<Hash, Want>,
     peers: BTreeMap<Hash, Peer>,
-    /// (moment, id): in-flight deadlines, rest ends and lifetimes.
-    timers: BTreeSet<(Time, Hash)>,
+    /// (moment, kind, id): in-flight deadlines and rest ends (kind 0), lifetimes (kind 1).
+    timers: BTreeSet<(Time, u8, Hash)>,
     seq: u64,
     out: VecDeque<Output>,
 }
@@ -212,10 +219,10 @@ impl Inventory {
     fn set_state(&mut self, id: &Hash, state: State) {
         let Some(w) = self.wants.get_mut(id) else { return };
         if let State::InFlight(_, t) | State::Resting(t) = w.state {
-            self.timers.remove(&(t, *id));
+            self.timers.remove(&(t, STATE_TIMER, *id));
         }
         if let State::InFlight(_, t) | State::Resting(t) = state {
-            self.timers.insert((t, *id));
+            self.timers.insert((t, STATE_TIMER, *id));
         }
         w.state = state;
     }
@@ -265,35 +272,45 @@ impl Inventory {
         self.seq += 1;
         let w = Want { seq: self.seq, first: now, announcers: vec![me], state: State::Idle, races: 0 };
         self.wants.insert(id, w);
-        self.timers.insert((now + WANT_LIFETIME, id));
+        self.timers.insert((now + WANT_LIFETIME, LIFETIME_TIMER, id));
         if let Some(p) = self.peers.get_mut(&peer) {
             p.charged.insert(id);
         }
         self.place(now, id);
     }
 
-    /// Make room for an announcement of `newcomer`: drop the newest id waiting on the peer
-    /// charged most, if that peer is charged more than the newcomer.
+    /// Make room for an announcement of `newcomer`: drop an id only inbound peers announced,
+    /// taken from the inbound peer charged most — always for an outbound newcomer (what our
+    /// own outbound peers announce always gets in: inbound identities cost an attacker
+    /// nothing), for an inbound one only if that peer is charged more than one over it.
+    /// Whether the id is queued or being fetched does not matter.
     fn evict_for(&mut self, now: Time, newcomer: Hash) -> bool {
-        let mine = self.peers.get(&newcomer).map_or(0, |p| p.charged.len());
-        let top = self
+        let Some(me) = self.peers.get(&newcomer) else { return false };
+        let (mine, outbound) = (me.charged.len(), me.outbound);
+        let heavy = self
             .peers
             .iter()
-            .filter(|(_, p)| !p.queue.is_empty() && p.charged.len() > mine + 1)
-            .max_by_key(|(id, p)| (p.charged.len(), std::cmp::Reverse(**id)))
-            .and_then(|(_, p)| p.queue.last().map(|q| q.1));
-        match top {
-            Some(victim) => {
-                self.settle(now, &victim);
+            .filter(|(_, p)| !p.outbound && (outbound || p.charged.len() > mine + 1))
+            .max_by_key(|(id, p)| (p.charged.len(), **id))
+            .map(|(_, p)| p);
+        let wants = &self.wants;
+        let victim = heavy.and_then(|p| {
+            p.charged
+                .iter()
+                .find(|id| wants.get(id).is_some_and(|w| w.announcers.iter().all(|a| !a.outbound)))
+        });
+        match victim.copied() {
+            Some(v) => {
+                self.settle(now, &v);
                 true
             }
             None => false,
         }
     }
 
-    /// Queue `id` on its best untried announcer (outbound first, then least loaded, then
-    /// first announced), starting the fetch at once if that peer has room. With none left,
-    /// it is given up.
+    /// Queue `id` on its best untried announcer (one with room first, then outbound, then
+    /// least loaded, then first announced), starting the fetch at once if that peer has room.
+    /// With none left, it is given up.
     fn place(&mut self, now: Time, id: Hash) {
         let Some(w) = self.wants.get(&id) else { return };
         let best = w
@@ -302,7 +319,9 @@ impl Inventory {
             .enumerate()
             .filter(|(_, a)| !a.tried)
             .filter_map(|(i, a)| self.peers.get(&a.peer).map(|p| (i, a, p)))
-            .min_by_key(|(i, a, p)| (!a.outbound, p.in_flight + p.queue.len(), *i))
+            .min_by_key(|(i, a, p)| {
+                (p.in_flight >= MAX_IN_FLIGHT_PER_PEER, !a.outbound, p.in_flight + p.queue.len(), *i)
+            })
             .map(|(_, a, _)| a.peer);
         let Some(peer) = best else {
             self.settle(now, &id);
@@ -391,7 +410,7 @@ impl Inventory {
         let (first, state, seq) = (w.first, w.state, w.seq);
         self.set_state(id, State::Idle);
         let Some(w) = self.wants.remove(id) else { return };
-        self.timers.remove(&(first + WANT_LIFETIME, *id));
+        self.timers.remove(&(first + WANT_LIFETIME, LIFETIME_TIMER, *id));
         for a in &w.announcers {
             if let Some(p) = self.peers.get_mut(&a.peer) {
                 p.charged.remove(id);
@@ -410,11 +429,11 @@ impl Inventory {
 
     /// Deadlines due: late fetches pass to the next announcer, rests end, lifetimes end.
     fn expire(&mut self, now: Time) {
-        while let Some(&(t, id)) = self.timers.first() {
+        while let Some(&(t, kind, id)) = self.timers.first() {
             if t > now {
                 break;
             }
-            self.timers.remove(&(t, id));
+            self.timers.remove(&(t, kind, id));
             let Some((first, state)) = self.wants.get(&id).map(|w| (w.first, w.state)) else { continue };
             if now.saturating_duration_since(first) >= WANT_LIFETIME {
                 self.settle(now, &id);
@@ -571,10 +590,56 @@ mod tests {
         announce(&mut inv, t(1), 99, vec![h(90)]);
         assert!(inv.wants(&h(90)), "the honest id got in");
         assert_eq!(inv.len(), MAX_WANTS);
-        assert_eq!(drain(&mut inv), vec![fetch(99, h(90))]);
-        // A peer over its own charge cannot add more.
+        assert!(drain(&mut inv).contains(&fetch(99, h(90))));
+        // A peer at its charge cannot add more.
+        assert_eq!(inv.peers[&h(1)].charged.len(), MAX_WANTS_PER_PEER);
         announce(&mut inv, t(1), 1, vec![h(91)]);
         assert!(!inv.wants(&h(91)));
+    }
+
+    /// An inventory full of ids being fetched (512 inbound identities × 8, none queued) still
+    /// takes what an outbound peer announces, and an honest newcomer's: ids only inbound
+    /// peers announced give way whether queued or in flight; the outbound peer's never do.
+    #[test]
+    fn ids_in_flight_from_a_flood_give_way_to_an_outbound_announcement() {
+        let mut inv = Inventory::new();
+        for p in 0..512u32 {
+            let peer = low(1_000_000 + p);
+            inv.handle(t(0), Input::PeerUp { peer, outbound: false });
+            let ids: Vec<Hash> = (0..8).map(|i| low(p * 8 + i)).collect();
+            inv.handle(t(0), Input::Announced { peer, ids });
+        }
+        assert_eq!(inv.len(), MAX_WANTS);
+        assert!(inv.peers.values().all(|p| p.queue.is_empty() && p.in_flight == 8));
+        drain(&mut inv);
+        inv.handle(t(1), Input::PeerUp { peer: h(200), outbound: true });
+        announce(&mut inv, t(1), 200, vec![h(201), h(202)]);
+        assert!(inv.wants(&h(201)) && inv.wants(&h(202)), "the outbound peer's ids got in");
+        assert_eq!(drain(&mut inv), vec![fetch(200, h(201)), fetch(200, h(202))]);
+        inv.handle(t(1), Input::PeerUp { peer: h(210), outbound: false });
+        announce(&mut inv, t(1), 210, vec![h(211)]);
+        assert!(inv.wants(&h(211)), "a fresh inbound peer's too (it is charged least)");
+        assert_eq!(inv.len(), MAX_WANTS);
+        // Outbound-announced ids never give way.
+        for p in 0..MAX_WANTS as u32 {
+            let peer = low(2_000_000 + p);
+            inv.handle(t(2), Input::PeerUp { peer, outbound: false });
+            inv.handle(t(2), Input::Announced { peer, ids: vec![low(3_000_000 + p)] });
+        }
+        assert!(inv.wants(&h(201)) && inv.wants(&h(202)));
+    }
+
+    /// An idle inbound announcer is asked before a busy outbound one.
+    #[test]
+    fn an_announcer_with_room_comes_before_a_busy_one() {
+        let mut inv = with_peers(&[(1, true), (2, false)]);
+        let busy: Vec<Hash> = (0..MAX_IN_FLIGHT_PER_PEER as u32).map(low).collect();
+        announce(&mut inv, t(0), 1, busy);
+        drain(&mut inv);
+        announce(&mut inv, t(1), 1, vec![h(5)]);
+        assert!(drain(&mut inv).is_empty(), "queued on the busy outbound peer");
+        announce(&mut inv, t(2), 2, vec![h(5)]);
+        assert_eq!(drain(&mut inv), vec![fetch(2, h(5))], "moved to the idle inbound one");
     }
 
     /// Eight inbound identities announcing first do not shut out an outbound peer; one that

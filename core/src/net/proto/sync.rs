@@ -49,6 +49,9 @@ pub enum Input {
         claim: u128,
         /// Its /16 (/32) group.
         group: Vec<u8>,
+        /// We dialled it: its jobs go before those of peers that dialled us (identities an
+        /// attacker can make for nothing).
+        outbound: bool,
     },
     /// The peer disconnected: its queued job goes, its running job is left to end.
     PeerGone(Hash),
@@ -93,8 +96,8 @@ pub enum Output {
 #[derive(Debug)]
 pub struct SyncManager {
     initial_wait: Duration,
-    /// Connected peers: claimed weight and group.
-    peers: BTreeMap<Hash, (u128, Vec<u8>)>,
+    /// Connected peers: claimed weight, group, outbound.
+    peers: BTreeMap<Hash, (u128, Vec<u8>, bool)>,
     running: Option<(Hash, Job)>,
     queue: VecDeque<(Hash, Job)>,
     /// Peers an initial sync has tried.
@@ -137,8 +140,8 @@ impl SyncManager {
     /// Take an input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
-            Input::PeerUp { peer, claim, group } => {
-                self.peers.insert(peer, (claim, group));
+            Input::PeerUp { peer, claim, group, outbound } => {
+                self.peers.insert(peer, (claim, group, outbound));
             }
             Input::PeerGone(peer) => {
                 self.peers.remove(&peer);
@@ -155,6 +158,10 @@ impl SyncManager {
                 if self.running.is_some_and(|(p, _)| p == peer) {
                     self.running = None;
                     let run = self.initial_run.take();
+                    if !at_genesis {
+                        // Off genesis: the initial sync's memory is not needed any more.
+                        self.tried.clear();
+                    }
                     match then {
                         Some(Job::Cascade) if at_genesis => self.want_initial(now, peer),
                         // Straight on with the same peer, ahead of the others.
@@ -209,11 +216,16 @@ impl SyncManager {
         match self.queue.iter_mut().find(|(p, _)| *p == peer) {
             // A cascade sync covers a catch-up.
             Some(q) => q.1 = q.1.max(job),
-            None => {
-                if self.peers.contains_key(&peer) {
-                    self.queue.push_back((peer, job));
+            None => match self.peers.get(&peer) {
+                // Outbound peers' jobs go before inbound peers' (after the outbound ones queued).
+                Some((_, _, true)) => {
+                    let at =
+                        self.queue.iter().take_while(|(p, _)| self.peers.get(p).is_some_and(|x| x.2)).count();
+                    self.queue.insert(at, (peer, job));
                 }
-            }
+                Some(_) => self.queue.push_back((peer, job)),
+                None => {}
+            },
         }
     }
 
@@ -222,7 +234,7 @@ impl SyncManager {
             return;
         }
         if let Some(asker) = self.initial_pending {
-            let groups: HashSet<&Vec<u8>> = self.peers.values().map(|(_, g)| g).collect();
+            let groups: HashSet<&Vec<u8>> = self.peers.values().map(|(_, g, _)| g).collect();
             let enough = self.peers.len() >= INITIAL_PEERS && groups.len() >= INITIAL_GROUPS;
             let waited = self.initial_since.is_some_and(|t| now >= t + self.initial_wait);
             if !(enough || waited) {
@@ -269,7 +281,7 @@ mod tests {
     }
 
     fn up(m: &mut SyncManager, now: Time, peer: u8, claim: u128, group: u8) {
-        m.handle(now, Input::PeerUp { peer: h(peer), claim, group: vec![127, group] });
+        m.handle(now, Input::PeerUp { peer: h(peer), claim, group: vec![127, group], outbound: false });
     }
 
     fn drain(m: &mut SyncManager) -> Vec<Output> {
@@ -333,6 +345,25 @@ mod tests {
         assert_eq!(drain(&mut m), vec![start(3, Job::Cascade)]);
         m.handle(t(4), Input::Ended { peer: h(3), then: None, at_genesis: false });
         assert!(drain(&mut m).is_empty(), "synced: nothing more");
+    }
+
+    /// Jobs of peers we dialled go before those of peers that dialled us.
+    #[test]
+    fn outbound_peers_jobs_go_first() {
+        let mut m = SyncManager::new(Duration::from_secs(5));
+        for p in 1..=4 {
+            m.handle(t(0), Input::PeerUp { peer: h(p), claim: 1, group: vec![127, p], outbound: p >= 3 });
+        }
+        for p in 1..=4 {
+            m.handle(t(0), Input::Wanted { peer: h(p), job: Job::CatchUp, at_genesis: false });
+        }
+        let mut order = vec![];
+        for _ in 0..4 {
+            let Some(Output::Start { peer, .. }) = m.poll() else { panic!("a job") };
+            order.push(peer);
+            m.handle(t(1), Input::Ended { peer, then: None, at_genesis: false });
+        }
+        assert_eq!(order, vec![h(1), h(3), h(4), h(2)], "1 was running; then outbound 3, 4; then 2");
     }
 
     /// With too few peers, the initial sync starts when the wait is over.
