@@ -1349,14 +1349,16 @@ fn an_advertised_address_is_passed_on_only_once_dialled_back() {
     let other =
         common::start_with(&dir.path().join("o"), &p, Some([127, 5, 0, 1]), vec![], Mining::Off, false);
     let taken = other.net_addr().unwrap();
-    // Liars from 127.5.0.1 claiming the other node's port, and the port of nothing.
-    let nothing = std::net::UdpSocket::bind("127.5.0.1:0").unwrap();
+    // A liar from 127.5.0.1 claiming the other node's port, and one from 127.8.0.1 claiming
+    // a port where nothing answers (one dial-back per IP: each liar has its own).
+    let nothing = std::net::UdpSocket::bind("127.8.0.1:0").unwrap();
     let mut liars = vec![];
-    for port in [taken.port(), nothing.local_addr().unwrap().port()] {
+    for (ip, port) in [([127, 5, 0, 1], taken.port()), ([127, 8, 0, 1], nothing.local_addr().unwrap().port())]
+    {
         let mut h = hello_for(genesis);
         h.is_client = false;
-        h.listen = Some(SocketAddr::from(([127, 5, 0, 1], port)).to_string());
-        liars.push(rt.block_on(raw_peer(a_addr, [127, 5, 0, 1], &h)).expect("handshake"));
+        h.listen = Some(SocketAddr::from((ip, port)).to_string());
+        liars.push(rt.block_on(raw_peer(a_addr, ip, &h)).expect("handshake"));
     }
     // An honest node dials a: its address is verified and passed on.
     let honest =

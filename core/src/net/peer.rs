@@ -103,7 +103,7 @@ pub enum ChainRequest {
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
     /// A transaction TxPoW from a peer (with its input proofs).
     SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
-    /// Remember a peer address we reached (a handshake we dialled, or a dial-back).
+    /// Remember a peer address we reached (a handshake we dialled).
     RecordPeer(SocketAddr),
     /// Persist these outbound peers as the anchors dialled first after a restart.
     Anchors(Vec<SocketAddr>),

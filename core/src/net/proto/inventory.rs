@@ -19,8 +19,9 @@
 //!   than one over the newcomer. [`MAX_ANNOUNCERS`] announcers per id, a failed one giving
 //!   way to a newcomer and an inbound one to an outbound peer; an id is given up
 //!   [`WANT_LIFETIME`] after it was first announced.
-//! - Every input costs O(log n) per id and peer it touches, except an eviction, which looks
-//!   at every peer and at most [`MAX_WANTS_PER_PEER`] ids.
+//! - Every input costs O(log n) per id and peer it touches (a departing peer touches what it
+//!   announced, 512 ids at most), except an eviction, which sorts the peers and looks at the
+//!   ids of at most 8 of them.
 //!
 //! Sans-I/O: the driver feeds [`Input`]s (announcements only for ids the chain does not
 //! hold), carries out [`Output::Fetch`], and ticks at [`Inventory::poll_timeout`]. Nothing here
@@ -36,6 +37,8 @@ use crate::crypto::Hash;
 pub const MAX_WANTS: usize = 4_096;
 /// Most (peer, id) announcements one peer has charged at once.
 pub const MAX_WANTS_PER_PEER: usize = 512;
+/// How many of the most charged inbound peers an eviction looks through.
+const EVICTION_CANDIDATES: usize = 8;
 /// Most announcers remembered per id.
 pub const MAX_ANNOUNCERS: usize = 8;
 /// Most fetches in flight from one peer.
@@ -287,17 +290,21 @@ impl Inventory {
     fn evict_for(&mut self, now: Time, newcomer: Hash) -> bool {
         let Some(me) = self.peers.get(&newcomer) else { return false };
         let (mine, outbound) = (me.charged.len(), me.outbound);
-        let heavy = self
+        let mut heavy: Vec<(usize, Hash)> = self
             .peers
             .iter()
             .filter(|(_, p)| !p.outbound && (outbound || p.charged.len() > mine + 1))
-            .max_by_key(|(id, p)| (p.charged.len(), **id))
-            .map(|(_, p)| p);
-        let wants = &self.wants;
-        let victim = heavy.and_then(|p| {
-            p.charged
+            .map(|(id, p)| (p.charged.len(), *id))
+            .collect();
+        heavy.sort_unstable_by(|a, b| b.cmp(a));
+        let (wants, peers) = (&self.wants, &self.peers);
+        // The heaviest few inbound peers, until one holds an id no outbound peer announced.
+        let victim = heavy.iter().take(EVICTION_CANDIDATES).find_map(|(_, id)| {
+            peers
+                .get(id)?
+                .charged
                 .iter()
-                .find(|id| wants.get(id).is_some_and(|w| w.announcers.iter().all(|a| !a.outbound)))
+                .find(|x| wants.get(x).is_some_and(|w| w.announcers.iter().all(|a| !a.outbound)))
         });
         match victim.copied() {
             Some(v) => {

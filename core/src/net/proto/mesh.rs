@@ -754,6 +754,16 @@ mod tests {
         // Loopback from loopback is fine (a devnet).
         m.handle(t(0), Input::Addrs { from: a(1), addrs: vec![a(2)] });
         assert!(m.book().get(&a(2)).is_some());
+        // A carrier-NAT or overlay peer (100.64/10) is not on our LAN: its LAN addresses are
+        // refused, its own class is not.
+        let shared = SocketAddr::from(([100, 64, 0, 9], 9000));
+        let lan = SocketAddr::from(([10, 1, 1, 1], 9000));
+        let other = SocketAddr::from(([100, 100, 0, 1], 9000));
+        m.handle(t(0), Input::Addrs { from: global, addrs: vec![other] });
+        assert!(m.book().get(&other).is_none(), "not from a global peer");
+        m.handle(t(0), Input::Addrs { from: shared, addrs: vec![lan, other] });
+        assert!(m.book().get(&lan).is_none());
+        assert!(m.book().get(&other).is_some());
     }
 
     /// A connection that closes after a newer one to the same peer replaced it does not take
