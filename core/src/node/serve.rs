@@ -1,5 +1,5 @@
 //! Answers to peers' read requests (`GetBlocks`, `GetBodies`, `GetTxPow`, `GetCascade`,
-//! `GetCoinProofs`, `GetPeers`), served off the chain actor from a read-only store connection
+//! `GetCoinProofs`; `GetPeers` is the mesh's, in memory), served off the chain actor from a read-only store connection
 //! ([`crate::store::serve`]): a flood of them costs the network task's blocking threads and
 //! SQLite reads, never the actor's latency for blocks, transactions and the miner.
 //!
