@@ -232,7 +232,7 @@ pub use crate::net::proto::score::BAN_SCORE;
 /// How long a misbehaving (IP, node id) stays banned.
 pub use crate::net::proto::score::BAN_TIME;
 use crate::net::proto::score::{ScoreBook, Verdict};
-use crate::net::proto::Time;
+use crate::net::proto::{Machine, Time};
 
 /// The driver's clock origin: its first reading in this process.
 fn origin() -> Instant {
@@ -738,14 +738,17 @@ async fn wait_online(s: &Shared) -> bool {
     r && !s.chain.is_closed()
 }
 
+/// Feed a protocol unit one input at the driver's time; answers what it asks (its lock is
+/// released before any of it is carried out).
+fn step<M: Machine>(m: &Mutex<M>, input: M::Input) -> Vec<M::Output> {
+    let mut m = lock(m);
+    m.handle(now(), input);
+    std::iter::from_fn(|| m.poll()).collect()
+}
+
 /// Feed the mesh one input and carry out what it asks.
 fn drive(s: &Arc<Shared>, input: MeshInput) {
-    let outs: Vec<MeshOutput> = {
-        let mut m = lock(&s.mesh);
-        m.handle(now(), input);
-        std::iter::from_fn(|| m.poll()).collect()
-    };
-    for o in outs {
+    for o in step(&s.mesh, input) {
         carry_out(s, o);
     }
     s.wake.notify_one();
@@ -753,12 +756,7 @@ fn drive(s: &Arc<Shared>, input: MeshInput) {
 
 /// Feed the inventory one input and start the fetches it asks for.
 fn drive_inv(s: &Arc<Shared>, input: InvInput) {
-    let outs: Vec<InvOutput> = {
-        let mut inv = lock(&s.inv);
-        inv.handle(now(), input);
-        std::iter::from_fn(|| inv.poll()).collect()
-    };
-    for InvOutput::Fetch { peer, id } in outs {
+    for InvOutput::Fetch { peer, id } in step(&s.inv, input) {
         let s2 = s.clone();
         s.rt.spawn(async move {
             // Ended by the inventory's own deadline at the latest, so its slot count holds.
@@ -773,12 +771,7 @@ fn drive_inv(s: &Arc<Shared>, input: InvInput) {
 
 /// Feed the sync manager one input and run the job it starts, if any.
 fn drive_sync(s: &Arc<Shared>, input: SyncInput) {
-    let outs: Vec<SyncOutput> = {
-        let mut m = lock(&s.sync);
-        m.handle(now(), input);
-        std::iter::from_fn(|| m.poll()).collect()
-    };
-    for SyncOutput::Start { peer, job } in outs {
+    for SyncOutput::Start { peer, job } in step(&s.sync, input) {
         let s2 = s.clone();
         s.rt.spawn(async move {
             // Reports the end even if the job never finishes its course (a panic unwinds

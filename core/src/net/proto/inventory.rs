@@ -458,6 +458,8 @@ impl Inventory {
     }
 }
 
+super::machine!(Inventory, Input, Output);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -516,6 +516,8 @@ fn class(ip: std::net::IpAddr) -> Class {
     }
 }
 
+super::machine!(Mesh, Input, Output);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,3 +30,39 @@ pub mod time;
 pub mod weight;
 
 pub use time::Time;
+
+/// A socket-free unit of the protocol, driven the same way whatever its concern: inputs come
+/// with the time ([`Machine::handle`]), outputs are polled ([`Machine::poll`]), and the
+/// driver ticks it at [`Machine::poll_timeout`].
+pub trait Machine {
+    /// What happened.
+    type Input;
+    /// What to do.
+    type Output;
+    /// Take an input at `now`.
+    fn handle(&mut self, now: Time, input: Self::Input);
+    /// The next thing to do, if any.
+    fn poll(&mut self) -> Option<Self::Output>;
+    /// When to tick next (`None`: only on other inputs).
+    fn poll_timeout(&self) -> Option<Time>;
+}
+
+/// Implements [`Machine`] by the unit's own `handle`, `poll` and `poll_timeout`.
+macro_rules! machine {
+    ($unit:ty, $input:ty, $output:ty) => {
+        impl $crate::net::proto::Machine for $unit {
+            type Input = $input;
+            type Output = $output;
+            fn handle(&mut self, now: $crate::net::proto::Time, input: $input) {
+                <$unit>::handle(self, now, input)
+            }
+            fn poll(&mut self) -> Option<$output> {
+                <$unit>::poll(self)
+            }
+            fn poll_timeout(&self) -> Option<$crate::net::proto::Time> {
+                <$unit>::poll_timeout(self)
+            }
+        }
+    };
+}
+pub(crate) use machine;

@@ -268,6 +268,8 @@ impl SyncManager {
     }
 }
 
+super::machine!(SyncManager, Input, Output);
+
 #[cfg(test)]
 mod tests {
     use super::*;
