@@ -572,6 +572,42 @@ impl Chain {
         self.path_to(self.tip)
     }
 
+    /// Best-chain headers after the first `locator` id on our best path (from the root when
+    /// none is), at most `max`.
+    pub fn headers_after(&self, locator: &[Hash], max: usize) -> Vec<TxHeader> {
+        let path = self.best_path();
+        let pos: HashMap<Hash, usize> = path.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let start = locator.iter().find_map(|l| pos.get(l)).map(|i| i + 1).unwrap_or(0);
+        path[start.min(path.len())..]
+            .iter()
+            .take(max)
+            .filter_map(|id| self.block(id).map(|b| b.txpow.header.clone()))
+            .collect()
+    }
+
+    /// A locator of at most `max_len` ids: best-chain ids from the tip back, the 16 newest one
+    /// apart, then thinning out by doubling steps, ending at the tree root.
+    pub fn locator(&self, max_len: usize) -> Vec<Hash> {
+        let path = self.best_path();
+        let mut loc = vec![];
+        let mut i = path.len();
+        let mut step = 1;
+        while i > 0 && loc.len() < max_len.saturating_sub(1) {
+            i -= 1;
+            loc.push(path[i]);
+            if loc.len() >= 16 {
+                step *= 2;
+            }
+            i = i.saturating_sub(step - 1);
+        }
+        if let Some(root) = path.first() {
+            if loc.last() != Some(root) {
+                loc.push(*root);
+            }
+        }
+        loc
+    }
+
     fn path_to(&self, id: Hash) -> Vec<Hash> {
         let mut v = vec![];
         let mut cur = id;

@@ -17,76 +17,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
-use crate::net::message::{BlockData, CoinQuery, Hello, Message, RelayTxPow, MAX_HEADERS, PROTOCOL_VERSION};
+use crate::net::message::{BlockData, CoinQuery, Hello, Message, RelayTxPow, PROTOCOL_VERSION};
 use crate::net::transport::{self, Identity, NetError, Timing};
 use crate::types::{CoinRecord, TxHeader};
 
-/// What a received block did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Submitted {
-    /// Stored (or already known).
-    Accepted,
-    /// Its parent is unknown: catch up.
-    UnknownParent,
-    /// Valid-looking but useless (a fork below our tree root): ignored, not punished.
-    Stale,
-    /// It lists transaction TxPoWs we lack (and were not sent with it): fetch them, offer again.
-    Pending(Vec<Hash>),
-    /// Dated more than 2 h ahead of our clock (SPEC §5's policy): held and offered again
-    /// when due; not the sender's fault.
-    Future,
-    /// Refused.
-    Invalid(String),
-}
-
-/// Why a relayed transaction was refused, and how much that counts against the sender.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxRefusal {
-    /// Score added to the sender (0 for an honest race such as a proof that went stale).
-    pub penalty: u32,
-    /// What was wrong.
-    pub reason: String,
-    /// Whether the transaction is worth fetching again.
-    pub again: Again,
-}
-
-/// Whether a refused transaction is worth fetching again (its id does not cover the proofs
-/// sent with it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Again {
-    /// No: the transaction itself is refused, or we hold it or a conflicting one.
-    No,
-    /// Later, with fresh proofs: they named a block we lack yet, or went stale on the way.
-    Later,
-    /// From another sender: these proofs were wrong, the transaction may not be.
-    Elsewhere,
-}
-
-/// How a sync from a peer's cascade ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SyncOutcome {
-    /// The candidate chain replaced ours.
-    Adopted,
-    /// It was not heavier than ours: nothing changed.
-    NotHeavier,
-    /// It broke a rule of initial sync (`min_chain_weight`, `checkpoint`): refused.
-    Refused(String),
-    /// It forks below our tree root: refused, and counted towards a `ChainConflict`.
-    Conflict,
-}
-
-/// A sync whose cascade verified: what its headers must prove before any body is fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncStart {
-    /// The candidate's tree root.
-    pub root: Hash,
-    /// Weight its verified cascade and root prove.
-    pub proven: u128,
-    /// Our chain's weight.
-    pub ours: u128,
-    /// Most tree blocks a candidate may bring.
-    pub max_blocks: u64,
-}
+pub use crate::net::proto::chain::{Again, Submitted, SyncOutcome, SyncStart, TxRefusal};
 
 /// Questions the network task asks the chain actor.
 #[derive(Debug)]
@@ -97,8 +32,6 @@ pub enum ChainRequest {
     Has(Hash, oneshot::Sender<bool>),
     /// Best-chain headers after the first locator id we share.
     Headers(Vec<Hash>, u32, oneshot::Sender<Vec<TxHeader>>),
-    /// Our locator: best-chain ids from the tip back, thinning out.
-    Locator(oneshot::Sender<Vec<Hash>>),
     /// A block from a peer.
     Submit(Box<BlockData>, oneshot::Sender<Submitted>),
     /// A transaction TxPoW from a peer (with its input proofs).
@@ -109,15 +42,8 @@ pub enum ChainRequest {
     Anchors(Vec<SocketAddr>),
     /// A handshake completed: the peer's /16 group, its tip and claimed weight.
     PeerUp(Vec<u8>, Hash, u128),
-    /// Start a sync from a peer's cascade: verify it end to end and hold the result as a
-    /// candidate chain (ours is untouched).
-    SyncBegin(Box<Message>, oneshot::Sender<Result<SyncStart, String>>),
-    /// Tree blocks for the candidate, oldest first, fully validated; `u64` is the height the
-    /// peer's headers reach (for progress events).
-    SyncBlocks(Vec<BlockData>, u64, oneshot::Sender<Result<(), String>>),
-    /// Finish the sync: adopt the candidate if it is heavier than our chain and passes the
-    /// rules of SPEC §5. The bytes are the peer's /16 group (for `ChainConflict`).
-    SyncEnd(Vec<u8>, oneshot::Sender<SyncOutcome>),
+    /// An input for the sync jobs ([`crate::net::proto::jobs`]), which the chain actor runs.
+    Job(crate::net::proto::jobs::Input),
     /// Check coin proofs a peer served against our chain.
     /// `Err(TxRefusal)` carries the penalty (0 when the proofs are against a block we do not
     /// have yet or that just left our best chain: a race, not misbehaviour).
@@ -211,7 +137,6 @@ impl Default for NetConfig {
 
 use crate::net::proto::addrbook::Limits;
 use crate::net::proto::budget::{Admit, RequestBudget};
-use crate::net::proto::deadline::CatchUpDeadline;
 use crate::net::proto::inventory::{
     Input as InvInput, Inventory, Output as InvOutput, FETCH_TIMEOUT, IN_FLIGHT_LIMIT,
 };
@@ -219,11 +144,7 @@ use crate::net::proto::mesh::{Dir, Input as MeshInput, Mesh, Output as MeshOutpu
 use crate::net::proto::sync::{Input as SyncInput, Job, Output as SyncOutput, SyncManager};
 /// Most ids of one `Inv` looked at.
 const MAX_INV_TAKEN: usize = 64;
-use crate::net::proto::rounds::{HeaderRounds, Next, RoundFault};
-use crate::net::proto::weight::{Claim, WeightCheck, WeightVerdict};
-/// Score for a `Hello` that claimed more than twice the weight the peer's chain proves
-/// (twice bans: a claim is what picks the first peer of an initial sync, and triggers syncs).
-const INFLATED_CLAIM_PENALTY: u32 = 50;
+use crate::net::proto::jobs::{Input as JobInput, Output as JobOutput};
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
 /// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
 /// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
@@ -241,8 +162,13 @@ fn origin() -> Instant {
 }
 
 /// The driver's clock, read once per event and passed to the protocol's units as a [`Time`].
-fn now() -> Time {
+pub(crate) fn now() -> Time {
     Time::from_origin(origin().elapsed())
+}
+
+/// The runtime's instant of a moment of the driver's clock (to sleep until it).
+pub(crate) fn instant_at(t: Time) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(origin() + t.since_origin())
 }
 /// Most pages of coin proofs one look-up reads from one peer.
 const MAX_COIN_PAGES: u32 = 64;
@@ -276,9 +202,6 @@ struct Shared {
     reads: Arc<dyn Reads>,
     /// Reads served at once ([`READS_AT_ONCE`]): a flood queues here, not on blocking threads.
     reads_gate: tokio::sync::Semaphore,
-    max_local_future_ms: u64,
-    /// See [`Local::tree_blocks`].
-    tree_blocks: u64,
     chain_id: u8,
     listen: Option<String>,
     full_mmr: bool,
@@ -290,7 +213,6 @@ struct Shared {
     client_config: Box<dyn Fn(Timing) -> Result<quinn::ClientConfig, NetError> + Send + Sync>,
     /// The client config new connections use.
     dial_config: Mutex<quinn::ClientConfig>,
-    min_chain_weight: u128,
     peers: Mutex<HashMap<Hash, PeerInfo>>,
     node_id: Hash,
     /// Scores, bans and per-group misbehaviour (socket-free: [`ScoreBook`]).
@@ -305,6 +227,8 @@ struct Shared {
     /// Announced blocks and transactions still wanted (socket-free: [`Inventory`]); its
     /// outputs are carried out by [`drive_inv`].
     inv: Mutex<Inventory>,
+    /// The connection each running sync job talks to (set when it starts, gone when it ends).
+    job_conns: Mutex<HashMap<Hash, quinn::Connection>>,
     /// Wakes [`proto_timer`] to read the units' next deadlines again.
     wake: tokio::sync::Notify,
     rt: tokio::runtime::Handle,
@@ -406,6 +330,40 @@ impl NetHandle {
     /// (tip, claimed weight) of each connected peer's `Hello`.
     pub fn claims(&self) -> Vec<(Hash, u128)> {
         lock(&self.shared.peers).values().map(|p| (p.hello.tip, p.hello.tip_weight)).collect()
+    }
+
+    /// Carry out what the sync jobs ask (called by the chain actor, which runs them): send a
+    /// request on the job's connection and hand the answer back, score the peer, or report
+    /// the job's end to the sync manager.
+    pub fn job_output(&self, o: JobOutput) {
+        let s = &self.shared;
+        match o {
+            JobOutput::Request { peer, req, msg, timeout } => {
+                let conn = lock(&s.job_conns).get(&peer).cloned();
+                let chain = s.chain.clone();
+                s.rt.spawn(async move {
+                    let answer = match conn {
+                        Some(c) => transport::request(&c, &msg, timeout).await.ok(),
+                        None => None,
+                    };
+                    let _ = chain.send(ChainRequest::Job(JobInput::Answer { req, answer })).await;
+                });
+            }
+            JobOutput::Penalize { peer, points, why } => {
+                if let Some(c) = lock(&s.job_conns).get(&peer).cloned() {
+                    penalize(s, &c, &peer, points, &why);
+                }
+            }
+            JobOutput::Ban { peer, why } => {
+                if let Some(c) = lock(&s.job_conns).get(&peer).cloned() {
+                    ban(s, &c, &peer, &why);
+                }
+            }
+            JobOutput::Ended { peer, then, at_genesis } => {
+                lock(&s.job_conns).remove(&peer);
+                drive_sync(s, SyncInput::Ended { peer, then, at_genesis });
+            }
+        }
     }
 
     /// Dial `addr` and keep the connection up (redialling with backoff) while the node runs.
@@ -569,15 +527,8 @@ pub struct Local {
     pub chain_id: u8,
     /// The node keeps the full coin set (and serves `GetCoinProofs`).
     pub full_mmr: bool,
-    /// Params `min_chain_weight`: below it, every sync goes through a verified cascade.
-    pub min_chain_weight: u128,
     /// Serves peers' read requests.
     pub reads: Arc<dyn Reads>,
-    /// Params `max_local_future_ms`: a chain whose tip is further ahead of our clock is not
-    /// synced now (SPEC §5's policy).
-    pub max_local_future_ms: u64,
-    /// Params `tree_depth + cascade_step`: most blocks of one branch our tree holds.
-    pub tree_blocks: u64,
 }
 
 /// Start the network: listen (if configured), dial the configured peers with backoff, keep
@@ -614,8 +565,6 @@ pub fn start(
         chain,
         reads: local.reads,
         reads_gate: tokio::sync::Semaphore::new(READS_AT_ONCE),
-        max_local_future_ms: local.max_local_future_ms,
-        tree_blocks: local.tree_blocks,
         chain_id: local.chain_id,
         listen,
         full_mmr: local.full_mmr,
@@ -626,7 +575,6 @@ pub fn start(
             Box::new(move |t| transport::client_config(&id, t))
         },
         dial_config: Mutex::new(transport::client_config(identity, cfg.timing)?),
-        min_chain_weight: local.min_chain_weight,
         peers: Mutex::new(HashMap::new()),
         node_id: identity.node_id,
         book: Mutex::new(ScoreBook::new()),
@@ -634,6 +582,7 @@ pub fn start(
         sync: Mutex::new(SyncManager::new(cfg.initial_wait)),
         mesh: Mutex::new(mesh),
         inv: Mutex::new(Inventory::new()),
+        job_conns: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),
         rt: rt.clone(),
         endpoint: endpoint.clone(),
@@ -769,54 +718,24 @@ fn drive_inv(s: &Arc<Shared>, input: InvInput) {
     s.wake.notify_one();
 }
 
-/// Feed the sync manager one input and run the job it starts, if any.
+/// Feed the sync manager one input and hand the job it starts, if any, to the chain actor
+/// (which runs [`crate::net::proto::jobs`] and answers through [`NetHandle::job_output`]).
 fn drive_sync(s: &Arc<Shared>, input: SyncInput) {
     for SyncOutput::Start { peer, job } in step(&s.sync, input) {
-        let s2 = s.clone();
-        s.rt.spawn(async move {
-            // Reports the end even if the job never finishes its course (a panic unwinds
-            // through it): the manager must not wait for it for ever.
-            let mut ended = JobEnd { s: s2.clone(), peer, then: None, at_genesis: false };
-            let conn = lock(&s2.peers).get(&peer).map(|p| p.conn.clone());
-            if let Some(conn) = conn {
-                let run = async {
-                    match job {
-                        Job::CatchUp => catch_up(&s2, &conn, peer).await,
-                        Job::Cascade => {
-                            sync_once(&s2, &conn, peer).await;
-                            None
-                        }
-                    }
-                };
-                // No job holds the turn past its limit, whatever the peer does.
-                ended.then = tokio::time::timeout(JOB_LIMIT, run).await.unwrap_or_else(|_| {
-                    tracing::info!("sync job with {} out of time", conn.remote_address());
-                    None
-                });
+        let (claim, group) = match lock(&s.peers).get(&peer) {
+            Some(p) => {
+                lock(&s.job_conns).insert(peer, p.conn.clone());
+                (p.hello.tip_weight, source_group(p.conn.remote_address().ip()))
             }
-            ended.at_genesis = matches!(ask(&s2, ChainRequest::Hello).await, Ok((g, t, _)) if g == t);
+            // Gone meanwhile: the job's first request fails at once and it ends.
+            None => (0, vec![]),
+        };
+        let chain = s.chain.clone();
+        s.rt.spawn(async move {
+            let _ = chain.send(ChainRequest::Job(JobInput::Start { peer, job, claim, group })).await;
         });
     }
     s.wake.notify_one();
-}
-
-/// Most time one sync job holds the turn (a catch-up's own deadline is 300 s; a cascade sync
-/// of main's tree from a slow but honest peer takes minutes).
-const JOB_LIMIT: Duration = Duration::from_secs(900);
-
-/// Reports a sync job's end to the manager when dropped.
-struct JobEnd {
-    s: Arc<Shared>,
-    peer: Hash,
-    then: Option<Job>,
-    at_genesis: bool,
-}
-
-impl Drop for JobEnd {
-    fn drop(&mut self) {
-        let input = SyncInput::Ended { peer: self.peer, then: self.then.take(), at_genesis: self.at_genesis };
-        drive_sync(&self.s, input);
-    }
 }
 
 /// Fetch an announced id from `peer` (a block, else a pending transaction) and offer it to
@@ -980,7 +899,7 @@ async fn proto_timer(s: Arc<Shared>) {
         let sync = lock(&s.sync).poll_timeout();
         match mesh.into_iter().chain(inv).chain(sync).min() {
             Some(t) => {
-                let at = tokio::time::Instant::from_std(origin() + t.since_origin());
+                let at = instant_at(t);
                 tokio::select! {
                     _ = tokio::time::sleep_until(at) => {
                         let n = now();
@@ -1296,245 +1215,4 @@ async fn submit_block(
         }
         other => Ok(other),
     }
-}
-
-/// Catch up from the fork point: headers after our locator, then the blocks we lack, in order.
-/// When the peer's headers do not connect to anything we hold (we slept longer than the tree,
-/// or are new), or while our chain is below `min_chain_weight` (initial sync), sync from its
-/// cascade instead.
-/// Answers the job to run next with the same peer (a cascade sync), if any.
-async fn catch_up(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) -> Option<Job> {
-    if s.min_chain_weight > 0 {
-        if let Ok((_, _, w)) = ask(s, ChainRequest::Hello).await {
-            if w < s.min_chain_weight {
-                return Some(Job::Cascade);
-            }
-        }
-    }
-    // A slow or stalling peer must not hold the turn: a total deadline and a minimum of
-    // progress ([`CatchUpDeadline`]); another peer's job then goes on.
-    let mut dl = CatchUpDeadline::new(now());
-    // Which locator to send, whether each batch has an honest form, what next (see
-    // [`HeaderRounds`]): a fork deeper than one batch is followed to its end, and known
-    // batches move on only as far as our tree could explain.
-    let mut rounds = HeaderRounds::new(s.tree_blocks);
-    for _round in 0..1_000 {
-        if dl.expired(now()) {
-            tracing::info!(
-                "catch-up from {} out of time: giving the turn to another peer",
-                conn.remote_address()
-            );
-            return None;
-        }
-        let Ok(locator) = ask(s, ChainRequest::Locator).await else { return None };
-        let req = Message::GetHeaders { locator: rounds.locator(locator), max: MAX_HEADERS as u32 };
-        let headers = match transport::request(conn, &req, dl.remaining(now())).await {
-            Ok(Message::Headers(h)) => h,
-            other => {
-                tracing::debug!("catch-up from {}: no headers ({other:?})", conn.remote_address());
-                return None;
-            }
-        };
-        let ids = match rounds.check(&headers) {
-            Ok(ids) => ids,
-            Err(RoundFault::Unlinked) => {
-                // A `Headers` answer is a run of the sender's best chain: always linked,
-                // whatever our state. (A tampered header breaks the link to the next one.)
-                ban(s, conn, &peer, "headers that do not form a chain");
-                return None;
-            }
-            Err(e) => {
-                // The peer may have reorged since its last batch: not its fault.
-                tracing::debug!("catch-up from {}: {e}", conn.remote_address());
-                return None;
-            }
-        };
-        if let Some(first) = headers.first() {
-            let parent = first.parents.0[0];
-            if first.block_number > 0 && !ask(s, |r| ChainRequest::Has(parent, r)).await.unwrap_or(true) {
-                return Some(Job::Cascade);
-            }
-        }
-        // A linked batch whose last header we hold is held whole: one question, not 2,000.
-        let last_known = match ids.last() {
-            Some(l) => ask(s, |r| ChainRequest::Has(*l, r)).await.unwrap_or(true),
-            None => true,
-        };
-        let mut want = vec![];
-        if !last_known {
-            for (h, id) in headers.into_iter().zip(ids.iter().copied()) {
-                if !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
-                    want.push((id, h));
-                }
-            }
-        }
-        let ask_on = match rounds.next(&ids, want.len()) {
-            Ok(Next::Fetch { ask_on }) => ask_on,
-            Ok(Next::AskOn) => continue,
-            Ok(Next::Done) => {
-                tracing::debug!("catch-up from {}: nothing to fetch", conn.remote_address());
-                return None;
-            }
-            Err(e) => {
-                tracing::debug!("catch-up from {}: {e}", conn.remote_address());
-                return None;
-            }
-        };
-        dl.progress(now());
-        for chunk in want.chunks(50) {
-            let Some(blocks) = fetch_bodies(conn, chunk, dl.remaining(now())).await else {
-                tracing::debug!("catch-up from {}: bodies not delivered", conn.remote_address());
-                return None;
-            };
-            for b in blocks {
-                match submit_block(s, conn, b).await {
-                    Ok(Submitted::Accepted) => dl.progress(now()),
-                    Ok(Submitted::Invalid(e)) => {
-                        ban(s, conn, &peer, &format!("invalid block: {e}"));
-                        return None;
-                    }
-                    Ok(other) => {
-                        tracing::debug!("catch-up block not connected: {other:?}");
-                        return None;
-                    }
-                    Err(_) => return None,
-                }
-            }
-        }
-        if !ask_on {
-            return None;
-        }
-    }
-    None
-}
-
-/// Initial sync (or resync after a long sleep) from one peer: its cascade and tree root,
-/// then every tree block, all validated into a candidate chain that replaces ours only if
-/// it is heavier and passes SPEC §5's rules. Anything invalid bans the peer. Which peer, and
-/// when, is [`SyncManager`]'s choice.
-async fn sync_once(s: &Arc<Shared>, conn: &quinn::Connection, peer: Hash) {
-    let m = match transport::request(conn, &Message::GetCascade, Duration::from_secs(60)).await {
-        Ok(m @ Message::Cascade { .. }) => m,
-        _ => return,
-    };
-    let start = match ask(s, |r| ChainRequest::SyncBegin(Box::new(m), r)).await {
-        Ok(Ok(start)) => start,
-        Ok(Err(e)) => {
-            ban(s, conn, &peer, &format!("bad cascade: {e}"));
-            return;
-        }
-        Err(_) => return,
-    };
-    // Every header first: linked, each with its proof of work, their weight added to the
-    // cascade's. Only a chain proven heavier than ours gets its bodies fetched and validated.
-    let claim = lock(&s.peers).get(&peer).map(|p| p.hello.tip_weight).unwrap_or(0);
-    let mut check = WeightCheck::new(start.ours, claim, start.root, start.proven, start.max_blocks);
-    let mut ids: Vec<(Hash, TxHeader)> = vec![];
-    // A peer that stops its headers short is judged against the most its chain could weigh.
-    let cut_short = |check: &WeightCheck| {
-        if check.claim_cut_short() == Claim::Absurd {
-            ban(s, conn, &peer, "claimed a weight its chain does not come near");
-        }
-    };
-    loop {
-        let req = Message::GetHeaders { locator: vec![check.last()], max: MAX_HEADERS as u32 };
-        let headers = match transport::request(conn, &req, Duration::from_secs(60)).await {
-            Ok(Message::Headers(h)) => h,
-            _ => return cut_short(&check),
-        };
-        let Some(first) = headers.first() else { break };
-        if first.parents.0[0] != check.last() {
-            // The peer's tree moved on since it sent its cascade: not misbehaviour.
-            return cut_short(&check);
-        }
-        let n = headers.len();
-        for h in headers {
-            let id = h.id();
-            if let Err(e) = check.add(&h, &id) {
-                ban(s, conn, &peer, &format!("sync headers: {e}"));
-                return;
-            }
-            ids.push((id, h));
-        }
-        if n < MAX_HEADERS {
-            break;
-        }
-    }
-    match check.claim() {
-        Claim::Fair => {}
-        Claim::Inflated => {
-            penalize(s, conn, &peer, INFLATED_CLAIM_PENALTY, "claimed more weight than its chain proves")
-        }
-        Claim::Absurd => {
-            ban(s, conn, &peer, "claimed a weight its chain does not come near");
-            return;
-        }
-    }
-    if check.verdict() == WeightVerdict::NotHeavier {
-        tracing::info!(
-            "sync from {} not taken: its headers prove no more weight than ours",
-            conn.remote_address()
-        );
-        return;
-    }
-    if let Some((_, tip)) = ids.last() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        if tip.time_ms > now.saturating_add(s.max_local_future_ms) {
-            // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
-            tracing::info!(
-                "sync from {} not now: its tip is dated too far ahead of our clock",
-                conn.remote_address()
-            );
-            return;
-        }
-    }
-    let target = ids.last().map(|(_, h)| h.block_number).unwrap_or(0);
-    for chunk in ids.chunks(50) {
-        let Some(blocks) = fetch_bodies(conn, chunk, Duration::from_secs(60)).await else { return };
-        if blocks.len() != chunk.len() {
-            // The peer dropped blocks it just announced (its tree moved): give up quietly.
-            return;
-        }
-        match ask(s, |r| ChainRequest::SyncBlocks(blocks, target, r)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                ban(s, conn, &peer, &format!("invalid block in sync: {e}"));
-                return;
-            }
-            Err(_) => return,
-        }
-    }
-    let group = source_group(conn.remote_address().ip());
-    match ask(s, |r| ChainRequest::SyncEnd(group, r)).await {
-        Ok(SyncOutcome::Adopted) => tracing::info!("synced from {}", conn.remote_address()),
-        Ok(other) => tracing::info!("sync from {} not taken: {other:?}", conn.remote_address()),
-        Err(_) => {}
-    }
-}
-
-/// Fetch the bodies of blocks whose headers we hold and join them (no header travels twice).
-/// A peer answers up to its byte budget; what is left is asked again. Answers the blocks the
-/// peer held, in order; `None` if it did not answer.
-async fn fetch_bodies(
-    conn: &quinn::Connection,
-    want: &[(Hash, TxHeader)],
-    timeout: Duration,
-) -> Option<Vec<BlockData>> {
-    let mut out = Vec::with_capacity(want.len());
-    while out.len() < want.len() {
-        let rest = &want[out.len()..];
-        let ids: Vec<Hash> = rest.iter().map(|(id, _)| *id).collect();
-        let bodies = match transport::request(conn, &Message::GetBodies(ids), timeout).await {
-            Ok(Message::Bodies(b)) => b,
-            _ => return None,
-        };
-        if bodies.is_empty() {
-            break;
-        }
-        out.extend(bodies.into_iter().zip(rest).map(|(body, (_, h))| body.with_header(h.clone())));
-    }
-    Some(out)
 }

@@ -514,15 +514,17 @@ impl Node {
             let local = crate::net::peer::Local {
                 chain_id: cfg.params.chain_id,
                 full_mmr: cfg.full_mmr,
-                min_chain_weight: cfg.params.min_chain_weight,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
-                max_local_future_ms: cfg.params.max_local_future_ms,
-                tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
             };
             let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             actor.tips = Some(tips_tx);
             actor.net = Some(h.clone());
+            actor.jobs = Some(crate::net::proto::jobs::Jobs::new(crate::net::proto::jobs::Config {
+                min_chain_weight: cfg.params.min_chain_weight,
+                tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
+                max_local_future_ms: cfg.params.max_local_future_ms,
+            }));
             handle = Some(h);
             actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
@@ -824,6 +826,11 @@ struct Actor {
     future: future::FutureBlocks,
     /// Peers' blocks whose parent we lack yet, until it arrives.
     orphans: orphans::Orphans,
+    /// A storage failure met while answering the protocol (the node stops after the input).
+    fatal: Option<NodeError>,
+    /// The sync jobs (catch-up, cascade sync) the network's sync manager starts, run here
+    /// against the chain (`None` without networking).
+    jobs: Option<crate::net::proto::jobs::Jobs>,
 }
 
 /// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
@@ -940,6 +947,140 @@ fn holds_checkpoint(chain: &Chain, h: u64, id: &Hash) -> bool {
 fn forks_in_tree(ours: &Chain, theirs: &Chain) -> bool {
     let v = vouched_ids(theirs);
     ours.tree_blocks().any(|b| v.contains(&b.id))
+}
+
+/// The engine answers the protocol's questions at once: it owns the chain. A storage failure
+/// is kept in [`Actor::fatal`] (the node stops after the input); the unit is answered as if
+/// the input had been refused quietly.
+impl crate::net::proto::chain::ChainSink for Actor {
+    fn hello(&mut self) -> (Hash, Hash, u128) {
+        (self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight())
+    }
+
+    fn has(&mut self, id: &Hash) -> bool {
+        // Held orphans do not count: each announcement of one, and each catch-up, fetches it
+        // again, so a catch-up that failed is retried (a held orphan then joins when its
+        // parent arrives, whichever copy comes first). Future blocks count: they cannot be
+        // taken before they are due anyway.
+        self.chain.knows(id) || self.mempool.get_by_id(id).is_some() || self.future.contains(id)
+    }
+
+    fn headers(&mut self, locator: &[Hash], max: u32) -> Vec<TxHeader> {
+        self.chain.headers_after(locator, (max as usize).min(crate::net::message::MAX_HEADERS))
+    }
+
+    fn locator(&mut self) -> Vec<Hash> {
+        self.chain.locator(crate::net::message::MAX_LOCATOR)
+    }
+
+    fn submit(&mut self, b: crate::net::message::BlockData) -> crate::net::peer::Submitted {
+        match self.take(b) {
+            Ok(r) => r,
+            Err(e) => {
+                // Our storage failed (the node stops): nothing the sender did.
+                self.fatal = Some(e);
+                crate::net::peer::Submitted::Stale
+            }
+        }
+    }
+
+    fn submit_tx(&mut self, t: crate::net::message::RelayTxPow) -> Result<(), crate::net::peer::TxRefusal> {
+        let (txpow, proofs) = t;
+        let kept = (txpow.clone(), proofs.clone());
+        let r = self.on_txpow(txpow, proofs);
+        if let Err(NodeError::Invalid(ChainError::CoinProofUnknownBlock(b))) = &r {
+            self.park(*b, kept.0, kept.1);
+        }
+        let refusal = |penalty: u32, e: &NodeError| {
+            use crate::net::peer::Again;
+            let again = match e {
+                NodeError::Invalid(
+                    ChainError::CoinProofUnknownBlock(_)
+                    | ChainError::CoinProofTooOld(_)
+                    | ChainError::StaleProof,
+                ) => Again::Later,
+                NodeError::Invalid(ChainError::ProofCount { .. } | ChainError::BadCoinProof(_)) => {
+                    Again::Elsewhere
+                }
+                _ => Again::No,
+            };
+            crate::net::peer::TxRefusal { penalty, reason: e.to_string(), again }
+        };
+        // Only invalidity that no state of ours explains costs the relayer: a duplicate, a
+        // conflict (two honest relayers of a double spend), a race or a script failing at our
+        // height are not its fault.
+        let answer = match &r {
+            Ok(()) => Ok(()),
+            Err(e @ NodeError::Invalid(c)) if c.is_state_independent() => Err(refusal(20, e)),
+            Err(e) => Err(refusal(0, e)),
+        };
+        if let Err(NodeError::Store(e)) = r {
+            self.fatal = Some(NodeError::Store(e));
+        }
+        answer
+    }
+
+    fn check_coin_proofs(
+        &mut self,
+        proofs: &[(CoinRecord, MmrProof)],
+    ) -> Result<(), crate::net::peer::TxRefusal> {
+        proofs.iter().try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p)).map_err(|e| {
+            let penalty = if e.is_race() { 0 } else { crate::net::peer::BAN_SCORE };
+            crate::net::peer::TxRefusal { penalty, reason: e.to_string(), again: crate::net::peer::Again::No }
+        })
+    }
+
+    fn sync_begin(&mut self, m: crate::net::message::Message) -> Result<crate::net::peer::SyncStart, String> {
+        Actor::sync_begin(self, m).map_err(|e| e.to_string())
+    }
+
+    fn sync_blocks(
+        &mut self,
+        blocks: Vec<crate::net::message::BlockData>,
+        target: u64,
+    ) -> Result<(), String> {
+        Actor::sync_blocks(self, blocks, target).map_err(|e| e.to_string())
+    }
+
+    fn sync_end(&mut self, group: Vec<u8>) -> crate::net::peer::SyncOutcome {
+        match Actor::sync_end(self, group) {
+            Ok(o) => o,
+            Err(NodeError::Store(e)) => {
+                let outcome = crate::net::peer::SyncOutcome::Refused(e.to_string());
+                self.fatal = Some(NodeError::Store(e));
+                outcome
+            }
+            Err(e) => crate::net::peer::SyncOutcome::Refused(e.to_string()),
+        }
+    }
+
+    fn peer_up(&mut self, group: Vec<u8>, tip: Hash, claim: u128) {
+        // A peer whose tip we hold and whose claim ours reaches shares our chain: it counts
+        // towards the groups that verified it.
+        if tip != self.chain.genesis_id() && claim <= self.chain.weight() && self.chain.knows(&tip) {
+            self.anchor_groups.insert(group);
+        }
+        if !self.synced && self.sync_gate() {
+            self.refresh_template();
+        }
+    }
+
+    fn record_peer(&mut self, addr: std::net::SocketAddr) {
+        if let Err(e) = self.store.add_peer(&addr.to_string(), now_ms()) {
+            self.fatal = Some(e.into());
+        }
+    }
+
+    fn anchors(&mut self, addrs: Vec<std::net::SocketAddr>) {
+        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        if let Err(e) = self.store.set_anchors(&addrs) {
+            self.fatal = Some(e.into());
+        }
+    }
+
+    fn clock_ms(&mut self) -> u64 {
+        now_ms()
+    }
 }
 
 impl Actor {
@@ -1104,6 +1245,8 @@ impl Actor {
             corrupt_next: false,
             future: future::FutureBlocks::new(cfg.params.max_local_future_ms),
             orphans: Default::default(),
+            fatal: None,
+            jobs: None,
         })
     }
 
@@ -1114,16 +1257,21 @@ impl Actor {
                 .future
                 .next_due_in(now_ms())
                 .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-            let wake = match (self.energy.next_pulse, held) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let jobs = self.jobs.as_ref().and_then(|j| j.poll_timeout()).map(crate::net::peer::instant_at);
+            let wake = [self.energy.next_pulse, held, jobs].into_iter().flatten().min();
             let cmd = match wake {
                 Some(at) => tokio::select! {
                     c = rx.recv() => c,
                     _ = tokio::time::sleep_until(at) => {
                         if self.energy.next_pulse.is_some_and(|p| p <= tokio::time::Instant::now()) {
                             self.pulse_due();
+                        }
+                        if jobs.is_some_and(|j| j <= tokio::time::Instant::now()) {
+                            self.run_jobs(crate::net::proto::jobs::Input::Tick);
+                            if let Some(e) = self.fatal.take() {
+                                self.emit(Event::Fatal { reason: e.to_string() });
+                                break;
+                            }
                         }
                         if let Err(e) = self.retry_future() {
                             self.emit(Event::Fatal { reason: e.to_string() });
@@ -1554,149 +1702,52 @@ impl Actor {
 
     /// Answer the network task. Only storage failures are returned (they are fatal).
     fn on_net(&mut self, r: crate::net::peer::ChainRequest) -> Result<(), NodeError> {
-        use crate::net::peer::{ChainRequest as R, Submitted};
+        use crate::net::peer::ChainRequest as R;
+        use crate::net::proto::chain::ChainSink;
         match r {
             R::Hello(reply) => {
-                let _ = reply.send((self.chain.genesis_id(), self.chain.tip_id(), self.chain.weight()));
+                let _ = reply.send(self.hello());
             }
             R::Has(id, reply) => {
-                // Held orphans do not count: each announcement of one, and each catch-up,
-                // fetches it again, so a catch-up that failed is retried (a held orphan then
-                // joins when its parent arrives, whichever copy comes first). Future blocks
-                // count: they cannot be taken before they are due anyway.
-                let known = self.chain.knows(&id)
-                    || self.mempool.get_by_id(&id).is_some()
-                    || self.future.contains(&id);
-                let _ = reply.send(known);
+                let _ = reply.send(self.has(&id));
             }
-            R::PeerUp(group, tip, claim) => {
-                // A peer whose tip we hold and whose claim ours reaches shares our chain: it
-                // counts towards the groups that verified it.
-                if tip != self.chain.genesis_id() && claim <= self.chain.weight() && self.chain.knows(&tip) {
-                    self.anchor_groups.insert(group);
-                }
-                if !self.synced && self.sync_gate() {
-                    self.refresh_template();
-                }
-            }
-            R::RecordPeer(addr) => {
-                self.store.add_peer(&addr.to_string(), now_ms())?;
-            }
-            R::Anchors(addrs) => {
-                let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-                self.store.set_anchors(&addrs)?;
-            }
+            R::PeerUp(group, tip, claim) => self.peer_up(group, tip, claim),
+            R::RecordPeer(addr) => self.record_peer(addr),
+            R::Anchors(addrs) => self.anchors(addrs),
             R::SubmitTx(t, reply) => {
-                let (txpow, proofs) = *t;
-                let kept = (txpow.clone(), proofs.clone());
-                let r = self.on_txpow(txpow, proofs);
-                if let Err(NodeError::Invalid(ChainError::CoinProofUnknownBlock(b))) = &r {
-                    self.park(*b, kept.0, kept.1);
-                }
-                let refusal = |penalty: u32, e: &NodeError| {
-                    use crate::net::peer::Again;
-                    let again = match e {
-                        NodeError::Invalid(
-                            ChainError::CoinProofUnknownBlock(_)
-                            | ChainError::CoinProofTooOld(_)
-                            | ChainError::StaleProof,
-                        ) => Again::Later,
-                        NodeError::Invalid(ChainError::ProofCount { .. } | ChainError::BadCoinProof(_)) => {
-                            Again::Elsewhere
-                        }
-                        _ => Again::No,
-                    };
-                    crate::net::peer::TxRefusal { penalty, reason: e.to_string(), again }
-                };
-                // Only invalidity that no state of ours explains costs the relayer: a
-                // duplicate, a conflict (two honest relayers of a double spend), a race or a
-                // script failing at our height are not its fault.
-                let answer = match &r {
-                    Ok(()) => Ok(()),
-                    Err(e @ NodeError::Invalid(c)) if c.is_state_independent() => Err(refusal(20, e)),
-                    Err(e) => Err(refusal(0, e)),
-                };
-                let _ = reply.send(answer);
-                if let Err(NodeError::Store(e)) = r {
-                    return Err(NodeError::Store(e));
-                }
+                let _ = reply.send(self.submit_tx(*t));
             }
             R::CheckCoinProofs(proofs, reply) => {
-                let r =
-                    proofs.iter().try_for_each(|(rec, p)| self.chain.check_coin_proof(rec, p)).map_err(|e| {
-                        let penalty = if e.is_race() { 0 } else { crate::net::peer::BAN_SCORE };
-                        crate::net::peer::TxRefusal {
-                            penalty,
-                            reason: e.to_string(),
-                            again: crate::net::peer::Again::No,
-                        }
-                    });
-                let _ = reply.send(r);
+                let _ = reply.send(self.check_coin_proofs(&proofs));
             }
-            R::SyncBegin(m, reply) => {
-                let _ = reply.send(self.sync_begin(*m).map_err(|e| e.to_string()));
-            }
-            R::SyncBlocks(blocks, target, reply) => {
-                let _ = reply.send(self.sync_blocks(blocks, target).map_err(|e| e.to_string()));
-            }
-            R::SyncEnd(group, reply) => {
-                let r = self.sync_end(group);
-                let (answer, fatal) = match r {
-                    Ok(o) => (o, None),
-                    Err(NodeError::Store(e)) => {
-                        (crate::net::peer::SyncOutcome::Refused(e.to_string()), Some(NodeError::Store(e)))
-                    }
-                    Err(e) => (crate::net::peer::SyncOutcome::Refused(e.to_string()), None),
-                };
-                let _ = reply.send(answer);
-                if let Some(e) = fatal {
-                    return Err(e);
-                }
-            }
+            R::Job(input) => self.run_jobs(input),
             R::Headers(locator, max, reply) => {
-                let path = self.chain.best_path();
-                let pos: HashMap<Hash, usize> = path.iter().enumerate().map(|(i, h)| (*h, i)).collect();
-                let start = locator.iter().find_map(|l| pos.get(l)).map(|i| i + 1).unwrap_or(0);
-                let max = (max as usize).min(crate::net::message::MAX_HEADERS);
-                let headers = path[start.min(path.len())..]
-                    .iter()
-                    .take(max)
-                    .filter_map(|id| self.chain.block(id).map(|b| b.txpow.header.clone()))
-                    .collect();
-                let _ = reply.send(headers);
+                let _ = reply.send(self.headers(&locator, max));
             }
-            R::Locator(reply) => {
-                let path = self.chain.best_path();
-                let mut loc = vec![];
-                let mut i = path.len();
-                let mut step = 1;
-                while i > 0 && loc.len() < crate::net::message::MAX_LOCATOR - 1 {
-                    i -= 1;
-                    loc.push(path[i]);
-                    if loc.len() >= 16 {
-                        step *= 2;
-                    }
-                    i = i.saturating_sub(step - 1);
-                }
-                if let Some(root) = path.first() {
-                    if loc.last() != Some(root) {
-                        loc.push(*root);
-                    }
-                }
-                let _ = reply.send(loc);
+            R::Submit(b, reply) => {
+                let _ = reply.send(self.submit(*b));
             }
-            R::Submit(b, reply) => match self.take(*b) {
-                Ok(r) => {
-                    let _ = reply.send(r);
-                }
-                Err(e) => {
-                    // Our storage failed (the node stops): nothing the sender did.
-                    let _ = reply.send(Submitted::Stale);
-                    return Err(e);
-                }
-            },
         }
-        Ok(())
+        match self.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Feed the sync jobs one input (they ask the chain through [`ChainSink`], at once) and
+    /// hand what they ask of the network to the driver.
+    ///
+    /// [`ChainSink`]: crate::net::proto::chain::ChainSink
+    fn run_jobs(&mut self, input: crate::net::proto::jobs::Input) {
+        let Some(mut jobs) = self.jobs.take() else { return };
+        jobs.handle(crate::net::peer::now(), input, self);
+        let out: Vec<_> = std::iter::from_fn(|| jobs.poll()).collect();
+        self.jobs = Some(jobs);
+        if let Some(net) = &self.net {
+            for o in out {
+                net.job_output(o);
+            }
+        }
     }
 
     /// Start a sync from a peer's cascade: verify it end to end (every cascade level

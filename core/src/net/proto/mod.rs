@@ -4,6 +4,7 @@
 //!
 //! | module | concern |
 //! |---|---|
+//! | [`chain`] | the chain side the units ask ([`chain::ChainSink`]), answered at once |
 //! | [`addrbook`] | where peers may be found: new and tried tables no one source can fill |
 //! | [`inventory`] | announced blocks and transactions still wanted: one fetch at a time, the next announcer when one fails |
 //! | [`mesh`] | peers and the address book: the outbound target over /16 groups, dial-back, anchors |
@@ -12,6 +13,8 @@
 //! | [`rounds`] | a catch-up's `GetHeaders` rounds: locator, batch form, what next |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
+//! | [`jobs`] | the sync jobs themselves: a catch-up's rounds and bodies, a cascade sync's cascade, headers and bodies |
+//! | [`requests`] | requests in flight: rising ids, deadlines |
 //! | [`sync`] | who we catch up or sync with: one job at a time, a queue of one per peer, the initial sync's choice of peer |
 //! | [`time`] | [`Time`], the moments the others are given |
 //!
@@ -20,9 +23,12 @@
 
 pub mod addrbook;
 pub mod budget;
+pub mod chain;
 pub mod deadline;
 pub mod inventory;
+pub mod jobs;
 pub mod mesh;
+pub mod requests;
 pub mod rounds;
 pub mod score;
 pub mod sync;
