@@ -28,22 +28,15 @@ pub use crate::net::proto::chain::{Again, Submitted, SyncOutcome, SyncStart, TxR
 pub enum ChainRequest {
     /// (genesis, tip, weight) for a `Hello`.
     Hello(oneshot::Sender<(Hash, Hash, u128)>),
-    /// Is this block known?
-    Has(Hash, oneshot::Sender<bool>),
     /// Best-chain headers after the first locator id we share.
     Headers(Vec<Hash>, u32, oneshot::Sender<Vec<TxHeader>>),
-    /// A block from a peer.
-    Submit(Box<BlockData>, oneshot::Sender<Submitted>),
-    /// A transaction TxPoW from a peer (with its input proofs).
-    SubmitTx(Box<RelayTxPow>, oneshot::Sender<Result<(), TxRefusal>>),
     /// Remember a peer address we reached (a handshake we dialled).
     RecordPeer(SocketAddr),
     /// Persist these outbound peers as the anchors dialled first after a restart.
     Anchors(Vec<SocketAddr>),
-    /// A handshake completed: the peer's /16 group, its tip and claimed weight.
-    PeerUp(Vec<u8>, Hash, u128),
-    /// An input for the sync jobs ([`crate::net::proto::jobs`]), which the chain actor runs.
-    Job(crate::net::proto::jobs::Input),
+    /// An input for the protocol engine ([`crate::net::proto::engine`]), which the chain
+    /// actor runs.
+    Proto(EngineInput),
     /// Check coin proofs a peer served against our chain.
     /// `Err(TxRefusal)` carries the penalty (0 when the proofs are against a block we do not
     /// have yet or that just left our best chain: a race, not misbehaviour).
@@ -137,14 +130,8 @@ impl Default for NetConfig {
 
 use crate::net::proto::addrbook::Limits;
 use crate::net::proto::budget::{Admit, RequestBudget};
-use crate::net::proto::inventory::{
-    Input as InvInput, Inventory, Output as InvOutput, FETCH_TIMEOUT, IN_FLIGHT_LIMIT,
-};
+use crate::net::proto::engine::{Input as EngineInput, Output as EngineOutput};
 use crate::net::proto::mesh::{Dir, Input as MeshInput, Mesh, Output as MeshOutput};
-use crate::net::proto::sync::{Input as SyncInput, Job, Output as SyncOutput, SyncManager};
-/// Most ids of one `Inv` looked at.
-const MAX_INV_TAKEN: usize = 64;
-use crate::net::proto::jobs::{Input as JobInput, Output as JobOutput};
 /// Score at which a peer is banned. A malformed frame, an invalid block or a forged cascade
 /// reach it at once; an invalid transaction (invalid whatever our state) adds 20, an answer
 /// kind sent as a request 20, a frame sent slower than [`transport::MIN_FRAME_RATE`] 25.
@@ -218,17 +205,12 @@ struct Shared {
     /// Scores, bans and per-group misbehaviour (socket-free: [`ScoreBook`]).
     book: Mutex<ScoreBook>,
     stats: NetStats,
-    /// Who we catch up or sync with, one job at a time (socket-free: [`SyncManager`]); its
-    /// jobs are run by [`drive_sync`].
-    sync: Mutex<SyncManager>,
     /// Peers and the address book (socket-free: [`Mesh`]); its outputs are carried out by
     /// [`drive`].
     mesh: Mutex<Mesh>,
-    /// Announced blocks and transactions still wanted (socket-free: [`Inventory`]); its
-    /// outputs are carried out by [`drive_inv`].
-    inv: Mutex<Inventory>,
-    /// The connection each running sync job talks to (set when it starts, gone when it ends).
-    job_conns: Mutex<HashMap<Hash, quinn::Connection>>,
+    /// Recently departed peers' IPs (at most [`RECENT_IPS`]): a penalty the engine gives a
+    /// peer that has gone meanwhile still reaches its (IP, node id).
+    recent_ips: Mutex<std::collections::VecDeque<(Hash, IpAddr)>>,
     /// Wakes [`proto_timer`] to read the units' next deadlines again.
     wake: tokio::sync::Notify,
     rt: tokio::runtime::Handle,
@@ -332,37 +314,24 @@ impl NetHandle {
         lock(&self.shared.peers).values().map(|p| (p.hello.tip, p.hello.tip_weight)).collect()
     }
 
-    /// Carry out what the sync jobs ask (called by the chain actor, which runs them): send a
-    /// request on the job's connection and hand the answer back, score the peer, or report
-    /// the job's end to the sync manager.
-    pub fn job_output(&self, o: JobOutput) {
+    /// Carry out what the protocol engine asks (called by the chain actor, which runs it):
+    /// send a request on the peer's connection and hand the answer back, or score the peer.
+    pub fn engine_output(&self, o: EngineOutput) {
         let s = &self.shared;
         match o {
-            JobOutput::Request { peer, req, msg, timeout } => {
-                let conn = lock(&s.job_conns).get(&peer).cloned();
+            EngineOutput::Request { peer, req, msg, timeout } => {
+                let conn = lock(&s.peers).get(&peer).map(|p| p.conn.clone());
                 let chain = s.chain.clone();
                 s.rt.spawn(async move {
                     let answer = match conn {
                         Some(c) => transport::request(&c, &msg, timeout).await.ok(),
                         None => None,
                     };
-                    let _ = chain.send(ChainRequest::Job(JobInput::Answer { req, answer })).await;
+                    let _ = chain.send(ChainRequest::Proto(EngineInput::Answer { req, answer })).await;
                 });
             }
-            JobOutput::Penalize { peer, points, why } => {
-                if let Some(c) = lock(&s.job_conns).get(&peer).cloned() {
-                    penalize(s, &c, &peer, points, &why);
-                }
-            }
-            JobOutput::Ban { peer, why } => {
-                if let Some(c) = lock(&s.job_conns).get(&peer).cloned() {
-                    ban(s, &c, &peer, &why);
-                }
-            }
-            JobOutput::Ended { peer, then, at_genesis } => {
-                lock(&s.job_conns).remove(&peer);
-                drive_sync(s, SyncInput::Ended { peer, then, at_genesis });
-            }
+            EngineOutput::Penalize { peer, points, why } => punish(s, &peer, points, &why),
+            EngineOutput::Ban { peer, why } => punish(s, &peer, BAN_SCORE, &why),
         }
     }
 
@@ -458,6 +427,27 @@ fn banned(s: &Shared, conn: &quinn::Connection, peer: &Hash, why: &str) {
     tracing::warn!("banning peer {} at {}: {why}", &peer.to_hex()[..16], conn.remote_address());
     s.stats.bans.fetch_add(1, Ordering::SeqCst);
     conn.close(5u32.into(), why.as_bytes());
+}
+
+/// Most recently departed peers whose IP is remembered for a late penalty.
+const RECENT_IPS: usize = 256;
+
+/// Score a peer the engine judged: on its current connection, else at the IP it left from
+/// (if recent). At [`BAN_SCORE`] it is banned (and cut off if connected).
+fn punish(s: &Shared, peer: &Hash, points: u32, why: &str) {
+    let conn = lock(&s.peers).get(peer).map(|p| p.conn.clone());
+    match conn {
+        Some(c) if points >= BAN_SCORE => ban(s, &c, peer, why),
+        Some(c) => penalize(s, &c, peer, points, why),
+        None => {
+            let ip = lock(&s.recent_ips).iter().rev().find(|(p, _)| p == peer).map(|(_, ip)| *ip);
+            let Some(ip) = ip else { return };
+            if let Verdict::Banned = lock(&s.book).penalize(now(), ip, peer, points) {
+                tracing::warn!("banning departed peer {} at {ip}: {why}", &peer.to_hex()[..16]);
+                s.stats.bans.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// Add to a peer's misbehaviour score (and its group's); at [`BAN_SCORE`] it is banned.
@@ -579,10 +569,8 @@ pub fn start(
         node_id: identity.node_id,
         book: Mutex::new(ScoreBook::new()),
         stats: NetStats::default(),
-        sync: Mutex::new(SyncManager::new(cfg.initial_wait)),
         mesh: Mutex::new(mesh),
-        inv: Mutex::new(Inventory::new()),
-        job_conns: Mutex::new(HashMap::new()),
+        recent_ips: Mutex::new(Default::default()),
         wake: tokio::sync::Notify::new(),
         rt: rt.clone(),
         endpoint: endpoint.clone(),
@@ -703,111 +691,6 @@ fn drive(s: &Arc<Shared>, input: MeshInput) {
     s.wake.notify_one();
 }
 
-/// Feed the inventory one input and start the fetches it asks for.
-fn drive_inv(s: &Arc<Shared>, input: InvInput) {
-    for InvOutput::Fetch { peer, id } in step(&s.inv, input) {
-        let s2 = s.clone();
-        s.rt.spawn(async move {
-            // Ended by the inventory's own deadline at the latest, so its slot count holds.
-            let outcome = tokio::time::timeout(IN_FLIGHT_LIMIT, fetch_announced(&s2, peer, id))
-                .await
-                .unwrap_or(InvInput::Failed { peer, id });
-            drive_inv(&s2, outcome);
-        });
-    }
-    s.wake.notify_one();
-}
-
-/// Feed the sync manager one input and hand the job it starts, if any, to the chain actor
-/// (which runs [`crate::net::proto::jobs`] and answers through [`NetHandle::job_output`]).
-fn drive_sync(s: &Arc<Shared>, input: SyncInput) {
-    for SyncOutput::Start { peer, job } in step(&s.sync, input) {
-        let (claim, group) = match lock(&s.peers).get(&peer) {
-            Some(p) => {
-                lock(&s.job_conns).insert(peer, p.conn.clone());
-                (p.hello.tip_weight, source_group(p.conn.remote_address().ip()))
-            }
-            // Gone meanwhile: the job's first request fails at once and it ends.
-            None => (0, vec![]),
-        };
-        let chain = s.chain.clone();
-        s.rt.spawn(async move {
-            let _ = chain.send(ChainRequest::Job(JobInput::Start { peer, job, claim, group })).await;
-        });
-    }
-    s.wake.notify_one();
-}
-
-/// Fetch an announced id from `peer` (a block, else a pending transaction) and offer it to
-/// the chain. Answers how it ended, for the inventory.
-async fn fetch_announced(s: &Arc<Shared>, peer: Hash, id: Hash) -> InvInput {
-    let failed = InvInput::Failed { peer, id };
-    let Some(conn) = lock(&s.peers).get(&peer).map(|p| p.conn.clone()) else { return failed };
-    match ask(s, |r| ChainRequest::Has(id, r)).await {
-        Ok(false) => {}
-        // Ours by now (or the node is stopping).
-        _ => return InvInput::Settled(id),
-    }
-    let got = transport::request(&conn, &Message::GetBlocks(vec![id]), FETCH_TIMEOUT).await;
-    let blocks = match got {
-        Ok(Message::Blocks(bs)) => bs,
-        _ => return failed,
-    };
-    if blocks.is_empty() {
-        // Not a block the peer holds: a pending transaction.
-        let Ok(Message::TxPow(ts)) =
-            transport::request(&conn, &Message::GetTxPow(vec![id]), FETCH_TIMEOUT).await
-        else {
-            return failed;
-        };
-        // One without proofs is one its sender holds only as listed by a block (it left the
-        // mempool in between): not delivered, no fault.
-        let Some(t) =
-            ts.into_iter().find(|(t, p)| t.id() == id && p.len() == t.body.transaction.inputs.len())
-        else {
-            return failed;
-        };
-        return match ask(s, |r| ChainRequest::SubmitTx(Box::new(t), r)).await {
-            Ok(Ok(())) => InvInput::Settled(id),
-            Ok(Err(e)) => {
-                penalize(s, &conn, &peer, e.penalty, &format!("relayed transaction: {}", e.reason));
-                match e.again {
-                    Again::No => InvInput::Settled(id),
-                    // A race (a proof against a block we lack yet, or one gone stale).
-                    Again::Later => InvInput::Race { peer, id },
-                    // This sender's proofs were wrong; another's may not be.
-                    Again::Elsewhere => failed,
-                }
-            }
-            Err(_) => InvInput::Settled(id),
-        };
-    }
-    // Only the block asked for is looked at: others in the answer are dropped unread and
-    // cost the sender.
-    let n = blocks.len();
-    let Some(b) = blocks.into_iter().find(|b| b.txpow.id() == id) else {
-        penalize(s, &conn, &peer, 10, "blocks nobody asked for");
-        return failed;
-    };
-    if n > 1 {
-        penalize(s, &conn, &peer, 10, "blocks nobody asked for");
-    }
-    match submit_block(s, &conn, b).await {
-        // Queued behind a running job; one per peer.
-        Ok(Submitted::UnknownParent) => {
-            drive_sync(s, SyncInput::Wanted { peer, job: Job::CatchUp, at_genesis: false });
-            InvInput::Settled(id)
-        }
-        Ok(Submitted::Invalid(e)) => {
-            ban(s, &conn, &peer, &format!("invalid block: {e}"));
-            // What it sent with the block (witness, listed TxPoWs) is not covered by the id:
-            // another announcer's copy may be valid.
-            failed
-        }
-        _ => InvInput::Settled(id),
-    }
-}
-
 fn carry_out(s: &Arc<Shared>, o: MeshOutput) {
     match o {
         MeshOutput::Dial(addr) => {
@@ -887,32 +770,18 @@ async fn probe(s: &Shared, addr: SocketAddr, peer: Hash) -> bool {
     }
 }
 
-/// The socket-free units' one timer: a tick at the earliest deadline the mesh and the
-/// inventory give (none while neither has one), re-read whenever an input may have moved it.
+/// The mesh's timer: a tick at the deadline it gives (none while it has none), re-read
+/// whenever an input may have moved it. (The engine's units tick in the chain actor.)
 async fn proto_timer(s: Arc<Shared>) {
     loop {
         if s.chain.is_closed() {
             return;
         }
-        let mesh = lock(&s.mesh).poll_timeout();
-        let inv = lock(&s.inv).poll_timeout();
-        let sync = lock(&s.sync).poll_timeout();
-        match mesh.into_iter().chain(inv).chain(sync).min() {
+        let next = lock(&s.mesh).poll_timeout();
+        match next {
             Some(t) => {
-                let at = instant_at(t);
                 tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {
-                        let n = now();
-                        if mesh.is_some_and(|m| m <= n) {
-                            drive(&s, MeshInput::Tick);
-                        }
-                        if inv.is_some_and(|i| i <= n) {
-                            drive_inv(&s, InvInput::Tick);
-                        }
-                        if sync.is_some_and(|i| i <= n) {
-                            drive_sync(&s, SyncInput::Tick);
-                        }
-                    }
+                    _ = tokio::time::sleep_until(instant_at(t)) => drive(&s, MeshInput::Tick),
                     _ = s.wake.notified() => {}
                 }
             }
@@ -1019,9 +888,8 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
         conn.close(3u32.into(), b"wrong network");
         return Err(e);
     }
-    let heavier = theirs.tip_weight > ours.tip_weight;
-    let claimed = theirs.tip_weight;
-    let up = ChainRequest::PeerUp(source_group(conn.remote_address().ip()), theirs.tip, theirs.tip_weight);
+    let group = source_group(conn.remote_address().ip());
+    let (tip, claim) = (theirs.tip, theirs.tip_weight);
     let listen =
         theirs.listen.as_deref().and_then(|l| l.parse::<SocketAddr>().ok()).filter(|_| !theirs.is_client);
     let Some(id) = register(&s, peer, &conn, theirs, dialer) else {
@@ -1029,20 +897,8 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
         return Err(NetError::Protocol("a connection dialled at the same time is kept".into()));
     };
     drive(&s, MeshInput::Connected { peer, conn: id, addr: canon(conn.remote_address()), dir, listen });
-    drive_sync(
-        &s,
-        SyncInput::PeerUp {
-            peer,
-            claim: claimed,
-            group: source_group(conn.remote_address().ip()),
-            outbound: dialer,
-        },
-    );
-    drive_inv(&s, InvInput::PeerUp { peer, outbound: dialer });
-    let _ = s.chain.send(up).await;
-    if heavier {
-        drive_sync(&s, SyncInput::Wanted { peer, job: Job::CatchUp, at_genesis: false });
-    }
+    let up = EngineInput::PeerUp { peer, conn: id, outbound: dialer, tip, claim, group };
+    let _ = s.chain.send(ChainRequest::Proto(up)).await;
     let budget = Arc::new(Mutex::new(RequestBudget::new(now())));
     let result = loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
@@ -1095,12 +951,10 @@ async fn serve(s: Arc<Shared>, conn: quinn::Connection, dir: Dir) -> Result<(), 
             }
         });
     };
-    let current = unregister(&s, &peer, &conn);
+    unregister(&s, &peer, &conn);
     drive(&s, MeshInput::Disconnected { peer, conn: id });
-    if current {
-        drive_inv(&s, InvInput::PeerGone(peer));
-        drive_sync(&s, SyncInput::PeerGone(peer));
-    }
+    // The engine ignores it if a newer connection replaced this one.
+    let _ = s.chain.send(ChainRequest::Proto(EngineInput::PeerGone { peer, conn: id })).await;
     result
 }
 
@@ -1134,6 +988,11 @@ fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) -> bool {
     let current = p.get(peer).is_some_and(|i| i.conn.stable_id() == conn.stable_id());
     if current {
         p.remove(peer);
+        let mut recent = lock(&s.recent_ips);
+        if recent.len() >= RECENT_IPS {
+            recent.pop_front();
+        }
+        recent.push_back((*peer, conn.remote_address().ip()));
     }
     s.stats.peers.store(p.len(), Ordering::SeqCst);
     // Under the lock, so `bytes()` never sees the connection in neither sum.
@@ -1147,18 +1006,8 @@ fn unregister(s: &Shared, peer: &Hash, conn: &quinn::Connection) -> bool {
 async fn handle(s: &Arc<Shared>, peer: Hash, msg: Message) -> Option<Message> {
     match msg {
         Message::Inv(ids) => {
-            // What the chain lacks is wanted; the inventory decides whom to ask and when.
-            let mut fresh = vec![];
-            for id in ids.into_iter().take(MAX_INV_TAKEN) {
-                // Cheap first: an id already wanted needs no question to the chain.
-                let wanted = lock(&s.inv).wants(&id);
-                if wanted || !ask(s, |r| ChainRequest::Has(id, r)).await.unwrap_or(true) {
-                    fresh.push(id);
-                }
-            }
-            if !fresh.is_empty() {
-                drive_inv(s, InvInput::Announced { peer, ids: fresh });
-            }
+            // The engine (in the chain actor) decides what is wanted and whom to ask.
+            let _ = s.chain.send(ChainRequest::Proto(EngineInput::Inv { peer, ids })).await;
             None
         }
         Message::GetBlocks(ids) => Some(Message::Blocks(read(s, move |r| r.blocks(&ids)).await?)),
@@ -1189,30 +1038,5 @@ async fn handle(s: &Arc<Shared>, peer: Hash, msg: Message) -> Option<Message> {
         Message::Ping(n) => Some(Message::Pong(n)),
         // A second Hello, or answers nobody asked for: ignored.
         _ => None,
-    }
-}
-
-/// Offer a block to the chain; if it lists transactions we lack, fetch them from the peer
-/// (`GetTxPow`) and offer it once more, so a pending block completes when they arrive.
-async fn submit_block(
-    s: &Arc<Shared>,
-    conn: &quinn::Connection,
-    b: BlockData,
-) -> Result<Submitted, NetError> {
-    let mut again = b.clone();
-    match ask(s, |r| ChainRequest::Submit(Box::new(b), r)).await? {
-        Submitted::Pending(missing) => {
-            let req = Message::GetTxPow(missing.into_iter().take(crate::net::message::MAX_GET).collect());
-            if let Ok(Message::TxPow(ts)) = transport::request(conn, &req, Duration::from_secs(30)).await {
-                again.listed.extend(ts.into_iter().map(|(t, _)| t));
-            }
-            match ask(s, |r| ChainRequest::Submit(Box::new(again), r)).await? {
-                Submitted::Pending(m) => {
-                    Ok(Submitted::Invalid(format!("lists {} TxPoWs its sender cannot supply", m.len())))
-                }
-                other => Ok(other),
-            }
-        }
-        other => Ok(other),
     }
 }

@@ -516,15 +516,17 @@ impl Node {
                 full_mmr: cfg.full_mmr,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
             };
+            let initial_wait = net.initial_wait;
             let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
             actor.tips = Some(tips_tx);
             actor.net = Some(h.clone());
-            actor.jobs = Some(crate::net::proto::jobs::Jobs::new(crate::net::proto::jobs::Config {
+            let jobs = crate::net::proto::jobs::Config {
                 min_chain_weight: cfg.params.min_chain_weight,
                 tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
                 max_local_future_ms: cfg.params.max_local_future_ms,
-            }));
+            };
+            actor.engine = Some(crate::net::proto::engine::Engine::new(jobs, initial_wait));
             handle = Some(h);
             actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
@@ -828,9 +830,9 @@ struct Actor {
     orphans: orphans::Orphans,
     /// A storage failure met while answering the protocol (the node stops after the input).
     fatal: Option<NodeError>,
-    /// The sync jobs (catch-up, cascade sync) the network's sync manager starts, run here
-    /// against the chain (`None` without networking).
-    jobs: Option<crate::net::proto::jobs::Jobs>,
+    /// The protocol's chain-facing engine (sync manager and jobs, inventory and fetches),
+    /// run here against the chain (`None` without networking).
+    engine: Option<crate::net::proto::engine::Engine>,
 }
 
 /// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
@@ -1246,7 +1248,7 @@ impl Actor {
             future: future::FutureBlocks::new(cfg.params.max_local_future_ms),
             orphans: Default::default(),
             fatal: None,
-            jobs: None,
+            engine: None,
         })
     }
 
@@ -1257,8 +1259,9 @@ impl Actor {
                 .future
                 .next_due_in(now_ms())
                 .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
-            let jobs = self.jobs.as_ref().and_then(|j| j.poll_timeout()).map(crate::net::peer::instant_at);
-            let wake = [self.energy.next_pulse, held, jobs].into_iter().flatten().min();
+            let engine =
+                self.engine.as_ref().and_then(|e| e.poll_timeout()).map(crate::net::peer::instant_at);
+            let wake = [self.energy.next_pulse, held, engine].into_iter().flatten().min();
             let cmd = match wake {
                 Some(at) => tokio::select! {
                     c = rx.recv() => c,
@@ -1266,8 +1269,8 @@ impl Actor {
                         if self.energy.next_pulse.is_some_and(|p| p <= tokio::time::Instant::now()) {
                             self.pulse_due();
                         }
-                        if jobs.is_some_and(|j| j <= tokio::time::Instant::now()) {
-                            self.run_jobs(crate::net::proto::jobs::Input::Tick);
+                        if engine.is_some_and(|e| e <= tokio::time::Instant::now()) {
+                            self.run_engine(crate::net::proto::engine::Input::Tick);
                             if let Some(e) = self.fatal.take() {
                                 self.emit(Event::Fatal { reason: e.to_string() });
                                 break;
@@ -1708,24 +1711,14 @@ impl Actor {
             R::Hello(reply) => {
                 let _ = reply.send(self.hello());
             }
-            R::Has(id, reply) => {
-                let _ = reply.send(self.has(&id));
-            }
-            R::PeerUp(group, tip, claim) => self.peer_up(group, tip, claim),
             R::RecordPeer(addr) => self.record_peer(addr),
             R::Anchors(addrs) => self.anchors(addrs),
-            R::SubmitTx(t, reply) => {
-                let _ = reply.send(self.submit_tx(*t));
-            }
             R::CheckCoinProofs(proofs, reply) => {
                 let _ = reply.send(self.check_coin_proofs(&proofs));
             }
-            R::Job(input) => self.run_jobs(input),
+            R::Proto(input) => self.run_engine(input),
             R::Headers(locator, max, reply) => {
                 let _ = reply.send(self.headers(&locator, max));
-            }
-            R::Submit(b, reply) => {
-                let _ = reply.send(self.submit(*b));
             }
         }
         match self.fatal.take() {
@@ -1734,18 +1727,18 @@ impl Actor {
         }
     }
 
-    /// Feed the sync jobs one input (they ask the chain through [`ChainSink`], at once) and
-    /// hand what they ask of the network to the driver.
+    /// Feed the protocol engine one input (it asks the chain through [`ChainSink`], at once)
+    /// and hand what it asks of the network to the driver.
     ///
     /// [`ChainSink`]: crate::net::proto::chain::ChainSink
-    fn run_jobs(&mut self, input: crate::net::proto::jobs::Input) {
-        let Some(mut jobs) = self.jobs.take() else { return };
-        jobs.handle(crate::net::peer::now(), input, self);
-        let out: Vec<_> = std::iter::from_fn(|| jobs.poll()).collect();
-        self.jobs = Some(jobs);
+    fn run_engine(&mut self, input: crate::net::proto::engine::Input) {
+        let Some(mut engine) = self.engine.take() else { return };
+        engine.handle(crate::net::peer::now(), input, self);
+        let out: Vec<_> = std::iter::from_fn(|| engine.poll()).collect();
+        self.engine = Some(engine);
         if let Some(net) = &self.net {
             for o in out {
-                net.job_output(o);
+                net.engine_output(o);
             }
         }
     }

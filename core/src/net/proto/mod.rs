@@ -13,6 +13,8 @@
 //! | [`rounds`] | a catch-up's `GetHeaders` rounds: locator, batch form, what next |
 //! | [`deadline`] | a catch-up's total deadline and minimum progress |
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
+//! | [`engine`] | the chain-facing units behind one entry: sync manager and jobs, inventory and fetches |
+//! | [`fetch`] | one announced id fetched from one announcer and offered to the chain |
 //! | [`jobs`] | the sync jobs themselves: a catch-up's rounds and bodies, a cascade sync's cascade, headers and bodies |
 //! | [`requests`] | requests in flight: rising ids, deadlines |
 //! | [`sync`] | who we catch up or sync with: one job at a time, a queue of one per peer, the initial sync's choice of peer |
@@ -25,6 +27,8 @@ pub mod addrbook;
 pub mod budget;
 pub mod chain;
 pub mod deadline;
+pub mod engine;
+pub mod fetch;
 pub mod inventory;
 pub mod jobs;
 pub mod mesh;
@@ -32,6 +36,8 @@ pub mod requests;
 pub mod rounds;
 pub mod score;
 pub mod sync;
+#[cfg(all(test, feature = "fixture"))]
+mod testkit;
 pub mod time;
 pub mod weight;
 

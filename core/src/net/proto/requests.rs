@@ -2,7 +2,8 @@
 //! deadlines"): a unit that asks a peer something opens one, the driver answers it by id, and
 //! a request whose deadline passes is answered "no answer" by the unit itself. Ids rise from 1
 //! in the order requests open, so a simulated run numbers them the same way every time; an
-//! answer to an id no longer open (late, or never asked) is ignored.
+//! answer to an id no longer open (late, or never asked) is ignored. Each unit's ids carry its
+//! tag in the top byte ([`Requests::tagged`], [`ReqId::tag`]), so one driver answers them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,9 +15,17 @@ use crate::crypto::Hash;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReqId(pub u64);
 
+impl ReqId {
+    /// The tag of the unit that opened it.
+    pub fn tag(self) -> u8 {
+        (self.0 >> 56) as u8
+    }
+}
+
 /// Open requests: who was asked, until when, and what the asker keeps with it (`K`).
 #[derive(Debug)]
 pub struct Requests<K> {
+    tag: u8,
     next: u64,
     open: BTreeMap<ReqId, (Hash, Time, K)>,
     deadlines: BTreeSet<(Time, ReqId)>,
@@ -24,20 +33,25 @@ pub struct Requests<K> {
 
 impl<K> Default for Requests<K> {
     fn default() -> Self {
-        Requests { next: 0, open: BTreeMap::new(), deadlines: BTreeSet::new() }
+        Requests { tag: 0, next: 0, open: BTreeMap::new(), deadlines: BTreeSet::new() }
     }
 }
 
 impl<K> Requests<K> {
-    /// No request open.
+    /// No request open; ids tagged 0.
     pub fn new() -> Requests<K> {
         Requests::default()
+    }
+
+    /// No request open; ids carry `tag` (see [`ReqId::tag`]).
+    pub fn tagged(tag: u8) -> Requests<K> {
+        Requests { tag, ..Requests::default() }
     }
 
     /// Open a request to `peer` at `now`, answered by `now + timeout` at the latest.
     pub fn open(&mut self, now: Time, peer: Hash, timeout: Duration, keep: K) -> ReqId {
         self.next += 1;
-        let id = ReqId(self.next);
+        let id = ReqId(u64::from(self.tag) << 56 | (self.next & ((1 << 56) - 1)));
         let deadline = now + timeout;
         self.open.insert(id, (peer, deadline, keep));
         self.deadlines.insert((deadline, id));
@@ -108,5 +122,8 @@ mod tests {
         assert_eq!(gone, vec![(b, "b"), (c, "c")]);
         assert_eq!(r.close(b), None, "a late answer to an expired id is not taken");
         assert!(r.is_empty() && r.next_deadline().is_none());
+        let mut tagged: Requests<()> = Requests::tagged(3);
+        let id = tagged.open(t(0), peer, Duration::from_secs(1), ());
+        assert_eq!((id.tag(), a.tag()), (3, 0));
     }
 }
