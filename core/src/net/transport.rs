@@ -370,16 +370,17 @@ pub async fn read_msg_timed(r: &mut quinn::RecvStream) -> Result<Message, NetErr
     Ok(Message::from_payload(kind, &payload)?)
 }
 
-/// A peer's request: [`read_msg_timed`] for request kinds only, each within
-/// [`crate::net::message::MAX_REQUEST_FRAME`]. An answer kind sent as a request is refused
-/// from its header ([`NetError::Unsolicited`]) and its payload never read.
+/// A peer's request: [`read_msg_timed`] for request kinds (and `Hello`, which opens a
+/// connection) only, each within [`crate::net::message::MAX_REQUEST_FRAME`]. An answer kind
+/// sent as a request is refused from its header ([`NetError::Unsolicited`]) and its payload
+/// never read.
 pub async fn read_request_timed(r: &mut quinn::RecvStream) -> Result<Message, NetError> {
     let start = tokio::time::Instant::now();
     let mut h = [0u8; 5];
     let header = tokio::time::timeout(FRAME_GRACE, r.read_exact(&mut h));
     header.await.map_err(|_| NetError::Slow)?.map_err(|e| NetError::Stream(e.to_string()))?;
     let (kind, n) = Message::check_header(&h)?;
-    if !kind.is_request() {
+    if !kind.is_request() && kind != crate::net::message::Kind::Hello {
         return Err(NetError::Unsolicited(format!("{kind:?}")));
     }
     if n + 1 > crate::net::message::MAX_REQUEST_FRAME {

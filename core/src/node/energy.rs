@@ -222,16 +222,20 @@ impl Actor {
         let old = e.plan.pulse_every;
         e.plan = plan(&e.config, &e.power, &e.ledger.spent(now_ms()));
         let p = e.plan;
-        if let Some(net) = &self.net {
-            net.set_online(p.hold_connections || e.syncing);
-            if e.reported {
-                net.set_policy(
-                    p.peer_target,
-                    p.want_txs,
-                    Timing { keep_alive: p.keep_alive, idle_timeout: p.idle_timeout },
-                );
+        if let Some(net) = self.net.clone() {
+            let online = p.hold_connections || e.syncing;
+            let reported = e.reported;
+            net.set_online(online);
+            // In order, from here: the engine runs in this actor.
+            self.run_engine(crate::net::proto::engine::Input::Online(online));
+            if reported {
+                net.set_timing(Timing { keep_alive: p.keep_alive, idle_timeout: p.idle_timeout });
+                let policy =
+                    crate::net::proto::engine::Input::Policy { target: p.peer_target, want_txs: p.want_txs };
+                self.run_engine(policy);
             }
         }
+        let e = &mut self.energy;
         if !self.pulses {
             return;
         }

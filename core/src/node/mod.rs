@@ -516,17 +516,17 @@ impl Node {
                 full_mmr: cfg.full_mmr,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
             };
-            let initial_wait = net.initial_wait;
-            let (ep, h) = crate::net::peer::start(rt.handle(), net, &identity, local, net_tx, tips_rx)
-                .map_err(|e| NodeError::Net(e.to_string()))?;
-            actor.tips = Some(tips_tx);
-            actor.net = Some(h.clone());
             let jobs = crate::net::proto::jobs::Config {
                 min_chain_weight: cfg.params.min_chain_weight,
                 tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
                 max_local_future_ms: cfg.params.max_local_future_ms,
             };
-            actor.engine = Some(crate::net::proto::engine::Engine::new(jobs, initial_wait));
+            let (ep, h, engine) =
+                crate::net::peer::start(rt.handle(), net, &identity, local, jobs, net_tx, tips_rx)
+                    .map_err(|e| NodeError::Net(e.to_string()))?;
+            actor.tips = Some(tips_tx);
+            actor.net = Some(h.clone());
+            actor.engine = Some(engine);
             handle = Some(h);
             actor.listen = ep.local_addr().ok().map(|a| a.to_string());
             let fwd = tx.clone();
@@ -590,9 +590,10 @@ impl Node {
     /// Dial a peer and keep the connection up while the node runs.
     pub fn add_peer(&self, addr: std::net::SocketAddr) -> Result<(), NodeError> {
         let Some(net) = &self.net else { return Err(NodeError::Net("networking is off".into())) };
-        let rt = self.rt.lock().unwrap_or_else(|e| e.into_inner());
-        let rt = rt.as_ref().ok_or(NodeError::Stopped)?;
-        net.add_peer(rt.handle(), addr);
+        if self.rt.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(NodeError::Stopped);
+        }
+        net.add_peer(addr);
         Ok(())
     }
 
@@ -833,6 +834,9 @@ struct Actor {
     /// The protocol's chain-facing engine (sync manager and jobs, inventory and fetches),
     /// run here against the chain (`None` without networking).
     engine: Option<crate::net::proto::engine::Engine>,
+    /// Coin-proof look-ups running in the engine, by number, with their callers.
+    lookups: HashMap<u64, oneshot::Sender<crate::net::proto::engine::CoinProofsResult>>,
+    lookup_seq: u64,
 }
 
 /// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
@@ -1062,9 +1066,6 @@ impl crate::net::proto::chain::ChainSink for Actor {
         if tip != self.chain.genesis_id() && claim <= self.chain.weight() && self.chain.knows(&tip) {
             self.anchor_groups.insert(group);
         }
-        if !self.synced && self.sync_gate() {
-            self.refresh_template();
-        }
     }
 
     fn record_peer(&mut self, addr: std::net::SocketAddr) {
@@ -1249,10 +1250,15 @@ impl Actor {
             orphans: Default::default(),
             fatal: None,
             engine: None,
+            lookups: HashMap::new(),
+            lookup_seq: 0,
         })
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        /// Most queued inputs taken before a timer that is due.
+        const QUEUED_FIRST: u32 = 64;
+        let mut streak = 0u32;
         loop {
             // No timer unless a pulse or a held block is due: an idle node sleeps on its channel.
             let held = self
@@ -1262,10 +1268,16 @@ impl Actor {
             let engine =
                 self.engine.as_ref().and_then(|e| e.poll_timeout()).map(crate::net::peer::instant_at);
             let wake = [self.energy.next_pulse, held, engine].into_iter().flatten().min();
+            // Inputs already queued go before a due timer (a handshake's `Hello` or an answer
+            // waiting in the channel is not judged late), but at most `QUEUED_FIRST` in a row.
+            let overdue = wake.is_some_and(|at| at <= tokio::time::Instant::now());
+            streak = if overdue { streak + 1 } else { 0 };
             let cmd = match wake {
                 Some(at) => tokio::select! {
-                    c = rx.recv() => c,
+                    biased;
+                    c = rx.recv(), if streak <= QUEUED_FIRST => c,
                     _ = tokio::time::sleep_until(at) => {
+                        streak = 0;
                         if self.energy.next_pulse.is_some_and(|p| p <= tokio::time::Instant::now()) {
                             self.pulse_due();
                         }
@@ -1706,19 +1718,13 @@ impl Actor {
     /// Answer the network task. Only storage failures are returned (they are fatal).
     fn on_net(&mut self, r: crate::net::peer::ChainRequest) -> Result<(), NodeError> {
         use crate::net::peer::ChainRequest as R;
-        use crate::net::proto::chain::ChainSink;
         match r {
-            R::Hello(reply) => {
-                let _ = reply.send(self.hello());
-            }
-            R::RecordPeer(addr) => self.record_peer(addr),
-            R::Anchors(addrs) => self.anchors(addrs),
-            R::CheckCoinProofs(proofs, reply) => {
-                let _ = reply.send(self.check_coin_proofs(&proofs));
-            }
             R::Proto(input) => self.run_engine(input),
-            R::Headers(locator, max, reply) => {
-                let _ = reply.send(self.headers(&locator, max));
+            R::CoinProofs(query, reply) => {
+                self.lookup_seq += 1;
+                let lookup = self.lookup_seq;
+                self.lookups.insert(lookup, reply);
+                self.run_engine(crate::net::proto::engine::Input::CoinProofs { lookup, query });
             }
         }
         match self.fatal.take() {
@@ -1735,11 +1741,29 @@ impl Actor {
         let Some(mut engine) = self.engine.take() else { return };
         engine.handle(crate::net::peer::now(), input, self);
         let out: Vec<_> = std::iter::from_fn(|| engine.poll()).collect();
+        let bans = engine.bans();
         self.engine = Some(engine);
+        let handshake = out.iter().any(|o| matches!(o, crate::net::proto::engine::Output::Up { .. }));
         if let Some(net) = &self.net {
-            for o in out {
-                net.engine_output(o);
+            net.set_ban_count(bans);
+        }
+        for o in out {
+            match o {
+                crate::net::proto::engine::Output::CoinProofs { lookup, result } => {
+                    if let Some(reply) = self.lookups.remove(&lookup) {
+                        let _ = reply.send(result);
+                    }
+                }
+                o => {
+                    if let Some(net) = &self.net {
+                        net.carry_out(o);
+                    }
+                }
             }
+        }
+        // A peer on our chain (its claim, now in the driver's view) lets mining start.
+        if handshake && !self.synced && self.sync_gate() {
+            self.refresh_template();
         }
     }
 

@@ -8,7 +8,7 @@
 //! (see [`super::budget`]) — a rate limit, never a ban (SPEC §9: a shared NAT must not lock
 //! out its honest users).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -74,9 +74,9 @@ pub enum Verdict {
 /// Scores, bans and group counts.
 #[derive(Debug, Default)]
 pub struct ScoreBook {
-    scores: HashMap<Hash, Score>,
-    groups: HashMap<Vec<u8>, Score>,
-    bans: HashMap<(IpAddr, Hash), Time>,
+    scores: BTreeMap<Hash, Score>,
+    groups: BTreeMap<Vec<u8>, Score>,
+    bans: BTreeMap<(IpAddr, Hash), Time>,
 }
 
 impl ScoreBook {
@@ -164,7 +164,9 @@ impl ScoreBook {
     }
 }
 
-fn evict_lowest<K: Clone + Eq + std::hash::Hash>(m: &mut HashMap<K, Score>, now: Time) {
+/// Forget the entry with the lowest score now (the first in key order among equals: the
+/// same choice every run).
+fn evict_lowest<K: Clone + Ord>(m: &mut BTreeMap<K, Score>, now: Time) {
     if let Some(k) = m.iter().min_by_key(|(_, s)| s.now(now)).map(|(k, _)| k.clone()) {
         m.remove(&k);
     }
