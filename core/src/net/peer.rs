@@ -386,9 +386,13 @@ impl NetHandle {
                 }
             }
             EngineOutput::Close { conn, code, reason } => {
-                if let Some(c) = lock(&s.conns).get(&conn) {
-                    c.conn.close(code.into(), reason.as_bytes());
+                let mut c = lock(&s.conns);
+                if let Some(info) = c.get_mut(&conn) {
+                    info.conn.close(code.into(), reason.as_bytes());
+                    // Not a peer any more (a replaced connection is not listed twice).
+                    info.up = None;
                 }
+                s.stats.peers.store(c.values().filter(|i| i.up.is_some()).count(), Ordering::SeqCst);
             }
             EngineOutput::Up { conn, peer, hello, outbound } => {
                 let mut c = lock(&s.conns);

@@ -35,7 +35,7 @@ use super::fetch::{self, Fetches};
 use super::inventory::{self, Inventory};
 use super::jobs::{self, Config, Jobs};
 use super::mesh::{self, Dir, Mesh};
-use super::requests::{ReqId, Requests};
+use super::requests::{ReqId, Requests, ToPeer};
 use super::score::{ScoreBook, Verdict, BAN_SCORE};
 use super::sync::{self, Job, SyncManager};
 use super::Time;
@@ -334,9 +334,16 @@ struct Fixed {
     wait: Duration,
     next: Time,
     dialing: bool,
-    /// The running dial reached a completed handshake (then the backoff starts over).
-    reached: bool,
+    /// When the running dial's handshake completed (a connection that lasts
+    /// [`FIXED_STEADY`] starts the backoff over).
+    up_at: Option<Time>,
+    /// The node id met at this address by our own dial (a peer that connects to us with it
+    /// is this configured peer: it is not dialled as well).
+    peer: Option<Hash>,
 }
+
+/// A configured peer's connection that lasted this long starts its redial backoff over.
+const FIXED_STEADY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 enum Ask {
@@ -374,6 +381,8 @@ pub struct Engine {
     handshakes: BTreeSet<(Time, u64)>,
     /// Groups whose connection rate is lowered: the rate last given, and an IP of the group.
     slow_groups: BTreeMap<Vec<u8>, (u32, IpAddr)>,
+    /// The connection each open request went out on.
+    req_conns: BTreeMap<ReqId, u64>,
     /// Connections whose budget is throttled, and the factor last given.
     throttled: BTreeMap<u64, f64>,
     /// When throttled connections' factors are looked at again (group scores decay).
@@ -412,7 +421,10 @@ impl Engine {
         let fixed = fixed
             .iter()
             .map(|a| {
-                (canon(*a), Fixed { wait: local.backoff, next: Time::ZERO, dialing: false, reached: false })
+                (
+                    canon(*a),
+                    Fixed { wait: local.backoff, next: Time::ZERO, dialing: false, up_at: None, peer: None },
+                )
             })
             .collect();
         Engine {
@@ -428,6 +440,7 @@ impl Engine {
             conns: BTreeMap::new(),
             peers: BTreeMap::new(),
             handshakes: BTreeSet::new(),
+            req_conns: BTreeMap::new(),
             throttled: BTreeMap::new(),
             slow_groups: BTreeMap::new(),
             throttle_at: None,
@@ -491,7 +504,7 @@ impl Engine {
                 self.mesh.handle(now, mesh::Input::DialEnded(addr));
                 if let Some(f) = self.fixed.get_mut(&addr) {
                     f.dialing = false;
-                    if std::mem::take(&mut f.reached) {
+                    if f.up_at.take().is_some_and(|t| now.saturating_duration_since(t) >= FIXED_STEADY) {
                         f.wait = self.local.backoff;
                     }
                     f.next = now + f.wait;
@@ -501,16 +514,24 @@ impl Engine {
             Input::Probed { addr, ok } => {
                 self.mesh.handle(now, mesh::Input::Probed { addr: canon(addr), ok })
             }
-            Input::Answer { req, answer } => match req.tag() {
-                jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer }, chain),
-                fetch::REQ_TAG => self.fetches.handle(now, fetch::Input::Answer { req, answer }, chain),
-                REQ_TAG => {
-                    if let Some((_, ask)) = self.requests.close(req) {
-                        self.answered(now, ask, answer, chain);
+            Input::Answer { req, mut answer } => {
+                // An answer from a connection we are closing (a banned peer) is not taken.
+                if let Some(conn) = self.req_conns.remove(&req) {
+                    if self.conns.get(&conn).is_none_or(|c| c.closing) {
+                        answer = None;
                     }
                 }
-                _ => {}
-            },
+                match req.tag() {
+                    jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer }, chain),
+                    fetch::REQ_TAG => self.fetches.handle(now, fetch::Input::Answer { req, answer }, chain),
+                    REQ_TAG => {
+                        if let Some((_, ask)) = self.requests.close(req) {
+                            self.answered(now, ask, answer, chain);
+                        }
+                    }
+                    _ => {}
+                }
+            }
             Input::Announce { id, block } => {
                 if block {
                     self.relay_tip = Some(id);
@@ -544,7 +565,8 @@ impl Engine {
                     wait: backoff,
                     next: now,
                     dialing: false,
-                    reached: false,
+                    up_at: None,
+                    peer: None,
                 });
             }
             Input::CoinProofs { lookup, query } => self.start_lookup(now, lookup, query),
@@ -601,7 +623,7 @@ impl Engine {
             let due: Vec<SocketAddr> = self
                 .fixed
                 .iter()
-                .filter(|(a, f)| !f.dialing && f.next <= now && !self.connected_to(a))
+                .filter(|(a, f)| !f.dialing && f.next <= now && !self.connected_to(a, f))
                 .map(|(a, _)| *a)
                 .collect();
             for addr in due {
@@ -613,14 +635,12 @@ impl Engine {
         }
     }
 
-    /// Whether a connection runs to `addr`, in either direction (a peer that dialled us comes
-    /// from its listening socket), or a connected peer listens there.
-    fn connected_to(&self, addr: &SocketAddr) -> bool {
-        self.conns.values().filter(|c| !c.closing).any(|c| {
-            c.addr == *addr
-                || matches!(&c.state, ConnState::Up { hello, .. }
-                    if hello.listen.as_deref().and_then(|l| l.parse::<SocketAddr>().ok()).map(canon) == Some(*addr))
-        })
+    /// Whether configured peer `addr` is connected: a connection runs to that address, or
+    /// the node id our own dial met there is connected (in either direction). A peer's claim
+    /// of where it listens is not taken for it.
+    fn connected_to(&self, addr: &SocketAddr, f: &Fixed) -> bool {
+        f.peer.is_some_and(|p| self.peers.contains_key(&p))
+            || self.conns.values().any(|c| !c.closing && c.addr == *addr)
     }
 
     fn connected(
@@ -805,7 +825,8 @@ impl Engine {
         self.peers.insert(peer, Peer { conn, claim, group: group.clone() });
         if dir == Dir::Fixed {
             if let Some(f) = self.fixed.get_mut(&addr) {
-                f.reached = true;
+                f.up_at = Some(now);
+                f.peer = Some(peer);
             }
         }
         self.mesh.handle(now, mesh::Input::Connected { peer, conn: reg, addr, dir, listen });
@@ -830,6 +851,7 @@ impl Engine {
 
     fn closed(&mut self, now: Time, conn: u64) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        self.req_conns.retain(|_, c2| *c2 != conn);
         if let ConnState::Up { reg, .. } = c.state {
             self.mesh.handle(now, mesh::Input::Disconnected { peer: c.peer, conn: reg });
             if self.peers.get(&c.peer).is_some_and(|p| p.conn == conn) {
@@ -923,6 +945,12 @@ impl Engine {
             self.conns.iter().find(|(_, c)| c.peer == peer).map(|(id, _)| *id)
         });
         let at = current.and_then(|c| self.conns.get(&c).map(|x| (c, x.addr.ip())));
+        // Already banned (a second fault in flight from a connection being closed): once.
+        if let Some((_, ip)) = at {
+            if self.book.is_banned(now, ip, &peer) {
+                return;
+            }
+        }
         match at {
             Some((conn, ip)) => {
                 match self.book.penalize(now, ip, &peer, points) {
@@ -1093,25 +1121,22 @@ impl Engine {
         }
     }
 
-    /// A unit's request to a peer goes on the peer's current connection (none: answered "no
-    /// answer" at once).
-    fn request(
-        &mut self,
-        now: Time,
-        peer: Hash,
-        req: ReqId,
-        msg: Message,
-        timeout: Duration,
-        chain: &mut impl ChainSink,
-    ) {
-        match self.peers.get(&peer) {
-            Some(p) => self.out.push_back(Output::Request { conn: p.conn, req, msg, timeout }),
-            // Handled like any answer: it goes back to the unit that asked.
-            None => match req.tag() {
-                jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer: None }, chain),
-                fetch::REQ_TAG => self.fetches.handle(now, fetch::Input::Answer { req, answer: None }, chain),
-                _ => {}
+    /// A unit's request goes on the peer's current connection (none: answered "no answer" at
+    /// once, back to the unit that asked); its penalties go to the score book.
+    fn peer_action(&mut self, now: Time, p: ToPeer, chain: &mut impl ChainSink) {
+        match p {
+            ToPeer::Request { peer, req, msg, timeout } => match self.peers.get(&peer) {
+                Some(p) => self.out.push_back(Output::Request { conn: p.conn, req, msg, timeout }),
+                None => match req.tag() {
+                    jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer: None }, chain),
+                    fetch::REQ_TAG => {
+                        self.fetches.handle(now, fetch::Input::Answer { req, answer: None }, chain)
+                    }
+                    _ => {}
+                },
             },
+            ToPeer::Penalize { peer, points, why } => self.penalize_peer(now, peer, points, &why),
+            ToPeer::Ban { peer, why } => self.penalize_peer(now, peer, BAN_SCORE, &why),
         }
     }
 
@@ -1129,13 +1154,7 @@ impl Engine {
             while let Some(o) = self.jobs.poll() {
                 moved = true;
                 match o {
-                    jobs::Output::Request { peer, req, msg, timeout } => {
-                        self.request(now, peer, req, msg, timeout, chain)
-                    }
-                    jobs::Output::Penalize { peer, points, why } => {
-                        self.penalize_peer(now, peer, points, &why)
-                    }
-                    jobs::Output::Ban { peer, why } => self.penalize_peer(now, peer, BAN_SCORE, &why),
+                    jobs::Output::Peer(p) => self.peer_action(now, p, chain),
                     jobs::Output::Ended { peer, then, at_genesis } => {
                         self.sync.handle(now, sync::Input::Ended { peer, then, at_genesis })
                     }
@@ -1148,13 +1167,7 @@ impl Engine {
             while let Some(o) = self.fetches.poll() {
                 moved = true;
                 match o {
-                    fetch::Output::Request { peer, req, msg, timeout } => {
-                        self.request(now, peer, req, msg, timeout, chain)
-                    }
-                    fetch::Output::Penalize { peer, points, why } => {
-                        self.penalize_peer(now, peer, points, &why)
-                    }
-                    fetch::Output::Ban { peer, why } => self.penalize_peer(now, peer, BAN_SCORE, &why),
+                    fetch::Output::Peer(p) => self.peer_action(now, p, chain),
                     fetch::Output::Done(i) => self.inv.handle(now, i),
                     fetch::Output::CatchUp(peer) => {
                         let (genesis, tip, _) = chain.hello();
@@ -1201,14 +1214,22 @@ impl Engine {
 
     /// The next thing to do, if any.
     pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        let o = self.out.pop_front()?;
+        if let Output::Request { conn, req, .. } = &o {
+            self.req_conns.insert(*req, *conn);
+        }
+        Some(o)
     }
 
     /// When to tick next: the earliest deadline of any unit, handshake, delayed request,
     /// relay or configured peer's redial.
     pub fn poll_timeout(&self) -> Option<Time> {
         let fixed = if self.online {
-            self.fixed.iter().filter(|(a, f)| !f.dialing && !self.connected_to(a)).map(|(_, f)| f.next).min()
+            self.fixed
+                .iter()
+                .filter(|(a, f)| !f.dialing && !self.connected_to(a, f))
+                .map(|(_, f)| f.next)
+                .min()
         } else {
             None
         };
@@ -1501,6 +1522,37 @@ mod tests {
         e.handle(t(10), Input::Tick, &mut ours);
         assert!(!drain(&mut e).iter().any(|o| matches!(o, Output::Dial { .. })));
         assert_eq!(e.peer_count(), 1);
+        e.handle(t(10), Input::Closed { conn: 1 }, &mut ours);
+        // A stranger claiming to listen at the configured address does not stand in for it.
+        let mut liar = hello(&peer, 0);
+        (liar.listen, liar.is_client) = (Some(fixed.to_string()), false);
+        connect(&mut e, &mut ours, 2, B, false, liar);
+        e.handle(t(11), Input::Tick, &mut ours);
+        assert!(drain(&mut e).contains(&Output::Dial { addr: fixed, dir: Dir::Fixed }));
+        // Our dial meets A there; a short-lived connection does not restart the backoff.
+        e.handle(t(11), Input::Connected { conn: 3, peer: A, addr: fixed, dir: Dir::Fixed }, &mut ours);
+        let out = drain(&mut e);
+        let Some(Output::Request { req, .. }) =
+            out.iter().find(|o| matches!(o, Output::Request { .. })).cloned()
+        else {
+            panic!("our Hello: {out:?}")
+        };
+        e.handle(t(11), Input::Answer { req, answer: Some(Message::Hello(hello(&peer, 0))) }, &mut ours);
+        e.handle(t(15), Input::Closed { conn: 3 }, &mut ours);
+        e.handle(t(15), Input::DialEnded { addr: fixed, connected: true }, &mut ours);
+        drain(&mut e);
+        e.handle(t(18), Input::Tick, &mut ours);
+        assert!(!drain(&mut e).iter().any(|o| matches!(o, Output::Dial { addr, .. } if *addr == fixed)));
+        e.handle(t(19), Input::Tick, &mut ours);
+        assert!(
+            drain(&mut e).contains(&Output::Dial { addr: fixed, dir: Dir::Fixed }),
+            "4 s later: still doubling"
+        );
+        e.handle(t(20), Input::DialEnded { addr: fixed, connected: false }, &mut ours);
+        // A, met by our dial, connecting to us from another address counts as connected.
+        connect(&mut e, &mut ours, 4, A, false, hello(&peer, 0));
+        e.handle(t(100), Input::Tick, &mut ours);
+        assert!(!drain(&mut e).iter().any(|o| matches!(o, Output::Dial { addr, .. } if *addr == fixed)));
     }
 
     #[test]

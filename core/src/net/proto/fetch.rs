@@ -5,7 +5,7 @@
 //! hear: settled, failed (ask the next announcer) or a race.
 //!
 //! Sans-I/O, like [`super::jobs`]: the chain answers at once through [`ChainSink`]; each
-//! question to the peer is an [`Output::Request`] with an id and a timeout. Each fetch asks at
+//! question to the peer is a [`ToPeer::Request`] with an id and a timeout. Each fetch asks at
 //! most two questions, so it ends within [`FETCH_TIMEOUT`] + [`MISSING_TIMEOUT`], before the
 //! inventory's own [`super::inventory::IN_FLIGHT_LIMIT`].
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::chain::{Again, ChainSink, Submitted};
 use super::inventory::{Input as InvInput, FETCH_TIMEOUT};
-use super::requests::{ReqId, Requests};
+use super::requests::{ReqId, Requests, ToPeer};
 use super::Time;
 use crate::crypto::Hash;
 use crate::net::message::{BlockData, Message, MAX_GET};
@@ -50,33 +50,8 @@ pub enum Input {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send `msg` to `peer` as a request; answer with [`Input::Answer`] by `timeout`.
-    Request {
-        /// The peer.
-        peer: Hash,
-        /// The request's id.
-        req: ReqId,
-        /// The request.
-        msg: Message,
-        /// How long to wait.
-        timeout: Duration,
-    },
-    /// Add to the peer's misbehaviour score.
-    Penalize {
-        /// The peer.
-        peer: Hash,
-        /// Points.
-        points: u32,
-        /// What it did.
-        why: String,
-    },
-    /// Ban the peer.
-    Ban {
-        /// The peer.
-        peer: Hash,
-        /// What it did.
-        why: String,
-    },
+    /// Ask the peer, or score it.
+    Peer(ToPeer),
     /// Tell the inventory how the fetch ended.
     Done(InvInput),
     /// A block from `peer` has a parent we lack: catch up with it.
@@ -165,7 +140,7 @@ impl Fetches {
 
     fn ask(&mut self, now: Time, f: Fetch, msg: Message, timeout: Duration) {
         let req = self.requests.open(now, f.peer, timeout, ());
-        self.out.push_back(Output::Request { peer: f.peer, req, msg, timeout });
+        self.out.push_back(Output::Peer(ToPeer::Request { peer: f.peer, req, msg, timeout }));
         self.running.insert(req, f);
     }
 
@@ -267,12 +242,12 @@ impl Fetches {
 
     fn penalize(&mut self, peer: Hash, points: u32, why: &str) {
         if points > 0 {
-            self.out.push_back(Output::Penalize { peer, points, why: why.into() });
+            self.out.push_back(Output::Peer(ToPeer::Penalize { peer, points, why: why.into() }));
         }
     }
 
     fn ban(&mut self, peer: Hash, why: String) {
-        self.out.push_back(Output::Ban { peer, why });
+        self.out.push_back(Output::Peer(ToPeer::Ban { peer, why }));
     }
 
     /// The next thing to do, if any.

@@ -5,16 +5,16 @@
 //! when, is [`super::sync::SyncManager`]'s choice; this unit runs what it starts.
 //!
 //! Sans-I/O: the chain side is answered at once through [`ChainSink`]; each question to the
-//! peer is an [`Output::Request`] with an id and a timeout, answered by [`Input::Answer`] (or
+//! peer is a [`ToPeer::Request`] with an id and a timeout, answered by [`Input::Answer`] (or
 //! by the unit itself, "no answer", when its deadline passes). Misbehaviour comes out as
-//! [`Output::Penalize`] and [`Output::Ban`]; the end of a job as [`Output::Ended`].
+//! [`ToPeer::Penalize`] and [`ToPeer::Ban`]; the end of a job as [`Output::Ended`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::chain::{ChainSink, Submitted};
 use super::deadline::CatchUpDeadline;
-use super::requests::{ReqId, Requests};
+use super::requests::{ReqId, Requests, ToPeer};
 use super::rounds::{HeaderRounds, Next, RoundFault};
 use super::sync::Job;
 use super::weight::{Claim, WeightCheck, WeightVerdict};
@@ -82,33 +82,8 @@ pub enum Input {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send `msg` to `peer` as a request and answer with [`Input::Answer`] by `timeout`.
-    Request {
-        /// The peer.
-        peer: Hash,
-        /// The request's id.
-        req: ReqId,
-        /// The request.
-        msg: Message,
-        /// How long to wait for the answer.
-        timeout: Duration,
-    },
-    /// Add to the peer's misbehaviour score.
-    Penalize {
-        /// The peer.
-        peer: Hash,
-        /// Points.
-        points: u32,
-        /// What it did.
-        why: String,
-    },
-    /// Ban the peer and cut it off.
-    Ban {
-        /// The peer.
-        peer: Hash,
-        /// What it did.
-        why: String,
-    },
+    /// Ask the peer, or score it.
+    Peer(ToPeer),
     /// The job with `peer` ended (report [`super::sync::Input::Ended`]); `then` is the job
     /// to run next with it, `at_genesis` whether our tip is still genesis.
     Ended {
@@ -141,7 +116,7 @@ struct Cx<'a, C: ChainSink> {
 impl<C: ChainSink> Cx<'_, C> {
     fn ban(&mut self, why: String) -> Step {
         tracing::warn!("sync job: banning {}: {why}", &self.peer.to_hex()[..16]);
-        self.out.push_back(Output::Ban { peer: self.peer, why });
+        self.out.push_back(Output::Peer(ToPeer::Ban { peer: self.peer, why }));
         Step::End(None)
     }
 }
@@ -256,7 +231,7 @@ impl Jobs {
                 if let Some(run) = self.running.get_mut(&peer) {
                     run.waiting = Some(req);
                 }
-                self.out.push_back(Output::Request { peer, req, msg, timeout });
+                self.out.push_back(Output::Peer(ToPeer::Request { peer, req, msg, timeout }));
             }
             Step::End(then) => {
                 if let Some(run) = self.running.remove(&peer) {
@@ -578,11 +553,11 @@ impl Cascade {
         let Some(check) = &self.check else { return Step::End(None) };
         match check.claim() {
             Claim::Fair => {}
-            Claim::Inflated => cx.out.push_back(Output::Penalize {
+            Claim::Inflated => cx.out.push_back(Output::Peer(ToPeer::Penalize {
                 peer: cx.peer,
                 points: INFLATED_CLAIM_PENALTY,
                 why: "claimed more weight than its chain proves".into(),
-            }),
+            })),
             Claim::Absurd => return cx.ban("claimed a weight its chain does not come near".into()),
         }
         if check.verdict() == WeightVerdict::NotHeavier {
@@ -685,7 +660,7 @@ mod tests {
         for _ in 0..10_000 {
             let Some(o) = jobs.poll() else { break };
             match o {
-                Output::Request { req, msg, peer: to, .. } => {
+                Output::Peer(ToPeer::Request { req, msg, peer: to, .. }) => {
                     assert_eq!(to, P);
                     let answer = tamper(serve(peer, &msg));
                     jobs.handle(t(1), Input::Answer { req, answer: Some(answer) }, ours);
@@ -736,7 +711,7 @@ mod tests {
             m => m,
         });
         assert!(
-            matches!(&rest[0], Output::Ban { peer, why } if *peer == P && why.contains("chain")),
+            matches!(&rest[0], Output::Peer(ToPeer::Ban { peer, why }) if *peer == P && why.contains("chain")),
             "{rest:?}"
         );
         assert!(matches!(rest[1], Output::Ended { then: None, .. }));
@@ -753,7 +728,10 @@ mod tests {
             }
             m => m,
         });
-        assert!(matches!(&rest[0], Output::Ban { why, .. } if why.contains("invalid block")), "{rest:?}");
+        assert!(
+            matches!(&rest[0], Output::Peer(ToPeer::Ban { why, .. }) if why.contains("invalid block")),
+            "{rest:?}"
+        );
         assert_eq!(ours.chain.tip().number(), 0);
     }
 
@@ -763,7 +741,9 @@ mod tests {
         let mut ours = Ours::new(peer.params.clone());
         let mut jobs = Jobs::new(cfg());
         start(&mut jobs, &mut ours);
-        let Some(Output::Request { req, msg, timeout, .. }) = jobs.poll() else { panic!("a request") };
+        let Some(Output::Peer(ToPeer::Request { req, msg, timeout, .. })) = jobs.poll() else {
+            panic!("a request")
+        };
         assert_eq!(timeout, super::super::deadline::STALL);
         let deadline = jobs.poll_timeout().expect("a deadline");
         assert_eq!(deadline, t(0) + timeout);
@@ -785,14 +765,17 @@ mod tests {
         let mut ours = Ours::new(Params::devnet());
         let mut jobs = Jobs::new(cfg());
         jobs.handle(t(0), Input::Start { peer: P, job: Job::Cascade, claim: 0, group: vec![] }, &mut ours);
-        let Some(Output::Request { msg: Message::GetCascade, timeout, .. }) = jobs.poll() else { panic!() };
+        let Some(Output::Peer(ToPeer::Request { msg: Message::GetCascade, timeout, .. })) = jobs.poll()
+        else {
+            panic!()
+        };
         assert_eq!(timeout, SYNC_TIMEOUT);
         // The request's deadline comes first; with it the job ends, without a penalty.
         jobs.handle(t(0) + SYNC_TIMEOUT, Input::Tick, &mut ours);
         assert_eq!(jobs.poll(), Some(Output::Ended { peer: P, then: None, at_genesis: true }));
         // A second start for the same peer while one runs is not taken.
         start(&mut jobs, &mut ours);
-        let Some(Output::Request { .. }) = jobs.poll() else { panic!() };
+        let Some(Output::Peer(ToPeer::Request { .. })) = jobs.poll() else { panic!() };
         start(&mut jobs, &mut ours);
         assert!(jobs.poll().is_none());
         assert_eq!(jobs.running().count(), 1);

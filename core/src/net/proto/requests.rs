@@ -11,6 +11,39 @@ use std::time::Duration;
 use super::Time;
 use crate::crypto::Hash;
 
+/// What a unit asks of a peer, or says about it (the engine sends the request on the peer's
+/// connection, or scores the peer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToPeer {
+    /// Send `msg` to `peer` as a request; its answer comes back by `req` within `timeout`.
+    Request {
+        /// The peer.
+        peer: Hash,
+        /// The request's id.
+        req: ReqId,
+        /// The request.
+        msg: crate::net::message::Message,
+        /// How long to wait.
+        timeout: Duration,
+    },
+    /// Add to the peer's misbehaviour score.
+    Penalize {
+        /// The peer.
+        peer: Hash,
+        /// Points.
+        points: u32,
+        /// What it did.
+        why: String,
+    },
+    /// Ban the peer and cut it off.
+    Ban {
+        /// The peer.
+        peer: Hash,
+        /// What it did.
+        why: String,
+    },
+}
+
 /// A request's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ReqId(pub u64);

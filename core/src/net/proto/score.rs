@@ -35,9 +35,10 @@ pub const GROUP_THROTTLE: u32 = BAN_SCORE;
 /// honest neighbours in a /24 an attacker shares are slowed, never starved for days.
 pub const GROUP_CAP: u32 = 4 * GROUP_THROTTLE;
 
-/// The misbehaviour group of an address: /24 for IPv4, /48 for IPv6.
+/// The misbehaviour group of an address: /24 for IPv4 (also when IPv4-mapped), /48 for IPv6.
 pub fn misbehaviour_group(ip: IpAddr) -> Vec<u8> {
-    match ip {
+    // An IPv4 peer seen through a dual-stack socket is an IPv4 address.
+    match ip.to_canonical() {
         IpAddr::V4(v) => v.octets()[..3].to_vec(),
         IpAddr::V6(v) => v.octets()[..6].to_vec(),
     }
