@@ -568,12 +568,13 @@ async fn accept_loop(s: Arc<Shared>, max_inbound: usize, group_rate: u32) {
     while let Some(inc) = s.endpoint.accept().await {
         let now = now();
         let ip = inc.remote_address().ip();
-        let g = groups.entry(address_group(ip)).or_insert((now, 0));
+        let group = address_group(ip);
+        let rate = lock(&s.group_rates).get(&group).copied().unwrap_or(group_rate);
+        let g = groups.entry(group).or_insert((now, 0));
         if now.saturating_duration_since(g.0) >= Duration::from_secs(60) {
             *g = (now, 0);
         }
         g.1 += 1;
-        let rate = lock(&s.group_rates).get(&address_group(ip)).copied().unwrap_or(group_rate);
         if g.1 > rate || inbound.load(Ordering::SeqCst) >= max_inbound || !*s.online.borrow() {
             inc.refuse();
             continue;

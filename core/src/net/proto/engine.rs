@@ -38,7 +38,7 @@ use super::mesh::{self, Dir, Mesh};
 use super::requests::{ReqId, Requests, ToPeer};
 use super::score::{ScoreBook, Verdict, BAN_SCORE};
 use super::sync::{self, Job, SyncManager};
-use super::Time;
+use super::{Machine, Time};
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
 use crate::net::message::{CoinQuery, Hello, Message, MAX_INV, MAX_PEERS, PROTOCOL_VERSION};
@@ -400,6 +400,13 @@ pub struct Engine {
     out: VecDeque<Output>,
 }
 
+/// Tick a unit whose deadline has come.
+fn tick_if_due<M: Machine>(m: &mut M, now: Time, tick: M::Input) {
+    if m.poll_timeout().is_some_and(|t| t <= now) {
+        m.handle(now, tick);
+    }
+}
+
 /// An address as the units see it: an IPv4 peer seen through a dual-stack socket
 /// (`::ffff:a.b.c.d`) is an IPv4 address.
 pub fn canon(a: SocketAddr) -> SocketAddr {
@@ -521,16 +528,7 @@ impl Engine {
                         answer = None;
                     }
                 }
-                match req.tag() {
-                    jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer }, chain),
-                    fetch::REQ_TAG => self.fetches.handle(now, fetch::Input::Answer { req, answer }, chain),
-                    REQ_TAG => {
-                        if let Some((_, ask)) = self.requests.close(req) {
-                            self.answered(now, ask, answer, chain);
-                        }
-                    }
-                    _ => {}
-                }
+                self.deliver(now, req, answer, chain);
             }
             Input::Announce { id, block } => {
                 if block {
@@ -583,15 +581,9 @@ impl Engine {
         if due(self.fetches.poll_timeout()) {
             self.fetches.handle(now, fetch::Input::Tick, chain);
         }
-        if due(self.inv.poll_timeout()) {
-            self.inv.handle(now, inventory::Input::Tick);
-        }
-        if due(self.sync.poll_timeout()) {
-            self.sync.handle(now, sync::Input::Tick);
-        }
-        if due(self.mesh.poll_timeout()) {
-            self.mesh.handle(now, mesh::Input::Tick);
-        }
+        tick_if_due(&mut self.inv, now, inventory::Input::Tick);
+        tick_if_due(&mut self.sync, now, sync::Input::Tick);
+        tick_if_due(&mut self.mesh, now, mesh::Input::Tick);
         for (_, _, ask) in self.requests.expired(now) {
             self.answered(now, ask, None, chain);
         }
@@ -1121,19 +1113,27 @@ impl Engine {
         }
     }
 
+    /// Hand an answer (or "no answer") to the unit whose request it is, by the id's tag.
+    fn deliver(&mut self, now: Time, req: ReqId, answer: Option<Message>, chain: &mut impl ChainSink) {
+        match req.tag() {
+            jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer }, chain),
+            fetch::REQ_TAG => self.fetches.handle(now, fetch::Input::Answer { req, answer }, chain),
+            REQ_TAG => {
+                if let Some((_, ask)) = self.requests.close(req) {
+                    self.answered(now, ask, answer, chain);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A unit's request goes on the peer's current connection (none: answered "no answer" at
     /// once, back to the unit that asked); its penalties go to the score book.
     fn peer_action(&mut self, now: Time, p: ToPeer, chain: &mut impl ChainSink) {
         match p {
             ToPeer::Request { peer, req, msg, timeout } => match self.peers.get(&peer) {
                 Some(p) => self.out.push_back(Output::Request { conn: p.conn, req, msg, timeout }),
-                None => match req.tag() {
-                    jobs::REQ_TAG => self.jobs.handle(now, jobs::Input::Answer { req, answer: None }, chain),
-                    fetch::REQ_TAG => {
-                        self.fetches.handle(now, fetch::Input::Answer { req, answer: None }, chain)
-                    }
-                    _ => {}
-                },
+                None => self.deliver(now, req, None, chain),
             },
             ToPeer::Penalize { peer, points, why } => self.penalize_peer(now, peer, points, &why),
             ToPeer::Ban { peer, why } => self.penalize_peer(now, peer, BAN_SCORE, &why),

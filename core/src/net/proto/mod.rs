@@ -45,7 +45,7 @@ pub use time::Time;
 
 /// A socket-free unit of the protocol, driven the same way whatever its concern: inputs come
 /// with the time ([`Machine::handle`]), outputs are polled ([`Machine::poll`]), and the
-/// driver ticks it at [`Machine::poll_timeout`].
+/// engine ticks it at [`Machine::poll_timeout`].
 pub trait Machine {
     /// What happened.
     type Input;
