@@ -341,6 +341,17 @@ pub fn process_cpu_s() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Peak resident memory of this process so far, in bytes.
+pub fn process_peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0;
+    }
+    // Kilobytes on Linux.
+    (u.ru_maxrss.max(0) as u64).saturating_mul(1024)
+}
+
 fn tv(t: libc::timeval) -> f64 {
     t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }

@@ -20,6 +20,7 @@
 //! | [`wallet`] | seed (sealed or host-held), keys, own coins and their proofs, balance, history, payments |
 //! | [`node`] | the orchestrator: start/stop, the chain actor, events, status, the wallet calls |
 //! | `fixture` | (feature `fixture`) a chain builder that mines valid test chains in seconds |
+//! | `sim` | (feature `sim`) the deterministic network simulator: production nodes on a simulated clock and network |
 //!
 //! ## Decisions where SPEC is silent
 //! Each is pinned by a test.
@@ -121,6 +122,8 @@ pub mod node;
 pub mod params;
 pub mod rpc;
 pub mod script;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod store;
 pub mod types;
 pub mod wallet;

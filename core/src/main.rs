@@ -200,6 +200,38 @@ enum Cmd {
         #[arg(long, hide = true)]
         stop_node0_after: Option<u64>,
     },
+    /// Simulate a network of production nodes on a simulated clock and network, and print
+    /// what it measured as one JSON line (deterministic: same arguments, same line but
+    /// `wall_s` and `peak_rss_bytes`).
+    Sim {
+        /// Nodes in all.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        /// Share of them that are phones.
+        #[arg(long, default_value_t = 0.8)]
+        phones: f64,
+        /// Simulated hours of traffic.
+        #[arg(long, default_value_t = 24.0)]
+        hours: f64,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Chance a message is lost.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// One-way link latency before jitter (ms).
+        #[arg(long, default_value_t = 50)]
+        latency_ms: u64,
+        /// Extra one-way delay drawn from 0..=jitter (ms).
+        #[arg(long, default_value_t = 40)]
+        jitter_ms: u64,
+        /// A partition, FROM_H:UNTIL_H:FRACTION (hours from the start; share cut off).
+        #[arg(long)]
+        partition: Vec<String>,
+        /// Write the event log to this file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
     /// Show a running node's status.
     Status {
         /// Data directory.
@@ -340,6 +372,9 @@ fn main() -> ExitCode {
         }
         Cmd::Devnet { nodes, seconds, json, duty, data, stop_node0_after } => {
             devnet::run(nodes, seconds, json, duty, data, stop_node0_after)
+        }
+        Cmd::Sim { nodes, phones, hours, seed, loss, latency_ms, jitter_ms, partition, log } => {
+            sim(nodes, phones, hours, seed, loss, latency_ms, jitter_ms, &partition, log)
         }
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
@@ -781,4 +816,48 @@ fn mine_ratio(seconds: f64) -> (f64, f64, f64) {
         miner = miner.max(minima_core::miner::bench_hashes(&header, n));
     }
     (miner, raw, miner / raw)
+}
+
+/// `minima sim`: run the simulator, print its report as one JSON line.
+#[allow(clippy::too_many_arguments)]
+fn sim(
+    nodes: usize,
+    phones: f64,
+    hours: f64,
+    seed: u64,
+    loss: f64,
+    latency_ms: u64,
+    jitter_ms: u64,
+    partitions: &[String],
+    log: Option<PathBuf>,
+) -> Result<(), String> {
+    let partitions = partitions
+        .iter()
+        .map(|p| {
+            let f: Vec<f64> = p
+                .split(':')
+                .map(|x| x.parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            match f[..] {
+                [from_h, until_h, fraction] => Ok(minima_core::sim::Partition { from_h, until_h, fraction }),
+                _ => Err(format!("--partition {p}: want FROM_H:UNTIL_H:FRACTION")),
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let cfg = minima_core::sim::Config {
+        nodes,
+        phones,
+        hours,
+        seed,
+        loss,
+        latency_ms,
+        jitter_ms,
+        partitions,
+        log,
+        ..Default::default()
+    };
+    let r = minima_core::sim::run(&cfg).map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    Ok(())
 }

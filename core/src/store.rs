@@ -302,10 +302,16 @@ fn read_peers(conn: &Connection) -> Result<Vec<String>, StoreError> {
 
 /// A read-only connection to the database at `path`, with a small page cache (its reads are
 /// rare or small, a phone's memory budget is small, and the OS caches the file too).
+/// Whether `path` names an in-memory database ([`Store::open_memory`]).
+fn is_memory(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.starts_with("file:") && p.contains("mode=memory"))
+}
+
 fn read_only(path: &Path) -> Result<Connection, StoreError> {
+    let uri = if is_memory(path) { OpenFlags::SQLITE_OPEN_URI } else { OpenFlags::empty() };
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | uri,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -256)?;
@@ -385,6 +391,26 @@ impl Store {
             p.push(suffix);
             private_file(Path::new(&p), false)?;
         }
+        let mut s = Store { conn, path };
+        s.migrate(network, genesis)?;
+        Ok(s)
+    }
+
+    /// Open a new database held in memory under `name` (unique in the process: a simulated
+    /// node's), with the same schema and checks as [`Store::open`]. Its readers
+    /// ([`Store::cold_reader`], [`Store::serve_reader`]) share it through SQLite's shared
+    /// cache, so one thread must use them in turn (a simulator does); it is gone when the
+    /// store is dropped.
+    pub fn open_memory(name: &str, network: &str, genesis: &Hash) -> Result<Store, StoreError> {
+        let path = PathBuf::from(format!("file:{name}?mode=memory&cache=shared"));
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut s = Store { conn, path };
         s.migrate(network, genesis)?;
         Ok(s)
@@ -827,6 +853,13 @@ impl Store {
 
     /// Bytes of the database and its WAL.
     pub fn size_bytes(&self) -> u64 {
+        if is_memory(&self.path) {
+            let q = |p: &str| self.conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
+            return match (q("page_count"), q("page_size")) {
+                (Ok(n), Ok(size)) => (n.max(0) as u64).saturating_mul(size.max(0) as u64),
+                _ => 0,
+            };
+        }
         dir_bytes(self.path.parent().unwrap_or(Path::new(".")))
     }
 }

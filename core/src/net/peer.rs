@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::crypto::Hash;
 use crate::mmr::MmrProof;
@@ -143,16 +143,6 @@ pub(crate) fn now() -> Time {
 /// The runtime's instant of a moment of the driver's clock (to sleep until it).
 pub(crate) fn instant_at(t: Time) -> tokio::time::Instant {
     tokio::time::Instant::from_std(origin() + t.since_origin())
-}
-
-/// Something to announce to peers.
-#[derive(Debug, Clone)]
-pub struct TipAnnounce {
-    /// The TxPoW id.
-    pub id: Hash,
-    /// A new best tip (sent to every peer) rather than a transaction (sent to peers that
-    /// asked for transactions).
-    pub block: bool,
 }
 
 /// A connection the driver holds.
@@ -418,7 +408,7 @@ impl NetHandle {
 }
 
 /// Whether a request is a read the driver serves itself.
-fn is_read(m: &Message) -> bool {
+pub fn is_read(m: &Message) -> bool {
     matches!(
         m,
         Message::GetBlocks(_)
@@ -485,7 +475,6 @@ pub fn start(
     local: Local,
     jobs: crate::net::proto::jobs::Config,
     chain: mpsc::Sender<ChainRequest>,
-    tips: broadcast::Receiver<TipAnnounce>,
 ) -> Result<(quinn::Endpoint, NetHandle, Engine), NetError> {
     let _g = rt.enter();
     let bind = cfg.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -497,29 +486,9 @@ pub fn start(
     let mut endpoint = endpoint;
     endpoint.set_default_client_config(transport::client_config(identity, cfg.timing)?);
     let own = endpoint.local_addr().ok().filter(|_| cfg.listen.is_some());
-    let target = cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 });
-    // A client (a phone) keeps a smaller book.
-    let limits = if cfg.listen.is_some() { Limits::SERVER } else { Limits::PHONE };
     let mut seed = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-    let mut mesh = Mesh::new(seed, limits, target, cfg.discover_interval, own);
-    mesh.restore(now(), &cfg.reached, &cfg.anchors);
-    let engine = Engine::new(
-        jobs,
-        engine::Local {
-            node_id: identity.node_id,
-            chain_id: local.chain_id,
-            listen: own,
-            full_mmr: local.full_mmr,
-            want_txs: cfg.want_txs,
-            group_rate_per_min: cfg.group_rate_per_min,
-            backoff: cfg.backoff,
-            online: cfg.online,
-        },
-        mesh,
-        &cfg.peers,
-        cfg.initial_wait,
-    );
+    let engine = engine_for(&cfg, own, identity.node_id, &local, jobs, seed, now());
     let shared = Arc::new(Shared {
         chain,
         reads: local.reads,
@@ -543,19 +512,41 @@ pub fn start(
     if cfg.listen.is_some() {
         rt.spawn(accept_loop(shared.clone(), cfg.max_inbound, cfg.group_rate_per_min));
     }
-    rt.spawn(relay(shared.clone(), tips));
     Ok((endpoint, NetHandle { shared }, engine))
 }
 
-/// Pass the chain's new tips and transactions to the engine, which gathers and announces them.
-async fn relay(s: Arc<Shared>, mut tips: broadcast::Receiver<TipAnnounce>) {
-    loop {
-        match tips.recv().await {
-            Ok(a) => tell(&s, EngineInput::Announce { id: a.id, block: a.block }).await,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        }
-    }
+/// The protocol engine of a node configured by `cfg`, listening at `own` (a client: `None`),
+/// its mesh's randomness from `seed`, at the moment `now`.
+pub fn engine_for(
+    cfg: &NetConfig,
+    own: Option<SocketAddr>,
+    node_id: Hash,
+    local: &Local,
+    jobs: crate::net::proto::jobs::Config,
+    seed: [u8; 32],
+    now: Time,
+) -> Engine {
+    let target = cfg.outbound_target.unwrap_or(if cfg.listen.is_some() { 8 } else { 2 });
+    // A client (a phone) keeps a smaller book.
+    let limits = if cfg.listen.is_some() { Limits::SERVER } else { Limits::PHONE };
+    let mut mesh = Mesh::new(seed, limits, target, cfg.discover_interval, own);
+    mesh.restore(now, &cfg.reached, &cfg.anchors);
+    Engine::new(
+        jobs,
+        engine::Local {
+            node_id,
+            chain_id: local.chain_id,
+            listen: own,
+            full_mmr: local.full_mmr,
+            want_txs: cfg.want_txs,
+            group_rate_per_min: cfg.group_rate_per_min,
+            backoff: cfg.backoff,
+            online: cfg.online,
+        },
+        mesh,
+        &cfg.peers,
+        cfg.initial_wait,
+    )
 }
 
 /// Accept connections. Before any TLS work: at most `max_inbound` at once, none while

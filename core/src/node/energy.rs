@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::{now_ms, Actor, Cmd, Config, Node, NodeError};
+use super::{Actor, Cmd, Config, Node, NodeError};
 use crate::energy::{plan, EnergyConfig, HourRow, Ledger, Plan, PowerState, Sample};
 use crate::net::transport::Timing;
 
@@ -84,9 +84,9 @@ pub(super) struct EnergyState {
 }
 
 impl EnergyState {
-    pub(super) fn new(cfg: &Config) -> EnergyState {
+    pub(super) fn new(cfg: &Config, now_ms: u64) -> EnergyState {
         let ledger = Ledger::new(cfg.device);
-        let plan = plan(&cfg.energy, &cfg.power, &ledger.spent(now_ms()));
+        let plan = plan(&cfg.energy, &cfg.power, &ledger.spent(now_ms));
         EnergyState {
             config: cfg.energy,
             power: cfg.power,
@@ -210,7 +210,7 @@ impl Actor {
             wakeups: self.energy.wakeups,
         };
         let network = self.energy.power.network;
-        self.energy.ledger.record(now_ms(), s, network);
+        self.energy.ledger.record(self.clock.now_ms(), s, network);
     }
 
     /// Re-plan from the power state and the hour's spending, and apply the plan. The peer
@@ -220,7 +220,7 @@ impl Actor {
         self.sample();
         let e = &mut self.energy;
         let old = e.plan.pulse_every;
-        e.plan = plan(&e.config, &e.power, &e.ledger.spent(now_ms()));
+        e.plan = plan(&e.config, &e.power, &e.ledger.spent(self.clock.now_ms()));
         let p = e.plan;
         if let Some(net) = self.net.clone() {
             let online = p.hold_connections || e.syncing;
@@ -308,11 +308,11 @@ impl Actor {
             }
             EnergyCmd::Announce(reply) => {
                 let mut n = 0;
-                if let Some(tips) = &self.tips {
-                    for e in self.mempool.entries() {
-                        if tips.send(crate::net::peer::TipAnnounce { id: e.id, block: false }).is_ok() {
-                            n += 1;
-                        }
+                if self.announces.is_some() {
+                    let ids: Vec<_> = self.mempool.entries().map(|e| e.id).collect();
+                    n = ids.len();
+                    for id in ids {
+                        self.announce(id, false);
                     }
                 }
                 let _ = reply.send(n);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -25,12 +25,20 @@ use crate::store::{BlockCommit, Store, StoreError};
 use crate::types::{CoinRecord, TxBody, TxHeader, TxPoW};
 use crate::wallet::{WalletError, WalletState};
 
+pub use clock::Clock;
+
+mod clock;
 mod energy;
 mod future;
 mod orphans;
 mod serve;
+#[cfg(feature = "sim")]
+mod sim;
 mod wallet;
+
 pub use energy::{EnergyReport, SyncReport};
+#[cfg(feature = "sim")]
+pub use sim::{SimNode, SimSetup};
 pub use wallet::{ScanReport, SendReport, WalletSecret, RESTORE_GAP, SEALED_FILE as WALLET_FILE};
 
 /// How the node mines.
@@ -350,10 +358,6 @@ const REANNOUNCE_TIPS: u32 = 64;
 /// Name of the lock file in the data dir.
 pub const LOCK_FILE: &str = "LOCK";
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn io_err(path: &Path, e: std::io::Error) -> NodeError {
     NodeError::Io { path: path.to_path_buf(), error: e.to_string() }
 }
@@ -469,7 +473,7 @@ impl Node {
             store.peers()?.iter().filter_map(|a| a.parse().ok()).collect();
         let anchors: Vec<std::net::SocketAddr> =
             store.anchors()?.iter().filter_map(|a| a.parse().ok()).collect();
-        let mut actor = Actor::load(&cfg, store, events.clone())?;
+        let mut actor = Actor::load(&cfg, Clock::System, store, events.clone())?;
         actor.self_tx = Some(tx.clone());
         release_freed_memory();
         // The wallet opens before the miner starts (devnet blocks come fast at first).
@@ -509,22 +513,16 @@ impl Node {
             net.anchors = anchors;
             let identity = crate::net::transport::Identity::load_or_create(&cfg.data_dir)
                 .map_err(|e| NodeError::Net(e.to_string()))?;
-            let (tips_tx, tips_rx) = broadcast::channel(64);
             let (net_tx, mut net_rx) = mpsc::channel(256);
             let local = crate::net::peer::Local {
                 chain_id: cfg.params.chain_id,
                 full_mmr: cfg.full_mmr,
                 reads: Arc::new(serve::Served::new(actor.store.serve_reader()?, cfg.full_mmr)),
             };
-            let jobs = crate::net::proto::jobs::Config {
-                min_chain_weight: cfg.params.min_chain_weight,
-                tree_blocks: cfg.params.tree_depth.saturating_add(cfg.params.cascade_step),
-                max_local_future_ms: cfg.params.max_local_future_ms,
-            };
-            let (ep, h, engine) =
-                crate::net::peer::start(rt.handle(), net, &identity, local, jobs, net_tx, tips_rx)
-                    .map_err(|e| NodeError::Net(e.to_string()))?;
-            actor.tips = Some(tips_tx);
+            let jobs = jobs_config(&cfg.params);
+            let (ep, h, engine) = crate::net::peer::start(rt.handle(), net, &identity, local, jobs, net_tx)
+                .map_err(|e| NodeError::Net(e.to_string()))?;
+            actor.announces = Some(vec![]);
             actor.net = Some(h.clone());
             actor.engine = Some(engine);
             handle = Some(h);
@@ -783,7 +781,9 @@ struct Actor {
     events: broadcast::Sender<Event>,
     rate: (Instant, u64, f64),
     full_mmr: bool,
-    tips: Option<broadcast::Sender<crate::net::peer::TipAnnounce>>,
+    /// New tips and transactions for the engine to announce (`None` without networking),
+    /// handed to it after the input or command that made them.
+    announces: Option<Vec<(Hash, bool)>>,
     net: Option<crate::net::peer::NetHandle>,
     listen: Option<String>,
     mining_on: bool,
@@ -799,7 +799,7 @@ struct Actor {
     /// The wallet's public state, when a wallet is open.
     wallet: Option<WalletState>,
     /// Coins chosen by payments being signed, and when.
-    reserved: HashMap<Hash, Instant>,
+    reserved: HashMap<Hash, u64>,
     /// Transactions returned by a reorg, announced again with each new tip (times left).
     reannounce: HashMap<Hash, u32>,
     /// The actor's own channel (the miner thread reports through it).
@@ -810,7 +810,7 @@ struct Actor {
     /// mine — a block of ours on a stale tip would fork us off the network.
     synced: bool,
     /// When we first synced (or started without peers).
-    synced_at: Option<Instant>,
+    synced_at: Option<u64>,
     /// /16 groups of peers whose chain matched ours: with two, and an hour after the first
     /// sync, our chain is anchored; before that any heavier verified chain replaces it.
     anchor_groups: std::collections::HashSet<Vec<u8>>,
@@ -831,12 +831,28 @@ struct Actor {
     orphans: orphans::Orphans,
     /// A storage failure met while answering the protocol (the node stops after the input).
     fatal: Option<NodeError>,
+    /// Where the engine's outputs go instead of the driver (a simulator collects them).
+    outbox: Option<Vec<crate::net::proto::engine::Output>>,
     /// The protocol's chain-facing engine (sync manager and jobs, inventory and fetches),
     /// run here against the chain (`None` without networking).
     engine: Option<crate::net::proto::engine::Engine>,
     /// Coin-proof look-ups running in the engine, by number, with their callers.
     lookups: HashMap<u64, oneshot::Sender<crate::net::proto::engine::CoinProofsResult>>,
     lookup_seq: u64,
+    /// What time is (the system's, or a simulator's).
+    clock: Clock,
+    /// Mixed into block templates' PRNG so two nodes' templates differ (the process id; a
+    /// simulated node's number).
+    salt: u64,
+}
+
+/// What the protocol's sync jobs need of the network's parameters.
+fn jobs_config(p: &Params) -> crate::net::proto::jobs::Config {
+    crate::net::proto::jobs::Config {
+        min_chain_weight: p.min_chain_weight,
+        tree_blocks: p.tree_depth.saturating_add(p.cascade_step),
+        max_local_future_ms: p.max_local_future_ms,
+    }
 }
 
 /// Syncs ending in a conflict with the same chain (a heavier chain forking below our tree
@@ -1069,7 +1085,7 @@ impl crate::net::proto::chain::ChainSink for Actor {
     }
 
     fn record_peer(&mut self, addr: std::net::SocketAddr) {
-        if let Err(e) = self.store.add_peer(&addr.to_string(), now_ms()) {
+        if let Err(e) = self.store.add_peer(&addr.to_string(), self.clock.now_ms()) {
             self.fatal = Some(e.into());
         }
     }
@@ -1082,12 +1098,17 @@ impl crate::net::proto::chain::ChainSink for Actor {
     }
 
     fn clock_ms(&mut self) -> u64 {
-        now_ms()
+        self.clock.now_ms()
     }
 }
 
 impl Actor {
-    fn load(cfg: &Config, mut store: Store, events: broadcast::Sender<Event>) -> Result<Actor, NodeError> {
+    fn load(
+        cfg: &Config,
+        clock: Clock,
+        mut store: Store,
+        events: broadcast::Sender<Event>,
+    ) -> Result<Actor, NodeError> {
         let params = cfg.params.clone();
         let loaded = store.load()?;
         let mut full = None;
@@ -1222,7 +1243,7 @@ impl Actor {
             events,
             rate: (Instant::now(), 0, 0.0),
             full_mmr: cfg.full_mmr,
-            tips: None,
+            announces: None,
             net: None,
             listen: None,
             mining_on: true,
@@ -1237,10 +1258,10 @@ impl Actor {
             self_tx: None,
             pulses: cfg.mining == Mining::Pulses,
             synced: true,
-            synced_at: Some(Instant::now()),
+            synced_at: Some(clock.now_ms()),
             anchor_groups: Default::default(),
             anchor_after: cfg.anchor_after,
-            energy: energy::EnergyState::new(cfg),
+            energy: energy::EnergyState::new(cfg, clock.now_ms()),
             proofs_written_at: 0,
             #[cfg(feature = "test-hooks")]
             spoil_next: false,
@@ -1250,8 +1271,11 @@ impl Actor {
             orphans: Default::default(),
             fatal: None,
             engine: None,
+            outbox: None,
             lookups: HashMap::new(),
             lookup_seq: 0,
+            clock,
+            salt: std::process::id() as u64,
         })
     }
 
@@ -1263,7 +1287,7 @@ impl Actor {
             // No timer unless a pulse or a held block is due: an idle node sleeps on its channel.
             let held = self
                 .future
-                .next_due_in(now_ms())
+                .next_due_in(self.clock.now_ms())
                 .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
             let engine =
                 self.engine.as_ref().and_then(|e| e.poll_timeout()).map(crate::net::peer::instant_at);
@@ -1290,6 +1314,9 @@ impl Actor {
                         }
                         if let Err(e) = self.retry_future() {
                             self.emit(Event::Fatal { reason: e.to_string() });
+                            break;
+                        }
+                        if !self.flushed() {
                             break;
                         }
                         continue;
@@ -1390,6 +1417,9 @@ impl Actor {
                     let _ = reply.send(());
                     break;
                 }
+            }
+            if !self.flushed() {
+                break;
             }
         }
         // Dropping the last Arc joins the miner thread.
@@ -1507,10 +1537,8 @@ impl Actor {
         })?;
         self.wallet_pending(&e.txpow)?;
         self.emit(Event::TxPowAccepted { id: id.to_hex() });
-        if let Some(tips) = &self.tips {
-            // Announce to peers (the relay sends `Inv`; receivers fetch what they lack).
-            let _ = tips.send(crate::net::peer::TipAnnounce { id, block: false });
-        }
+        // Announce to peers (the engine sends `Inv`; receivers fetch what they lack).
+        self.announce(id, false);
         self.refresh_template();
         Ok(())
     }
@@ -1692,22 +1720,27 @@ impl Actor {
             }
             let t = self.chain.tip();
             self.emit(Event::NewTip { height: t.number(), tip: t.id.to_hex() });
-            if let Some(tips) = &self.tips {
-                let _ = tips.send(crate::net::peer::TipAnnounce { id: t.id, block: true });
+            let tip = t.id;
+            if self.announces.is_some() {
+                self.announce(tip, true);
                 // Transactions that came back from the losing branch go out again — and again
                 // with the next tips: a reorg often happens midway through a catch-up, when the
                 // proofs we serve are still too old for the peer that is ahead of us.
                 for (tx, _) in &mempool_added {
                     self.reannounce.insert(tx.id(), REANNOUNCE_TIPS);
                 }
+                let mut again = vec![];
                 self.reannounce.retain(|id, left| {
                     *left = left.saturating_sub(1);
                     let pending = self.mempool.get_by_id(id).is_some();
                     if pending {
-                        let _ = tips.send(crate::net::peer::TipAnnounce { id: *id, block: false });
+                        again.push(*id);
                     }
                     pending && *left > 0
                 });
+                for id in again {
+                    self.announce(id, false);
+                }
             }
             self.refresh_template();
         }
@@ -1739,11 +1772,17 @@ impl Actor {
     /// [`ChainSink`]: crate::net::proto::chain::ChainSink
     fn run_engine(&mut self, input: crate::net::proto::engine::Input) {
         let Some(mut engine) = self.engine.take() else { return };
-        engine.handle(crate::net::peer::now(), input, self);
+        let now = self.clock.moment();
+        engine.handle(now, input, self);
+        // What the chain announced meanwhile (a block or transaction it took) goes out too.
+        while let Some(a) = self.announces.as_mut().filter(|a| !a.is_empty()).map(std::mem::take) {
+            for (id, block) in a {
+                engine.handle(now, crate::net::proto::engine::Input::Announce { id, block }, self);
+            }
+        }
         let out: Vec<_> = std::iter::from_fn(|| engine.poll()).collect();
         let bans = engine.bans();
         self.engine = Some(engine);
-        let handshake = out.iter().any(|o| matches!(o, crate::net::proto::engine::Output::Up { .. }));
         if let Some(net) = &self.net {
             net.set_ban_count(bans);
         }
@@ -1754,16 +1793,46 @@ impl Actor {
                         let _ = reply.send(result);
                     }
                 }
-                o => {
-                    if let Some(net) = &self.net {
-                        net.carry_out(o);
-                    }
-                }
+                o => match (&mut self.outbox, &self.net) {
+                    (Some(outbox), _) => outbox.push(o),
+                    (None, Some(net)) => net.carry_out(o),
+                    (None, None) => {}
+                },
             }
         }
-        // A peer on our chain (its claim, now in the driver's view) lets mining start.
-        if handshake && !self.synced && self.sync_gate() {
+        // A peer on our chain (its claim, or our chain now reaching it) lets mining start.
+        if !self.synced && self.sync_gate() {
             self.refresh_template();
+        }
+    }
+
+    /// Have the engine announce a new tip (`block`) or a transaction to peers: handed to it
+    /// after the current input, or after the current command ([`Actor::flush_announces`]).
+    fn announce(&mut self, id: Hash, block: bool) {
+        if let Some(a) = self.announces.as_mut() {
+            a.push((id, block));
+        }
+    }
+
+    /// Hand the engine what was announced outside an engine input (a block we mined, a
+    /// transaction of ours).
+    fn flush_announces(&mut self) {
+        let first = self.announces.as_mut().and_then(|a| (!a.is_empty()).then(|| a.remove(0)));
+        if let Some((id, block)) = first {
+            self.run_engine(crate::net::proto::engine::Input::Announce { id, block });
+        }
+    }
+
+    /// [`Actor::flush_announces`], then whether the node goes on (a storage failure met
+    /// meanwhile stops it, raised as [`Event::Fatal`]).
+    fn flushed(&mut self) -> bool {
+        self.flush_announces();
+        match self.fatal.take() {
+            Some(e) => {
+                self.emit(Event::Fatal { reason: e.to_string() });
+                false
+            }
+            None => true,
         }
     }
 
@@ -1846,7 +1915,7 @@ impl Actor {
         if w <= self.chain.weight() {
             return Ok(SyncOutcome::NotHeavier);
         }
-        let (tip_time, now) = (c.chain.tip().txpow.header.time_ms, now_ms());
+        let (tip_time, now) = (c.chain.tip().txpow.header.time_ms, self.clock.now_ms());
         if self.future.is_ahead(tip_time, now) {
             // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
             let s = tip_time.saturating_sub(now) / 1_000;
@@ -1974,9 +2043,7 @@ impl Actor {
         let t = self.chain.tip();
         let (height, id) = (t.number(), t.id);
         self.emit(Event::NewTip { height, tip: id.to_hex() });
-        if let Some(tips) = &self.tips {
-            let _ = tips.send(crate::net::peer::TipAnnounce { id, block: true });
-        }
+        self.announce(id, true);
         self.refresh_template();
         Ok(())
     }
@@ -1988,7 +2055,7 @@ impl Actor {
     /// errors.
     fn offer(&mut self, b: crate::net::message::BlockData) -> Result<crate::net::peer::Submitted, NodeError> {
         use crate::net::peer::Submitted;
-        let ahead = self.future.is_ahead(b.txpow.header.time_ms, now_ms());
+        let ahead = self.future.is_ahead(b.txpow.header.time_ms, self.clock.now_ms());
         if ahead || self.chain.is_orphan(&b.txpow) {
             match crate::chain::validate::check_txpow_form(&self.params, &b.txpow) {
                 Ok(info) if info.is_block => {}
@@ -2060,7 +2127,7 @@ impl Actor {
     /// Offer the held blocks that are now due to the chain (one whose parent is missing
     /// becomes an orphan; a refusal now is logged: its sender is not known any more).
     fn retry_future(&mut self) -> Result<(), NodeError> {
-        for b in self.future.due(now_ms()) {
+        for b in self.future.due(self.clock.now_ms()) {
             let r = self.take(b)?;
             if r != crate::net::peer::Submitted::Accepted {
                 tracing::info!("a held block, now due, was not taken: {r:?}");
@@ -2149,11 +2216,11 @@ impl Actor {
     fn sync_gate(&mut self) -> bool {
         if !self.synced {
             let ours = self.chain.weight();
-            let claims = self.net.as_ref().map(|n| n.claims()).unwrap_or_default();
+            let claims = self.engine.as_ref().map(|e| e.claims()).unwrap_or_default();
             if claims.iter().any(|(tip, claim)| *claim <= ours && self.chain.knows(tip)) {
                 tracing::info!("synced with a peer: mining may start");
                 self.synced = true;
-                self.synced_at = Some(Instant::now());
+                self.synced_at = Some(self.clock.now_ms());
             }
         }
         self.synced
@@ -2163,7 +2230,10 @@ impl Actor {
     /// the first sync. Until then a heavier verified chain wins even if it forks below our
     /// tree root (it may be one we only mined ourselves).
     fn anchored(&self) -> bool {
-        self.anchor_groups.len() >= 2 && self.synced_at.is_some_and(|t| t.elapsed() >= self.anchor_after)
+        self.anchor_groups.len() >= 2
+            && self.synced_at.is_some_and(|t| {
+                self.clock.now_ms().saturating_sub(t) >= self.anchor_after.as_millis() as u64
+            })
     }
 
     /// Build a pulse on the tip listing the best mempool transactions and hand it to the miner.
@@ -2223,14 +2293,14 @@ impl Actor {
         let mut prng = [0u8; 32];
         prng.copy_from_slice(
             &sha3(
-                &[&now_ms().to_be_bytes()[..], &self.tag.to_be_bytes(), &std::process::id().to_be_bytes()]
+                &[&self.clock.now_ms().to_be_bytes()[..], &self.tag.to_be_bytes(), &self.salt.to_be_bytes()]
                     .concat(),
             )
             .0,
         );
         let t = {
             let ranked = self.mempool.ranked();
-            crate::miner::template::build(&self.chain, &ranked, now_ms(), prng)?
+            crate::miner::template::build(&self.chain, &ranked, self.clock.now_ms(), prng)?
         };
         for (txid, proofs) in t.refreshed {
             self.mempool.set_proofs(&txid, proofs);

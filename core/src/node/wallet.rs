@@ -4,12 +4,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::{applied_txpows, created_coins, now_ms, Actor, Cmd, Event, Node, NodeError};
+use super::{applied_txpows, created_coins, Actor, Cmd, Event, Node, NodeError};
 use crate::crypto::{decode_address, encode_address, script_address, Hash, Keypair};
 use crate::mmr::MmrProof;
 use crate::types::{CoinRecord, Output, Transaction, TxHeader, TxPoW};
@@ -395,7 +395,8 @@ impl Actor {
     }
 
     fn locked_coins(&mut self) -> HashSet<Hash> {
-        self.reserved.retain(|_, t| t.elapsed() < RESERVE_FOR);
+        let now = self.clock.now_ms();
+        self.reserved.retain(|_, t| now.saturating_sub(*t) < RESERVE_FOR.as_millis() as u64);
         let mut s: HashSet<Hash> = self.reserved.keys().copied().collect();
         for e in self.mempool.entries() {
             s.extend(e.txpow.body.transaction.inputs.iter().map(|c| c.coin_id));
@@ -409,7 +410,7 @@ impl Actor {
             chain_id: self.params.chain_id,
             version: 1,
             block_number: next.block_number,
-            time_ms: now_ms().max(next.min_time).min(next.max_time),
+            time_ms: self.clock.now_ms().max(next.min_time).min(next.max_time),
             // A transaction only, never a block by chance.
             block_target: U256::ZERO,
             parents: next.parents,
@@ -444,7 +445,8 @@ impl Actor {
             }
             WalletCmd::Balance(reply) => {
                 let reserved: HashSet<Hash> = {
-                    self.reserved.retain(|_, t| t.elapsed() < RESERVE_FOR);
+                    let now = self.clock.now_ms();
+                    self.reserved.retain(|_, t| now.saturating_sub(*t) < RESERVE_FOR.as_millis() as u64);
                     self.reserved.keys().copied().collect()
                 };
                 let r = match &self.wallet {
@@ -458,7 +460,7 @@ impl Actor {
             WalletCmd::Draft { outputs, burn, reply } => {
                 let r = self.wallet_draft(outputs, burn);
                 if let Ok(d) = &r {
-                    let now = Instant::now();
+                    let now = self.clock.now_ms();
                     self.reserved.extend(d.tx.inputs.iter().map(|c| (c.coin_id, now)));
                 }
                 let _ = reply.send(r);
@@ -578,13 +580,15 @@ impl Actor {
             .flat_map(|b| b.txids.iter().copied())
             .collect();
         let w = self.wallet.as_mut()?;
-        Some(w.follow(&self.chain, &created, &unconfirmed, &confirmed, now_ms()))
+        Some(w.follow(&self.chain, &created, &unconfirmed, &confirmed, self.clock.now_ms()))
     }
 
     /// A transaction entered the mempool: note it in the history if it touches the wallet.
     pub(super) fn wallet_pending(&mut self, t: &crate::types::TxPoW) -> Result<(), NodeError> {
         let Some(w) = self.wallet.as_mut() else { return Ok(()) };
-        let Some(e) = w.note_pending(t.txid(), &t.body.transaction, now_ms()) else { return Ok(()) };
+        let Some(e) = w.note_pending(t.txid(), &t.body.transaction, self.clock.now_ms()) else {
+            return Ok(());
+        };
         let ch = WalletChanges { history_put: vec![e], ..Default::default() };
         self.store.write_wallet(&ch)?;
         self.emit_payments(&ch);

@@ -469,6 +469,17 @@ impl Engine {
         self.peers.len()
     }
 
+    /// (tip, claimed weight) of each connected peer's `Hello`.
+    pub fn claims(&self) -> Vec<(Hash, u128)> {
+        self.peers
+            .values()
+            .filter_map(|p| match &self.conns.get(&p.conn)?.state {
+                ConnState::Up { hello, .. } => Some((hello.tip, hello.tip_weight)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Bans issued since start.
     pub fn bans(&self) -> u64 {
         self.bans

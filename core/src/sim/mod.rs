@@ -1,0 +1,25 @@
+//! A deterministic network simulator (feature `sim`, `minima sim`).
+//!
+//! Every simulated node is the production node: [`crate::node::SimNode`] — the chain actor
+//! with its chain, mempool and wallet on the real [`crate::store::Store`] in an in-memory
+//! SQLite database, fully validating, and the protocol engine `net/proto`. Only sockets, the
+//! clock, the randomness and *which node finds the next block* are simulated: the finder is
+//! drawn from the seeded RNG in proportion to hash power (desktops; phones mine nothing in the
+//! background), then mines that block for real at devnet's minimum work, on main's timing
+//! (50 s blocks, the 2,048-block tree).
+//!
+//! The network: links with latency and jitter (so messages reorder), loss, partitions that
+//! heal, phones that sleep and wake for a sync session on a schedule. Connections and requests
+//! are carried as the QUIC driver carries them ([`world`]): a dial is a connection after one
+//! round trip; a read request is served by the peer's store, off its actor; any other request
+//! is a frame for the peer's engine, whose reply travels back; a lost request is answered "no
+//! answer" at its timeout. What is not modelled: QUIC and TLS bytes, the per-peer request
+//! budget (`Throttle`, `GroupRate`), CPU time (the run is event-driven, each event instant).
+//!
+//! Same [`Config`] ⇒ the same [`Report`] (but `wall_s` and `peak_rss_bytes`) and the same
+//! event log, byte for byte ([`Report::log_sha3`]).
+
+mod queue;
+mod world;
+
+pub use world::{run, Config, Partition, Percentiles, Range, Report, SimError};

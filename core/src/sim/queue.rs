@@ -1,0 +1,57 @@
+//! The simulator's agenda: events ordered by time, then by the order they were scheduled
+//! (so equal times never depend on anything but the run itself).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// A time-ordered queue of `E`.
+#[derive(Debug)]
+pub struct Agenda<E> {
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    events: std::collections::HashMap<u64, E>,
+    seq: u64,
+}
+
+impl<E> Default for Agenda<E> {
+    fn default() -> Self {
+        Agenda { heap: BinaryHeap::new(), events: Default::default(), seq: 0 }
+    }
+}
+
+impl<E> Agenda<E> {
+    /// Schedule `e` at `at_ms`.
+    pub fn push(&mut self, at_ms: u64, e: E) {
+        self.seq += 1;
+        self.heap.push(Reverse((at_ms, self.seq)));
+        self.events.insert(self.seq, e);
+    }
+
+    /// The earliest event and its time.
+    pub fn pop(&mut self) -> Option<(u64, E)> {
+        let Reverse((t, seq)) = self.heap.pop()?;
+        self.events.remove(&seq).map(|e| (t, e))
+    }
+
+    /// Time of the earliest event.
+    pub fn peek_time(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_come_out_by_time_then_by_scheduling_order() {
+        let mut a = Agenda::default();
+        a.push(5, "late");
+        a.push(1, "first");
+        a.push(1, "second");
+        a.push(3, "middle");
+        assert_eq!(a.peek_time(), Some(1));
+        let order: Vec<_> = std::iter::from_fn(|| a.pop()).collect();
+        assert_eq!(order, vec![(1, "first"), (1, "second"), (3, "middle"), (5, "late")]);
+        assert!(a.pop().is_none());
+    }
+}

@@ -1,0 +1,780 @@
+//! The simulated world: nodes, the links between them, the agenda, and what is measured.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+use sha3::{Digest, Sha3_256};
+
+use super::queue::Agenda;
+use crate::crypto::{sha3, Hash};
+use crate::net::message::Message;
+use crate::net::peer::NetConfig;
+use crate::net::proto::engine::{Input, Output};
+use crate::net::proto::mesh::Dir;
+use crate::net::proto::requests::ReqId;
+use crate::node::{Clock, Event, NodeError, SimNode, SimSetup};
+use crate::params::Params;
+
+/// What went wrong running a simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A node failed (a storage error: the production node would stop).
+    #[error("node {0}: {1}")]
+    Node(usize, NodeError),
+    /// The configuration cannot run.
+    #[error("bad configuration: {0}")]
+    Config(String),
+    /// The event log could not be written.
+    #[error("event log: {0}")]
+    Log(#[from] std::io::Error),
+}
+
+/// A partition: a `fraction` of the nodes (a seeded choice) cut from the rest between two
+/// moments, in hours from the start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Partition {
+    /// When it starts.
+    pub from_h: f64,
+    /// When it heals.
+    pub until_h: f64,
+    /// Share of nodes on the small side.
+    pub fraction: f64,
+}
+
+/// A simulation's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Nodes in all.
+    pub nodes: usize,
+    /// Share of them that are phones (dial-only, asleep but for a sync session on a schedule).
+    pub phones: f64,
+    /// Simulated hours of traffic (then a quiet period in which every phone syncs once more).
+    pub hours: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// One-way latency of a link, before jitter (ms).
+    pub latency_ms: u64,
+    /// Extra one-way delay drawn uniformly from 0..=jitter for each message (reorders them).
+    pub jitter_ms: u64,
+    /// Chance that a message is lost.
+    pub loss: f64,
+    /// Partitions.
+    pub partitions: Vec<Partition>,
+    /// Desktop nodes every node is configured with (as a network's seeds).
+    pub seeds: usize,
+    /// A phone wakes this often (s)…
+    pub phone_wake_every_s: u64,
+    /// …for this long (s).
+    pub phone_awake_s: u64,
+    /// Write the event log here.
+    pub log: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nodes: 100,
+            phones: 0.8,
+            hours: 24.0,
+            seed: 0,
+            latency_ms: 50,
+            jitter_ms: 40,
+            loss: 0.0,
+            partitions: vec![],
+            seeds: 3,
+            phone_wake_every_s: 900,
+            phone_awake_s: 60,
+            log: None,
+        }
+    }
+}
+
+/// Percentiles in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// 50 %.
+    pub p50: u64,
+    /// 90 %.
+    pub p90: u64,
+    /// 99 %.
+    pub p99: u64,
+}
+
+/// Smallest, mean and largest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Range {
+    /// Smallest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+/// What a simulation measured (one JSON line from `minima sim`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Nodes.
+    pub nodes: usize,
+    /// Phones among them.
+    pub phones: usize,
+    /// Simulated hours of traffic.
+    pub hours: f64,
+    /// Blocks found.
+    pub blocks: u64,
+    /// Share of found blocks not on the final best chain.
+    pub stale_rate: f64,
+    /// From a block's creation to its arrival at 50/90/99 % of the nodes awake then: the
+    /// median over blocks of each (blocks that never reached that share left out).
+    pub block_propagation_ms: Percentiles,
+    /// Blocks that reached 99 % of the nodes awake when they were found.
+    pub blocks_reaching_p99: u64,
+    /// Encoded frame bytes a phone sent and received per simulated day (QUIC and TLS not
+    /// modelled), mean over phones.
+    pub phone_bytes_per_day: u64,
+    /// Peers each node holds at the end.
+    pub peers: Range,
+    /// After traffic stopped and every phone synced once more, every node holds the same tip
+    /// and it is the heaviest any node has seen.
+    pub converged: bool,
+    /// Nodes whose tip is not the heaviest at the end.
+    pub behind: usize,
+    /// Bans issued by honest nodes (there are only honest nodes).
+    pub bans: u64,
+    /// Events processed.
+    pub events: u64,
+    /// SHA3-256 of the event log.
+    pub log_sha3: String,
+    /// Peak resident memory of the process.
+    pub peak_rss_bytes: u64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+}
+
+/// How long a dial to an unreachable address takes to fail (the driver's `DIAL_TIMEOUT`).
+const DIAL_TIMEOUT_MS: u64 = 10_000;
+/// Quiet time after traffic stops: every phone awake, then the check.
+const QUIET_MS: u64 = 10 * 60_000;
+/// Mean time between blocks (main's).
+const BLOCK_MS: f64 = 50_000.0;
+
+/// Parameters of the simulated network: main's timing and tree, devnet's minimum work, a
+/// genesis at `start_ms` whose coin is `RETURN TRUE`'s.
+pub fn params(start_ms: u64) -> Params {
+    let main = Params::main();
+    let mut p = Params::devnet();
+    p.name = "sim";
+    p.chain_id = 3;
+    p.block_time_ms = main.block_time_ms;
+    p.tree_depth = main.tree_depth;
+    p.cascade_step = main.cascade_step;
+    p.cascade_per_level = main.cascade_per_level;
+    p.diff_window = main.diff_window;
+    p.diff_median = main.diff_median;
+    p.mtp_window = main.mtp_window;
+    p.proof_window = main.proof_window;
+    p.pulse_interval_ms = main.pulse_interval_ms;
+    p.continuous_mining = false;
+    p.genesis.time_ms = start_ms;
+    p.genesis.prng = *b"minima/sim/genesis/v1...........";
+    p
+}
+
+/// The simulated clock's start: 2027-01-01.
+const START_MS: u64 = 1_798_761_600_000;
+
+#[derive(Debug)]
+enum Ev {
+    /// An input reaches a node.
+    To(usize, Input),
+    /// A dial's handshake completes, if the peer is still reachable.
+    Connect { from: usize, to: usize, addr: SocketAddr, dir: Dir },
+    /// A read request reaches its server.
+    Read { server: usize, client: usize, req: ReqId, msg: Message, timeout: Duration },
+    /// A node's timer.
+    Timer(usize),
+    /// The next block is found.
+    Find,
+    /// A phone wakes (`stay`: for good, the end of the run).
+    Wake(usize, bool),
+    /// A phone sleeps.
+    Sleep(usize),
+    /// Partition `k` starts.
+    Cut(usize),
+    /// Partition `k` heals.
+    Heal(usize),
+}
+
+struct Member {
+    node: SimNode,
+    addr: SocketAddr,
+    phone: bool,
+    awake: bool,
+    timer: Option<u64>,
+    bytes: u64,
+}
+
+struct Found {
+    id: Hash,
+    at: u64,
+    awake: Vec<bool>,
+    reached: Vec<bool>,
+    arrivals: Vec<u64>,
+}
+
+struct World {
+    cfg: Config,
+    clock: Arc<AtomicU64>,
+    rng: ChaCha8Rng,
+    agenda: Agenda<Ev>,
+    members: Vec<Member>,
+    by_addr: BTreeMap<SocketAddr, usize>,
+    /// Each end of a connection → the other end.
+    links: BTreeMap<(usize, u64), (usize, u64)>,
+    /// A dialler's end → the address it dialled (it hears `DialEnded` when it closes).
+    dialed: BTreeMap<(usize, u64), SocketAddr>,
+    /// A request frame's stream at its server → (requester, its request, how long it waits).
+    streams: BTreeMap<(usize, u64, u64), (usize, ReqId, Duration)>,
+    next_conn: u64,
+    next_stream: u64,
+    /// Per partition, each node's side (`true`: the cut-off share).
+    sides: Vec<Vec<bool>>,
+    active: Vec<bool>,
+    found: Vec<Found>,
+    heaviest: u128,
+    now: u64,
+    end: u64,
+    events: u64,
+    log: Sha3_256,
+    log_file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// Process-wide numbering of in-memory databases (runs may share a process).
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Run a simulation.
+pub fn run(cfg: &Config) -> Result<Report, SimError> {
+    let wall = Instant::now();
+    let mut w = World::new(cfg.clone())?;
+    let traffic_end = START_MS + (cfg.hours * 3_600_000.0) as u64;
+    w.end = traffic_end;
+    let first = w.exp(BLOCK_MS);
+    w.agenda.push(START_MS + first, Ev::Find);
+    for i in 0..w.members.len() {
+        if w.members[i].phone {
+            let phase = w.rng.next_u64() % (cfg.phone_wake_every_s * 1000).max(1);
+            w.agenda.push(START_MS + phase, Ev::Wake(i, false));
+        } else {
+            w.agenda.push(START_MS, Ev::To(i, Input::Tick));
+        }
+    }
+    for (k, p) in cfg.partitions.iter().enumerate() {
+        w.agenda.push(START_MS + (p.from_h * 3_600_000.0) as u64, Ev::Cut(k));
+        w.agenda.push(START_MS + (p.until_h * 3_600_000.0) as u64, Ev::Heal(k));
+    }
+    w.run_until(traffic_end)?;
+    // Quiet: no more blocks; every phone wakes for good and syncs.
+    for i in 0..w.members.len() {
+        if w.members[i].phone {
+            w.agenda.push(traffic_end, Ev::Wake(i, true));
+        }
+    }
+    for k in 0..cfg.partitions.len() {
+        w.agenda.push(traffic_end, Ev::Heal(k));
+    }
+    w.run_until(traffic_end + QUIET_MS)?;
+    w.report(wall)
+}
+
+impl World {
+    fn new(cfg: Config) -> Result<World, SimError> {
+        if cfg.nodes == 0 || !(0.0..=1.0).contains(&cfg.phones) || !(0.0..1.0).contains(&cfg.loss) {
+            return Err(SimError::Config("need nodes ≥ 1, phones in 0..=1, loss in 0..1".into()));
+        }
+        let phones = ((cfg.nodes as f64) * cfg.phones).round() as usize;
+        let desktops = cfg.nodes - phones.min(cfg.nodes);
+        if desktops == 0 {
+            return Err(SimError::Config("every node is a phone: nobody listens or mines".into()));
+        }
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let (clock, handle) = Clock::set_at(START_MS);
+        let params = params(START_MS - 1_000);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let addr = |i: usize| {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (i % 250) as u8, (i / 250 % 256) as u8, 1)), 9001)
+        };
+        let seeds: Vec<SocketAddr> = (0..cfg.seeds.min(desktops)).map(addr).collect();
+        let mut members = vec![];
+        for i in 0..cfg.nodes {
+            let phone = i >= desktops;
+            let mut mesh_seed = [0u8; 32];
+            rng.fill_bytes(&mut mesh_seed);
+            let net = NetConfig {
+                listen: (!phone).then(|| addr(i)),
+                peers: seeds.iter().copied().filter(|a| *a != addr(i)).collect(),
+                online: !phone,
+                ..NetConfig::default()
+            };
+            let setup = SimSetup {
+                params: params.clone(),
+                store_name: format!("minima-sim-{}-{run}-{i}", std::process::id()),
+                clock: clock.clone(),
+                node_id: sha3(&[&cfg.seed.to_be_bytes()[..], &(i as u64).to_be_bytes()].concat()),
+                net,
+                full_mmr: false,
+                mesh_seed,
+                salt: i as u64,
+            };
+            let node = SimNode::new(setup).map_err(|e| SimError::Node(i, e))?;
+            members.push(Member { node, addr: addr(i), phone, awake: !phone, timer: None, bytes: 0 });
+        }
+        let sides = cfg
+            .partitions
+            .iter()
+            .map(|p| {
+                let cut = ((cfg.nodes as f64) * p.fraction).round() as usize;
+                let mut order: Vec<usize> = (0..cfg.nodes).collect();
+                for k in (1..order.len()).rev() {
+                    order.swap(k, (rng.next_u64() % (k as u64 + 1)) as usize);
+                }
+                let mut side = vec![false; cfg.nodes];
+                for i in order.into_iter().take(cut) {
+                    side[i] = true;
+                }
+                side
+            })
+            .collect();
+        let log_file = match &cfg.log {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        };
+        let by_addr = members.iter().enumerate().map(|(i, m)| (m.addr, i)).collect();
+        Ok(World {
+            active: vec![false; cfg.partitions.len()],
+            cfg,
+            clock: handle,
+            rng,
+            agenda: Agenda::default(),
+            members,
+            by_addr,
+            links: BTreeMap::new(),
+            dialed: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            next_conn: 0,
+            next_stream: 0,
+            sides,
+            found: vec![],
+            heaviest: 0,
+            now: START_MS,
+            end: START_MS,
+            events: 0,
+            log: Sha3_256::new(),
+            log_file,
+        })
+    }
+
+    /// A uniform draw in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// An exponential draw with this mean (ms).
+    fn exp(&mut self, mean: f64) -> u64 {
+        (-(1.0 - self.unit()).ln() * mean) as u64
+    }
+
+    fn note(&mut self, line: std::fmt::Arguments<'_>) -> Result<(), SimError> {
+        let s = format!("{} {line}\n", self.now - START_MS);
+        self.log.update(s.as_bytes());
+        if let Some(f) = self.log_file.as_mut() {
+            f.write_all(s.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn cut(&self, a: usize, b: usize) -> bool {
+        self.sides.iter().zip(&self.active).any(|(s, on)| *on && s[a] != s[b])
+    }
+
+    /// One-way delay of a message from `a` to `b`.
+    fn delay(&mut self) -> u64 {
+        let j = self.rng.next_u64() % (self.cfg.jitter_ms + 1);
+        self.cfg.latency_ms + j
+    }
+
+    fn lost(&mut self) -> bool {
+        self.cfg.loss > 0.0 && self.unit() < self.cfg.loss
+    }
+
+    /// The node a dial of `addr` from `from` reaches now, if any.
+    fn reachable(&self, from: usize, addr: SocketAddr) -> Option<usize> {
+        let to = *self.by_addr.get(&addr)?;
+        let m = &self.members[to];
+        (to != from && !m.phone && m.awake && self.members[from].awake && !self.cut(from, to)).then_some(to)
+    }
+
+    fn run_until(&mut self, until: u64) -> Result<(), SimError> {
+        while let Some(t) = self.agenda.peek_time() {
+            if t > until {
+                break;
+            }
+            let Some((t, ev)) = self.agenda.pop() else { break };
+            self.now = t;
+            self.clock.store(t, Ordering::Relaxed);
+            self.events += 1;
+            self.step(t, ev)?;
+        }
+        self.now = until;
+        self.clock.store(until, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn step(&mut self, now: u64, ev: Ev) -> Result<(), SimError> {
+        match ev {
+            Ev::To(i, input) => {
+                let out = self.members[i].node.handle(input).map_err(|e| SimError::Node(i, e))?;
+                self.after(i, out)?;
+            }
+            Ev::Connect { from, to, addr, dir } => {
+                if self.reachable(from, addr) != Some(to) {
+                    self.agenda.push(now, Ev::To(from, Input::DialEnded { addr, connected: false }));
+                    return Ok(());
+                }
+                let (ca, cb) = (self.next_conn + 1, self.next_conn + 2);
+                self.next_conn += 2;
+                self.links.insert((from, ca), (to, cb));
+                self.links.insert((to, cb), (from, ca));
+                self.dialed.insert((from, ca), addr);
+                self.note(format_args!("connect {from} {to}"))?;
+                let (pf, pt) = (self.members[from].node.node_id(), self.members[to].node.node_id());
+                let back = self.members[from].addr;
+                self.agenda.push(now, Ev::To(from, Input::Connected { conn: ca, peer: pt, addr, dir }));
+                self.agenda.push(
+                    now,
+                    Ev::To(to, Input::Connected { conn: cb, peer: pf, addr: back, dir: Dir::Inbound }),
+                );
+            }
+            Ev::Read { server, client, req, msg, timeout } => {
+                let answer = self.members[server].node.serve(msg);
+                let bytes = answer.as_ref().map_or(0, |m| m.to_frame().len() as u64);
+                self.members[server].bytes += bytes;
+                self.members[client].bytes += bytes;
+                if self.lost() {
+                    self.agenda.push(
+                        now + timeout.as_millis() as u64,
+                        Ev::To(client, Input::Answer { req, answer: None }),
+                    );
+                } else {
+                    let at = now + self.delay();
+                    self.agenda.push(at, Ev::To(client, Input::Answer { req, answer }));
+                }
+            }
+            Ev::Timer(i) => {
+                if self.members[i].timer != Some(now) {
+                    return Ok(());
+                }
+                self.members[i].timer = None;
+                let out = self.members[i].node.tick().map_err(|e| SimError::Node(i, e))?;
+                self.after(i, out)?;
+            }
+            Ev::Find => {
+                let weights: Vec<usize> = (0..self.members.len())
+                    .filter(|i| !self.members[*i].phone && self.members[*i].awake)
+                    .collect();
+                if !weights.is_empty() {
+                    let i = weights[(self.rng.next_u64() % weights.len() as u64) as usize];
+                    let (id, out) = self.members[i].node.mine().map_err(|e| SimError::Node(i, e))?;
+                    if let Some(id) = id {
+                        self.note(format_args!("found {i} {}", id.to_hex()))?;
+                        let n = self.members.len();
+                        let awake: Vec<bool> = self.members.iter().map(|m| m.awake).collect();
+                        let mut reached = vec![false; n];
+                        reached[i] = true;
+                        self.found.push(Found { id, at: now, awake, reached, arrivals: vec![0] });
+                    }
+                    self.after(i, out)?;
+                }
+                let next = now + self.exp(BLOCK_MS).max(1);
+                if next <= self.end {
+                    self.agenda.push(next, Ev::Find);
+                }
+            }
+            Ev::Wake(i, stay) => {
+                if !self.members[i].awake {
+                    self.members[i].awake = true;
+                    self.note(format_args!("wake {i}"))?;
+                    let out =
+                        self.members[i].node.handle(Input::Online(true)).map_err(|e| SimError::Node(i, e))?;
+                    self.after(i, out)?;
+                }
+                if !stay && now < self.end {
+                    self.agenda.push(now + self.cfg.phone_awake_s * 1000, Ev::Sleep(i));
+                }
+            }
+            Ev::Sleep(i) => {
+                if now >= self.end || !self.members[i].awake {
+                    return Ok(());
+                }
+                let out =
+                    self.members[i].node.handle(Input::Online(false)).map_err(|e| SimError::Node(i, e))?;
+                self.after(i, out)?;
+                self.members[i].awake = false;
+                self.note(format_args!("sleep {i}"))?;
+                // Whatever the engine left open goes with the process's sockets.
+                let open: Vec<u64> = self.links.range((i, 0)..(i + 1, 0)).map(|((_, c), _)| *c).collect();
+                for c in open {
+                    self.close(i, c)?;
+                }
+                let every = self.cfg.phone_wake_every_s * 1000;
+                let next = now + every.saturating_sub(self.cfg.phone_awake_s * 1000).max(1);
+                self.agenda.push(next, Ev::Wake(i, false));
+            }
+            Ev::Cut(k) => {
+                self.active[k] = true;
+                self.note(format_args!("cut {k}"))?;
+                // Connections across it die (their idle timeout, 30 s, runs out).
+                let across: Vec<(usize, u64)> = self
+                    .links
+                    .iter()
+                    .filter(|(a, b)| a.0 < b.0 && self.cut(a.0, b.0))
+                    .map(|(a, _)| *a)
+                    .collect();
+                for (i, c) in across {
+                    self.close_late(i, c, 30_000)?;
+                }
+            }
+            Ev::Heal(k) => {
+                if self.active[k] {
+                    self.active[k] = false;
+                    self.note(format_args!("heal {k}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After node `i` ran: carry out its outputs, note its new tips, arm its timer.
+    fn after(&mut self, i: usize, out: Vec<Output>) -> Result<(), SimError> {
+        for o in out {
+            self.carry(i, o)?;
+        }
+        let events = self.members[i].node.events();
+        for e in events {
+            if let Event::NewTip { height, tip } = e {
+                self.note(format_args!("tip {i} {height} {tip}"))?;
+                let (_, _, weight) = self.members[i].node.tip();
+                self.heaviest = self.heaviest.max(weight);
+                self.arrived(i);
+            }
+        }
+        self.arm(i);
+        Ok(())
+    }
+
+    /// Blocks found lately that node `i` now holds.
+    fn arrived(&mut self, i: usize) {
+        let now = self.now;
+        let from = self.found.len().saturating_sub(32);
+        for f in &mut self.found[from..] {
+            if !f.reached[i] && f.awake[i] && self.members[i].node.has_block(&f.id) {
+                f.reached[i] = true;
+                f.arrivals.push(now - f.at);
+            }
+        }
+    }
+
+    fn arm(&mut self, i: usize) {
+        let Some(t) = self.members[i].node.poll_timeout() else { return };
+        let at = (t.since_origin().as_millis() as u64).max(self.now + 1);
+        if self.members[i].timer.is_none_or(|x| at < x) {
+            self.members[i].timer = Some(at);
+            self.agenda.push(at, Ev::Timer(i));
+        }
+    }
+
+    fn carry(&mut self, i: usize, o: Output) -> Result<(), SimError> {
+        let now = self.now;
+        match o {
+            Output::Dial { addr, dir } => match self.reachable(i, addr) {
+                Some(j) => {
+                    let rtt = self.delay() + self.delay();
+                    self.agenda.push(now + rtt, Ev::Connect { from: i, to: j, addr, dir });
+                }
+                None => self
+                    .agenda
+                    .push(now + DIAL_TIMEOUT_MS, Ev::To(i, Input::DialEnded { addr, connected: false })),
+            },
+            Output::Probe { addr, peer } => {
+                let (ok, at) = match self.reachable(i, addr) {
+                    Some(j) => (self.members[j].node.node_id() == peer, now + self.delay() + self.delay()),
+                    None => (false, now + DIAL_TIMEOUT_MS),
+                };
+                self.agenda.push(at, Ev::To(i, Input::Probed { addr, ok }));
+            }
+            Output::Request { conn, req, msg, timeout } => {
+                let Some(&(j, cj)) = self.links.get(&(i, conn)) else {
+                    self.agenda.push(now, Ev::To(i, Input::Answer { req, answer: None }));
+                    return Ok(());
+                };
+                let bytes = msg.to_frame().len() as u64;
+                self.members[i].bytes += bytes;
+                self.members[j].bytes += bytes;
+                if self.lost() {
+                    self.agenda.push(
+                        now + timeout.as_millis() as u64,
+                        Ev::To(i, Input::Answer { req, answer: None }),
+                    );
+                    return Ok(());
+                }
+                let at = now + self.delay();
+                if SimNode::is_read(&msg) {
+                    self.agenda.push(at, Ev::Read { server: j, client: i, req, msg, timeout });
+                } else {
+                    self.next_stream += 1;
+                    let stream = self.next_stream;
+                    self.streams.insert((j, cj, stream), (i, req, timeout));
+                    self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
+                }
+            }
+            Output::Reply { conn, stream, msg } => {
+                // Announcements' streams wait for nothing.
+                let Some((k, req, timeout)) = self.streams.remove(&(i, conn, stream)) else { return Ok(()) };
+                if !self.links.contains_key(&(i, conn)) {
+                    return Ok(());
+                }
+                let bytes = msg.as_ref().map_or(0, |m| m.to_frame().len() as u64);
+                self.members[i].bytes += bytes;
+                self.members[k].bytes += bytes;
+                if self.lost() {
+                    self.agenda.push(
+                        now + timeout.as_millis() as u64,
+                        Ev::To(k, Input::Answer { req, answer: None }),
+                    );
+                } else {
+                    let at = now + self.delay();
+                    self.agenda.push(at, Ev::To(k, Input::Answer { req, answer: msg }));
+                }
+            }
+            Output::Announce { conn, msg } => {
+                let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return Ok(()) };
+                let bytes = msg.to_frame().len() as u64;
+                self.members[i].bytes += bytes;
+                self.members[j].bytes += bytes;
+                if !self.lost() {
+                    self.next_stream += 1;
+                    let stream = self.next_stream;
+                    let at = now + self.delay();
+                    self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
+                }
+            }
+            Output::Close { conn, .. } => self.close(i, conn)?,
+            // Not modelled: the per-peer budget and the pre-TLS accept rate (no adversary
+            // yet), and coin look-ups (nobody asks).
+            Output::Up { .. }
+            | Output::Throttle { .. }
+            | Output::GroupRate { .. }
+            | Output::CoinProofs { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Close a connection from end (i, conn): at once for `i`, a delay later for the peer.
+    fn close(&mut self, i: usize, conn: u64) -> Result<(), SimError> {
+        let d = self.delay();
+        self.close_after(i, conn, 0, d)
+    }
+
+    /// A connection that dies without a word (a partition): both ends learn it after `ms`.
+    fn close_late(&mut self, i: usize, conn: u64, ms: u64) -> Result<(), SimError> {
+        self.close_after(i, conn, ms, ms)
+    }
+
+    fn close_after(&mut self, i: usize, conn: u64, mine: u64, theirs: u64) -> Result<(), SimError> {
+        let Some((j, cj)) = self.links.remove(&(i, conn)) else { return Ok(()) };
+        self.links.remove(&(j, cj));
+        self.note(format_args!("close {i} {j}"))?;
+        for (n, c, after) in [(i, conn, mine), (j, cj, theirs)] {
+            let at = self.now + after;
+            self.agenda.push(at, Ev::To(n, Input::Closed { conn: c }));
+            if let Some(addr) = self.dialed.remove(&(n, c)) {
+                self.agenda.push(at, Ev::To(n, Input::DialEnded { addr, connected: true }));
+            }
+            // Requests waiting on it are answered by the engine when it hears of the close.
+            let gone: Vec<_> = self.streams.range((n, c, 0)..(n, c + 1, 0)).map(|(k, _)| *k).collect();
+            for k in gone {
+                self.streams.remove(&k);
+            }
+        }
+        Ok(())
+    }
+
+    fn report(mut self, wall: Instant) -> Result<Report, SimError> {
+        let n = self.members.len();
+        let tips: Vec<(Hash, u64, u128)> = self.members.iter().map(|m| m.node.tip()).collect();
+        let heaviest = tips.iter().map(|t| t.2).max().unwrap_or(0).max(self.heaviest);
+        let best = tips.iter().find(|t| t.2 == heaviest).map(|t| t.0);
+        let behind = tips.iter().filter(|t| Some(t.0) != best || t.2 != heaviest).count();
+        let converged = behind == 0;
+        // Stale blocks: found, but not on the best chain of a node holding the heaviest tip.
+        let holder = tips.iter().position(|t| Some(t.0) == best).unwrap_or(0);
+        let on_best = self.members[holder].node.best_path();
+        let stale = self.found.iter().filter(|f| !on_best.contains(&f.id)).count();
+        let quantile = |f: &Found, q: f64| -> Option<u64> {
+            let awake = f.awake.iter().filter(|a| **a).count();
+            let need = ((awake as f64) * q).ceil().max(1.0) as usize;
+            let mut a = f.arrivals.clone();
+            a.sort_unstable();
+            a.get(need - 1).copied()
+        };
+        let median = |mut v: Vec<u64>| -> u64 {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        let q = |p: f64| -> Vec<u64> { self.found.iter().filter_map(|f| quantile(f, p)).collect() };
+        let (q50, q90, q99) = (q(0.5), q(0.9), q(0.99));
+        let blocks_reaching_p99 = q99.len() as u64;
+        let phone_bytes: Vec<f64> = self.members.iter().filter(|m| m.phone).map(|m| m.bytes as f64).collect();
+        let days = (self.cfg.hours / 24.0).max(1e-9);
+        let phone_bytes_per_day = if phone_bytes.is_empty() {
+            0
+        } else {
+            (phone_bytes.iter().sum::<f64>() / phone_bytes.len() as f64 / days) as u64
+        };
+        let peers: Vec<f64> = self.members.iter().map(|m| m.node.peer_count() as f64).collect();
+        let bans = self.members.iter().map(|m| m.node.bans()).sum();
+        self.note(format_args!("end behind {behind} bans {bans}"))?;
+        if let Some(f) = self.log_file.as_mut() {
+            f.flush()?;
+        }
+        Ok(Report {
+            nodes: n,
+            phones: phone_bytes.len(),
+            hours: self.cfg.hours,
+            blocks: self.found.len() as u64,
+            stale_rate: if self.found.is_empty() { 0.0 } else { stale as f64 / self.found.len() as f64 },
+            block_propagation_ms: Percentiles { p50: median(q50), p90: median(q90), p99: median(q99) },
+            blocks_reaching_p99,
+            phone_bytes_per_day,
+            peers: Range {
+                min: peers.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX),
+                mean: peers.iter().sum::<f64>() / n as f64,
+                max: peers.iter().copied().fold(0.0, f64::max),
+            },
+            converged,
+            behind,
+            bans,
+            events: self.events,
+            log_sha3: hex::encode(self.log.clone().finalize()),
+            peak_rss_bytes: crate::energy::process_peak_rss_bytes(),
+            wall_s: wall.elapsed().as_secs_f64(),
+        })
+    }
+}
