@@ -362,9 +362,44 @@ pub fn verify_raw(pk: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
     sphincs::verify_detached_signature(&sig, msg, &pk).is_ok()
 }
 
-/// Verify a transaction signature.
+/// Verify a transaction signature. A signature verified before (the same key, network,
+/// transaction and signature, among the last [`VERIFIED_CACHE`]) is not verified again: the
+/// mempool's verdict stands when the transaction arrives in a block, and nodes sharing a
+/// process (the simulator) verify each signature once, as Bitcoin Core's signature cache.
+/// Only successes are remembered.
 pub fn verify_tx(pk: &PublicKey, chain_id: u8, txid: &Hash, sig: &Signature) -> bool {
-    verify_raw(pk, tx_sign_digest(chain_id, txid).as_bytes(), sig)
+    let key = TaggedHasher::new("minima/verified-sig/v1")
+        .bytes(&pk.0)
+        .bytes(&[chain_id])
+        .bytes(&txid.0)
+        .bytes(&sig.0)
+        .finish();
+    if verified().lock().unwrap_or_else(|e| e.into_inner()).0.contains(&key) {
+        return true;
+    }
+    let ok = verify_raw(pk, tx_sign_digest(chain_id, txid).as_bytes(), sig);
+    if ok {
+        let mut v = verified().lock().unwrap_or_else(|e| e.into_inner());
+        if v.0.insert(key) {
+            v.1.push_back(key);
+            if v.1.len() > VERIFIED_CACHE {
+                if let Some(old) = v.1.pop_front() {
+                    v.0.remove(&old);
+                }
+            }
+        }
+    }
+    ok
+}
+
+/// Transaction signatures remembered as verified (≈ 100 bytes each).
+pub const VERIFIED_CACHE: usize = 4096;
+
+type Verified = (std::collections::HashSet<Hash>, std::collections::VecDeque<Hash>);
+
+fn verified() -> &'static std::sync::Mutex<Verified> {
+    static V: std::sync::OnceLock<std::sync::Mutex<Verified>> = std::sync::OnceLock::new();
+    V.get_or_init(Default::default)
 }
 
 /// Verify a `CHECKSIG` message signature.

@@ -5,13 +5,16 @@
 //! [`SimNode::serve`] (as the QUIC driver does, off the actor) and decides which node finds the
 //! next block ([`SimNode::mine`] then mines it for real).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
+use super::wallet::{key_of, WalletCmd};
 use super::{jobs_config, serve, Actor, Clock, Config, Event, Mining, NodeError, Template};
-use crate::crypto::Hash;
+use crate::crypto::{Hash, Keypair};
 use crate::miner::{prepared_state, tail_id, Found};
 use crate::net::message::Message;
 use crate::net::peer::NetConfig;
@@ -19,6 +22,8 @@ use crate::net::proto::engine::{Input, Output};
 use crate::net::proto::time::Time;
 use crate::params::Params;
 use crate::store::Store;
+use crate::wallet::spend::sign_and_mine_with;
+use crate::wallet::{Balance, Draft, HistoryEntry, Seed, WalletError};
 
 /// How a simulated node is set up.
 #[derive(Debug, Clone)]
@@ -48,6 +53,9 @@ pub struct SimNode {
     reads: serve::Served,
     events: broadcast::Receiver<Event>,
     node_id: Hash,
+    seed: Option<Seed>,
+    keypairs: HashMap<u32, Arc<Keypair>>,
+    txn_work: u128,
 }
 
 impl SimNode {
@@ -88,7 +96,15 @@ impl SimNode {
         actor.outbox = Some(vec![]);
         actor.announces = Some(vec![]);
         actor.listen = s.net.listen.map(|a| a.to_string());
-        Ok(SimNode { actor, reads, events, node_id: s.node_id })
+        Ok(SimNode {
+            actor,
+            reads,
+            events,
+            node_id: s.node_id,
+            seed: None,
+            keypairs: HashMap::new(),
+            txn_work: cfg.txn_work,
+        })
     }
 
     /// Its node id.
@@ -209,6 +225,75 @@ impl SimNode {
     /// The listen address, if any.
     pub fn listen(&self) -> Option<SocketAddr> {
         self.actor.listen.as_deref().and_then(|l| l.parse().ok())
+    }
+
+    /// Open a wallet with `seed`, which this node keeps (as a host that holds its seed).
+    pub fn open_wallet(&mut self, seed: Seed) -> Result<(), NodeError> {
+        let first = key_of(&seed, 0)?;
+        let fingerprint = crate::wallet::fingerprint(&seed);
+        self.call(|reply| WalletCmd::Open { fingerprint, first, reply })??;
+        self.seed = Some(seed);
+        Ok(())
+    }
+
+    /// The wallet's first address (every payment to this node goes there).
+    pub fn address(&mut self) -> Result<Hash, NodeError> {
+        let keys = self.call(WalletCmd::Keys)??;
+        keys.first().map(|k| k.address).ok_or_else(|| WalletError::NoWallet.into())
+    }
+
+    /// The wallet's balances.
+    pub fn balance(&mut self) -> Result<Balance, NodeError> {
+        self.call(WalletCmd::Balance)?
+    }
+
+    /// The wallet's history, newest first.
+    pub fn history(&mut self) -> Result<Vec<HistoryEntry>, NodeError> {
+        self.call(WalletCmd::History)?
+    }
+
+    /// Claim the genesis coin (`RETURN TRUE`'s) into the wallet: the claim's txid (`None`:
+    /// nothing to claim) and what the engine asks of the network.
+    pub fn claim_genesis(&mut self) -> Result<(Option<Hash>, Vec<Output>), NodeError> {
+        let Some(draft) = self.call(WalletCmd::GenesisClaim)?? else { return Ok((None, vec![])) };
+        let txid = self.sign_and_submit(draft)?;
+        Ok((Some(txid), self.outputs()?))
+    }
+
+    /// Pay `amount` base units to `to` as the wallet API does (draft, sign with real SPHINCS+
+    /// keys, mine the TxPoW's work, submit): the txid and what the engine asks of the network.
+    pub fn pay(&mut self, to: Hash, amount: u64) -> Result<(Hash, Vec<Output>), NodeError> {
+        let draft = self.call(|reply| WalletCmd::Draft { outputs: vec![(to, amount)], burn: 0, reply })??;
+        let chosen: Vec<Hash> = draft.tx.inputs.iter().map(|c| c.coin_id).collect();
+        let r = self.sign_and_submit(draft);
+        self.actor.on_wallet(WalletCmd::Release(chosen));
+        let txid = r?;
+        Ok((txid, self.outputs()?))
+    }
+
+    fn sign_and_submit(&mut self, draft: Draft) -> Result<Hash, NodeError> {
+        let seed = self.seed.clone().ok_or(WalletError::NoWallet)?;
+        let keys = &mut self.keypairs;
+        let mut keypair = |i: u32| -> Result<Arc<Keypair>, WalletError> {
+            if let Some(k) = keys.get(&i) {
+                return Ok(k.clone());
+            }
+            let k = Arc::new(Keypair::derive(&seed.0, i).map_err(|e| WalletError::Crypto(e.to_string()))?);
+            keys.insert(i, k.clone());
+            Ok(k)
+        };
+        let s = sign_and_mine_with(&mut keypair, &self.actor.params, draft, self.txn_work)?;
+        let txid = s.txpow.txid();
+        let (txpow, proofs) = (Box::new(s.txpow), s.proofs);
+        self.call(|r| WalletCmd::Submit(txpow, proofs, r))??;
+        Ok(txid)
+    }
+
+    /// Run a wallet command on the actor and take its answer.
+    fn call<T>(&mut self, f: impl FnOnce(oneshot::Sender<T>) -> WalletCmd) -> Result<T, NodeError> {
+        let (tx, mut rx) = oneshot::channel();
+        self.actor.on_wallet(f(tx));
+        rx.try_recv().map_err(|_| NodeError::Stopped)
     }
 
     /// The events raised since the last call.

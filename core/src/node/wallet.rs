@@ -137,7 +137,7 @@ pub(super) enum WalletCmd {
     Submit(Box<crate::types::TxPoW>, Vec<(u64, MmrProof)>, Reply<()>),
 }
 
-fn key_of(seed: &Seed, index: u32) -> Result<WalletKey, NodeError> {
+pub(super) fn key_of(seed: &Seed, index: u32) -> Result<WalletKey, NodeError> {
     let kp = Keypair::derive(&seed.0, index).map_err(|e| WalletError::Crypto(e.to_string()))?;
     Ok(WalletKey { index, public: kp.public, address: kp.public.default_address(), used: false })
 }

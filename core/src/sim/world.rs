@@ -60,6 +60,9 @@ pub struct Config {
     pub hours: f64,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Payments made per simulated hour (payer and payee drawn among awake nodes and all
+    /// nodes; the genesis coin, claimed by node 0, is where the money starts).
+    pub payments_per_hour: f64,
     /// One-way latency of a link, before jitter (ms).
     pub latency_ms: u64,
     /// Extra one-way delay drawn uniformly from 0..=jitter for each message (reorders them).
@@ -85,6 +88,7 @@ impl Default for Config {
             phones: 0.8,
             hours: 24.0,
             seed: 0,
+            payments_per_hour: 10.0,
             latency_ms: 50,
             jitter_ms: 40,
             loss: 0.0,
@@ -137,6 +141,15 @@ pub struct Report {
     pub block_propagation_ms: Percentiles,
     /// Blocks that reached 99 % of the nodes awake when they were found.
     pub blocks_reaching_p99: u64,
+    /// Payments made.
+    pub payments: u64,
+    /// From a payment's submission at its payer to its payee's wallet showing it (pending or
+    /// confirmed).
+    pub payment_seen_ms: Percentiles,
+    /// From a payment's submission to its payee's wallet showing it in a block.
+    pub payment_confirmed_ms: Percentiles,
+    /// Payments whose payee's wallet shows them in a block at the end, each once.
+    pub payments_credited: u64,
     /// Encoded frame bytes a phone sent and received per simulated day (QUIC and TLS not
     /// modelled), mean over phones.
     pub phone_bytes_per_day: u64,
@@ -211,6 +224,8 @@ enum Ev {
     Cut(usize),
     /// Partition `k` heals.
     Heal(usize),
+    /// The next payment is made.
+    Pay,
 }
 
 struct Member {
@@ -228,6 +243,14 @@ struct Found {
     awake: Vec<bool>,
     reached: Vec<bool>,
     arrivals: Vec<u64>,
+}
+
+struct Payment {
+    txid: Hash,
+    payee: usize,
+    at: u64,
+    seen: Option<u64>,
+    confirmed: Option<u64>,
 }
 
 struct World {
@@ -249,6 +272,9 @@ struct World {
     sides: Vec<Vec<bool>>,
     active: Vec<bool>,
     found: Vec<Found>,
+    payments: Vec<Payment>,
+    by_txid: BTreeMap<String, usize>,
+    addresses: Vec<Hash>,
     heaviest: u128,
     now: u64,
     end: u64,
@@ -279,6 +305,13 @@ pub fn run(cfg: &Config) -> Result<Report, SimError> {
     for (k, p) in cfg.partitions.iter().enumerate() {
         w.agenda.push(START_MS + (p.from_h * 3_600_000.0) as u64, Ev::Cut(k));
         w.agenda.push(START_MS + (p.until_h * 3_600_000.0) as u64, Ev::Heal(k));
+    }
+    if cfg.payments_per_hour > 0.0 {
+        // Node 0 claims the genesis coin: the money every payment moves.
+        let (_, out) = w.members[0].node.claim_genesis().map_err(|e| SimError::Node(0, e))?;
+        w.after(0, out)?;
+        let first = w.exp(3_600_000.0 / cfg.payments_per_hour);
+        w.agenda.push(START_MS + first, Ev::Pay);
     }
     w.run_until(traffic_end)?;
     // Quiet: no more blocks; every phone wakes for good and syncs.
@@ -357,6 +390,15 @@ impl World {
             None => None,
         };
         let by_addr = members.iter().enumerate().map(|(i, m)| (m.addr, i)).collect();
+        // Every node holds a wallet; payments go to its first address.
+        let mut addresses = vec![];
+        for (i, m) in members.iter_mut().enumerate() {
+            let seed = sha3(
+                &[&b"minima/sim/wallet"[..], &cfg.seed.to_be_bytes(), &(i as u64).to_be_bytes()].concat(),
+            );
+            m.node.open_wallet(crate::wallet::Seed(seed.0)).map_err(|e| SimError::Node(i, e))?;
+            addresses.push(m.node.address().map_err(|e| SimError::Node(i, e))?);
+        }
         Ok(World {
             active: vec![false; cfg.partitions.len()],
             cfg,
@@ -372,6 +414,9 @@ impl World {
             next_stream: 0,
             sides,
             found: vec![],
+            payments: vec![],
+            by_txid: BTreeMap::new(),
+            addresses,
             heaviest: 0,
             now: START_MS,
             end: START_MS,
@@ -557,8 +602,49 @@ impl World {
                     self.note(format_args!("heal {k}"))?;
                 }
             }
+            Ev::Pay => {
+                self.pay()?;
+                let next = now + self.exp(3_600_000.0 / self.cfg.payments_per_hour).max(1);
+                if next <= self.end {
+                    self.agenda.push(next, Ev::Pay);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// One payment: a payer drawn among awake nodes with money to send pays half its
+    /// sendable balance to another node.
+    fn pay(&mut self) -> Result<(), SimError> {
+        let mut payers = vec![];
+        for i in 0..self.members.len() {
+            if self.members[i].awake {
+                let b = self.members[i].node.balance().map_err(|e| SimError::Node(i, e))?;
+                if b.sendable >= 2 {
+                    payers.push((i, b.sendable));
+                }
+            }
+        }
+        if payers.is_empty() || self.members.len() < 2 {
+            return Ok(());
+        }
+        let (i, sendable) = payers[(self.rng.next_u64() % payers.len() as u64) as usize];
+        let mut payee = (self.rng.next_u64() % (self.members.len() as u64 - 1)) as usize;
+        if payee >= i {
+            payee += 1;
+        }
+        let to = self.addresses[payee];
+        match self.members[i].node.pay(to, sendable / 2) {
+            Ok((txid, out)) => {
+                self.note(format_args!("pay {i} {payee} {}", txid.to_hex()))?;
+                self.by_txid.insert(txid.to_hex(), self.payments.len());
+                self.payments.push(Payment { txid, payee, at: self.now, seen: None, confirmed: None });
+                self.after(i, out)
+            }
+            // A storage failure stops the node; any other refusal is the payer's to show.
+            Err(e @ NodeError::Store(_)) => Err(SimError::Node(i, e)),
+            Err(e) => self.note(format_args!("pay {i} refused {e}")),
+        }
     }
 
     /// After node `i` ran: carry out its outputs, note its new tips, arm its timer.
@@ -568,11 +654,27 @@ impl World {
         }
         let events = self.members[i].node.events();
         for e in events {
-            if let Event::NewTip { height, tip } = e {
-                self.note(format_args!("tip {i} {height} {tip}"))?;
-                let (_, _, weight) = self.members[i].node.tip();
-                self.heaviest = self.heaviest.max(weight);
-                self.arrived(i);
+            match e {
+                Event::NewTip { height, tip } => {
+                    self.note(format_args!("tip {i} {height} {tip}"))?;
+                    let (_, _, weight) = self.members[i].node.tip();
+                    self.heaviest = self.heaviest.max(weight);
+                    self.arrived(i);
+                }
+                Event::Payment { txid, received, block, .. } if received > 0 => {
+                    let Some(&k) = self.by_txid.get(&txid) else { continue };
+                    let p = &mut self.payments[k];
+                    if p.payee != i {
+                        continue;
+                    }
+                    let now = self.now;
+                    p.seen.get_or_insert(now);
+                    if block.is_some() {
+                        p.confirmed.get_or_insert(now);
+                    }
+                    self.note(format_args!("paid {i} {txid} {block:?}"))?;
+                }
+                _ => {}
             }
         }
         self.arm(i);
@@ -749,6 +851,23 @@ impl World {
             (phone_bytes.iter().sum::<f64>() / phone_bytes.len() as f64 / days) as u64
         };
         let peers: Vec<f64> = self.members.iter().map(|m| m.node.peer_count() as f64).collect();
+        let pct = |mut v: Vec<u64>| -> Percentiles {
+            v.sort_unstable();
+            let at = |q: f64| {
+                v.get(((v.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0)
+            };
+            Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99) }
+        };
+        let seen = pct(self.payments.iter().filter_map(|p| Some(p.seen? - p.at)).collect());
+        let confirmed = pct(self.payments.iter().filter_map(|p| Some(p.confirmed? - p.at)).collect());
+        let mut credited = 0;
+        for k in 0..self.payments.len() {
+            let (txid, payee) = (self.payments[k].txid.to_hex(), self.payments[k].payee);
+            let h = self.members[payee].node.history().map_err(|e| SimError::Node(payee, e))?;
+            if h.iter().filter(|e| e.txid == txid && e.received > 0 && e.block.is_some()).count() == 1 {
+                credited += 1;
+            }
+        }
         let bans = self.members.iter().map(|m| m.node.bans()).sum();
         self.note(format_args!("end behind {behind} bans {bans}"))?;
         if let Some(f) = self.log_file.as_mut() {
@@ -762,6 +881,10 @@ impl World {
             stale_rate: if self.found.is_empty() { 0.0 } else { stale as f64 / self.found.len() as f64 },
             block_propagation_ms: Percentiles { p50: median(q50), p90: median(q90), p99: median(q99) },
             blocks_reaching_p99,
+            payments: self.payments.len() as u64,
+            payment_seen_ms: seen,
+            payment_confirmed_ms: confirmed,
+            payments_credited: credited,
             phone_bytes_per_day,
             peers: Range {
                 min: peers.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX),
