@@ -112,6 +112,7 @@ pub mod chain;
 pub mod codec;
 pub mod crypto;
 pub mod energy;
+pub mod entropy;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod mempool;

@@ -216,6 +216,13 @@ enum Cmd {
         /// Seed of every random choice.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Payments made per simulated hour.
+        #[arg(long, default_value_t = 10.0)]
+        payments_per_hour: f64,
+        /// Hostile nodes added (an eclipse attempt: they relay and serve nothing and gossip
+        /// only each other).
+        #[arg(long, default_value_t = 0)]
+        hostile: usize,
         /// Chance a message is lost.
         #[arg(long, default_value_t = 0.0)]
         loss: f64,
@@ -373,8 +380,21 @@ fn main() -> ExitCode {
         Cmd::Devnet { nodes, seconds, json, duty, data, stop_node0_after } => {
             devnet::run(nodes, seconds, json, duty, data, stop_node0_after)
         }
-        Cmd::Sim { nodes, phones, hours, seed, loss, latency_ms, jitter_ms, partition, log } => {
-            sim(nodes, phones, hours, seed, loss, latency_ms, jitter_ms, &partition, log)
+        Cmd::Sim { nodes, phones, hours, seed, payments_per_hour, hostile, loss, latency_ms, jitter_ms, partition, log } => {
+            let cfg = minima_core::sim::Config {
+                nodes,
+                phones,
+                hours,
+                seed,
+                payments_per_hour,
+                hostile,
+                loss,
+                latency_ms,
+                jitter_ms,
+                log,
+                ..Default::default()
+            };
+            sim(cfg, &partition)
         }
         Cmd::Status { data, json } => status(&data, json),
         Cmd::Stop { data } => rpc::call(&data, "stop", Value::Null).map(|_| ()).map_err(|e| e.to_string()),
@@ -818,45 +838,22 @@ fn mine_ratio(seconds: f64) -> (f64, f64, f64) {
     (miner, raw, miner / raw)
 }
 
-/// `minima sim`: run the simulator, print its report as one JSON line.
-#[allow(clippy::too_many_arguments)]
-fn sim(
-    nodes: usize,
-    phones: f64,
-    hours: f64,
-    seed: u64,
-    loss: f64,
-    latency_ms: u64,
-    jitter_ms: u64,
-    partitions: &[String],
-    log: Option<PathBuf>,
-) -> Result<(), String> {
-    let partitions = partitions
-        .iter()
-        .map(|p| {
-            let f: Vec<f64> = p
-                .split(':')
-                .map(|x| x.parse::<f64>())
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?;
-            match f[..] {
-                [from_h, until_h, fraction] => Ok(minima_core::sim::Partition { from_h, until_h, fraction }),
-                _ => Err(format!("--partition {p}: want FROM_H:UNTIL_H:FRACTION")),
+/// `minima sim`: run the simulator (with `--partition`s parsed), print its report as one JSON
+/// line.
+fn sim(mut cfg: minima_core::sim::Config, partitions: &[String]) -> Result<(), String> {
+    for p in partitions {
+        let f: Vec<f64> = p
+            .split(':')
+            .map(|x| x.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--partition {p}: {e}"))?;
+        match f[..] {
+            [from_h, until_h, fraction] => {
+                cfg.partitions.push(minima_core::sim::Partition { from_h, until_h, fraction })
             }
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let cfg = minima_core::sim::Config {
-        nodes,
-        phones,
-        hours,
-        seed,
-        loss,
-        latency_ms,
-        jitter_ms,
-        partitions,
-        log,
-        ..Default::default()
-    };
+            _ => return Err(format!("--partition {p}: want FROM_H:UNTIL_H:FRACTION")),
+        }
+    }
     let r = minima_core::sim::run(&cfg).map_err(|e| e.to_string())?;
     println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
     Ok(())

@@ -23,7 +23,7 @@ use crate::net::proto::time::Time;
 use crate::params::Params;
 use crate::store::Store;
 use crate::wallet::spend::sign_and_mine_with;
-use crate::wallet::{Balance, Draft, HistoryEntry, Seed, WalletError};
+use crate::wallet::{Balance, Draft, HistoryEntry, Seed, WalletError, WalletKey};
 
 /// How a simulated node is set up.
 #[derive(Debug, Clone)]
@@ -227,9 +227,23 @@ impl SimNode {
         self.actor.listen.as_deref().and_then(|l| l.parse().ok())
     }
 
-    /// Open a wallet with `seed`, which this node keeps (as a host that holds its seed).
-    pub fn open_wallet(&mut self, seed: Seed) -> Result<(), NodeError> {
-        let first = key_of(&seed, 0)?;
+    /// Open a wallet with `seed`, which this node keeps (as a host that holds its seed);
+    /// `key0`, if given, is its key 0 already derived (derivation costs a SPHINCS+ key
+    /// generation: a simulator reuses keys between runs).
+    pub fn open_wallet(&mut self, seed: Seed, key0: Option<Arc<Keypair>>) -> Result<(), NodeError> {
+        let first = match key0 {
+            Some(k) => {
+                let first = WalletKey {
+                    index: 0,
+                    public: k.public,
+                    address: k.public.default_address(),
+                    used: false,
+                };
+                self.keypairs.insert(0, k);
+                first
+            }
+            None => key_of(&seed, 0)?,
+        };
         let fingerprint = crate::wallet::fingerprint(&seed);
         self.call(|reply| WalletCmd::Open { fingerprint, first, reply })??;
         self.seed = Some(seed);

@@ -12,9 +12,10 @@
 //! heal, phones that sleep and wake for a sync session on a schedule. Connections and requests
 //! are carried as the QUIC driver carries them ([`world`]): a dial is a connection after one
 //! round trip; a read request is served by the peer's store, off its actor; any other request
-//! is a frame for the peer's engine, whose reply travels back; a lost request is answered "no
-//! answer" at its timeout. What is not modelled: QUIC and TLS bytes, the per-peer request
-//! budget (`Throttle`, `GroupRate`), CPU time (the run is event-driven, each event instant).
+//! is a frame for the peer's engine, whose reply travels back; an answer later than the
+//! request's timeout is "no answer" at the timeout. A lost packet delays its message by a
+//! probe timeout (QUIC streams are reliable). What is not modelled: QUIC and TLS bytes, the
+//! per-peer request budget (`Throttle`, `GroupRate`), CPU time (each event is instant).
 //!
 //! Same [`Config`] ⇒ the same [`Report`] (but `wall_s` and `peak_rss_bytes`) and the same
 //! event log, byte for byte ([`Report::log_sha3`]).

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -67,12 +67,17 @@ pub struct Config {
     pub latency_ms: u64,
     /// Extra one-way delay drawn uniformly from 0..=jitter for each message (reorders them).
     pub jitter_ms: u64,
-    /// Chance that a message is lost.
+    /// Chance that a packet is lost (each loss delays the message by a QUIC probe timeout;
+    /// streams are reliable, so nothing is dropped on a live connection).
     pub loss: f64,
     /// Partitions.
     pub partitions: Vec<Partition>,
     /// Desktop nodes every node is configured with (as a network's seeds).
     pub seeds: usize,
+    /// Hostile nodes added to the honest ones: listening desktops that run the node but
+    /// never relay a block, serve no read, and answer `GetPeers` with hostile addresses only
+    /// (an eclipse attempt); each keeps 16 outbound connections.
+    pub hostile: usize,
     /// A phone wakes this often (s)…
     pub phone_wake_every_s: u64,
     /// …for this long (s).
@@ -94,6 +99,7 @@ impl Default for Config {
             loss: 0.0,
             partitions: vec![],
             seeds: 3,
+            hostile: 0,
             phone_wake_every_s: 900,
             phone_awake_s: 60,
             log: None,
@@ -126,13 +132,16 @@ pub struct Range {
 /// What a simulation measured (one JSON line from `minima sim`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
-    /// Nodes.
+    /// Honest nodes.
     pub nodes: usize,
+    /// Hostile nodes ([`Config::hostile`]).
+    pub hostile: usize,
     /// Phones among them.
     pub phones: usize,
     /// Simulated hours of traffic.
     pub hours: f64,
-    /// Blocks found.
+    /// Blocks found (during traffic and the 5 minutes after it, which confirm the last
+    /// payments).
     pub blocks: u64,
     /// Share of found blocks not on the final best chain.
     pub stale_rate: f64,
@@ -160,7 +169,7 @@ pub struct Report {
     pub converged: bool,
     /// Nodes whose tip is not the heaviest at the end.
     pub behind: usize,
-    /// Bans issued by honest nodes (there are only honest nodes).
+    /// Bans issued by honest nodes (of anyone: with no hostile node, of honest peers).
     pub bans: u64,
     /// Events processed.
     pub events: u64,
@@ -174,8 +183,11 @@ pub struct Report {
 
 /// How long a dial to an unreachable address takes to fail (the driver's `DIAL_TIMEOUT`).
 const DIAL_TIMEOUT_MS: u64 = 10_000;
-/// Quiet time after traffic stops: every phone awake, then the check.
-const QUIET_MS: u64 = 10 * 60_000;
+/// After traffic (payments, phones' sleep, partitions) stops: every phone awake for good, and
+/// blocks still found for `CONFIRM_MS` (the last payments are confirmed)…
+const CONFIRM_MS: u64 = 5 * 60_000;
+/// …then none for `QUIET_MS`, and the check.
+const QUIET_MS: u64 = 5 * 60_000;
 /// Mean time between blocks (main's).
 const BLOCK_MS: f64 = 50_000.0;
 
@@ -211,7 +223,7 @@ enum Ev {
     /// A dial's handshake completes, if the peer is still reachable.
     Connect { from: usize, to: usize, addr: SocketAddr, dir: Dir },
     /// A read request reaches its server.
-    Read { server: usize, client: usize, req: ReqId, msg: Message, timeout: Duration },
+    Read { server: usize, client: usize, req: ReqId, msg: Message, deadline: u64 },
     /// A node's timer.
     Timer(usize),
     /// The next block is found.
@@ -232,6 +244,7 @@ struct Member {
     node: SimNode,
     addr: SocketAddr,
     phone: bool,
+    hostile: bool,
     awake: bool,
     timer: Option<u64>,
     bytes: u64,
@@ -264,8 +277,9 @@ struct World {
     links: BTreeMap<(usize, u64), (usize, u64)>,
     /// A dialler's end → the address it dialled (it hears `DialEnded` when it closes).
     dialed: BTreeMap<(usize, u64), SocketAddr>,
-    /// A request frame's stream at its server → (requester, its request, how long it waits).
-    streams: BTreeMap<(usize, u64, u64), (usize, ReqId, Duration)>,
+    /// A request frame's stream at its server → (requester, its request, when it stops
+    /// waiting).
+    streams: BTreeMap<(usize, u64, u64), (usize, ReqId, u64)>,
     next_conn: u64,
     next_stream: u64,
     /// Per partition, each node's side (`true`: the cut-off share).
@@ -277,10 +291,31 @@ struct World {
     addresses: Vec<Hash>,
     heaviest: u128,
     now: u64,
+    /// When traffic stops.
     end: u64,
+    /// When blocks stop.
+    blocks_end: u64,
     events: u64,
     log: Sha3_256,
     log_file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// Node `i`'s wallet seed and its key 0. The same in every run (only the run's other choices
+/// follow its seed), so the SPHINCS+ key generation is done once per process.
+fn wallet_key(i: usize) -> Result<(crate::wallet::Seed, Arc<crate::crypto::Keypair>), NodeError> {
+    static KEYS: std::sync::OnceLock<std::sync::Mutex<BTreeMap<usize, Arc<crate::crypto::Keypair>>>> =
+        std::sync::OnceLock::new();
+    let seed = sha3(&[&b"minima/sim/wallet"[..], &(i as u64).to_be_bytes()].concat()).0;
+    let keys = KEYS.get_or_init(Default::default);
+    if let Some(k) = keys.lock().unwrap_or_else(|e| e.into_inner()).get(&i) {
+        return Ok((crate::wallet::Seed(seed), k.clone()));
+    }
+    let k = Arc::new(
+        crate::crypto::Keypair::derive(&seed, 0)
+            .map_err(|e| NodeError::Wallet(crate::wallet::WalletError::Crypto(e.to_string())))?,
+    );
+    keys.lock().unwrap_or_else(|e| e.into_inner()).insert(i, k.clone());
+    Ok((crate::wallet::Seed(seed), k))
 }
 
 /// Process-wide numbering of in-memory databases (runs may share a process).
@@ -288,10 +323,19 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// Run a simulation.
 pub fn run(cfg: &Config) -> Result<Report, SimError> {
+    // Signatures' and payments' randomness from the seed, on this thread only.
+    crate::entropy::seed_thread(Some(cfg.seed));
+    let r = run_seeded(cfg);
+    crate::entropy::seed_thread(None);
+    r
+}
+
+fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
     let wall = Instant::now();
     let mut w = World::new(cfg.clone())?;
     let traffic_end = START_MS + (cfg.hours * 3_600_000.0) as u64;
     w.end = traffic_end;
+    w.blocks_end = traffic_end + CONFIRM_MS;
     let first = w.exp(BLOCK_MS);
     w.agenda.push(START_MS + first, Ev::Find);
     for i in 0..w.members.len() {
@@ -314,7 +358,7 @@ pub fn run(cfg: &Config) -> Result<Report, SimError> {
         w.agenda.push(START_MS + first, Ev::Pay);
     }
     w.run_until(traffic_end)?;
-    // Quiet: no more blocks; every phone wakes for good and syncs.
+    // Quiet: no more payments, every phone wakes for good and syncs; blocks go on a while.
     for i in 0..w.members.len() {
         if w.members[i].phone {
             w.agenda.push(traffic_end, Ev::Wake(i, true));
@@ -323,7 +367,7 @@ pub fn run(cfg: &Config) -> Result<Report, SimError> {
     for k in 0..cfg.partitions.len() {
         w.agenda.push(traffic_end, Ev::Heal(k));
     }
-    w.run_until(traffic_end + QUIET_MS)?;
+    w.run_until(traffic_end + CONFIRM_MS + QUIET_MS)?;
     w.report(wall)
 }
 
@@ -346,14 +390,16 @@ impl World {
         };
         let seeds: Vec<SocketAddr> = (0..cfg.seeds.min(desktops)).map(addr).collect();
         let mut members = vec![];
-        for i in 0..cfg.nodes {
-            let phone = i >= desktops;
+        for i in 0..cfg.nodes + cfg.hostile {
+            let hostile = i >= cfg.nodes;
+            let phone = !hostile && i >= desktops;
             let mut mesh_seed = [0u8; 32];
             rng.fill_bytes(&mut mesh_seed);
             let net = NetConfig {
                 listen: (!phone).then(|| addr(i)),
                 peers: seeds.iter().copied().filter(|a| *a != addr(i)).collect(),
                 online: !phone,
+                outbound_target: hostile.then_some(16),
                 ..NetConfig::default()
             };
             let setup = SimSetup {
@@ -367,18 +413,26 @@ impl World {
                 salt: i as u64,
             };
             let node = SimNode::new(setup).map_err(|e| SimError::Node(i, e))?;
-            members.push(Member { node, addr: addr(i), phone, awake: !phone, timer: None, bytes: 0 });
+            members.push(Member {
+                node,
+                addr: addr(i),
+                phone,
+                hostile,
+                awake: !phone,
+                timer: None,
+                bytes: 0,
+            });
         }
         let sides = cfg
             .partitions
             .iter()
             .map(|p| {
                 let cut = ((cfg.nodes as f64) * p.fraction).round() as usize;
-                let mut order: Vec<usize> = (0..cfg.nodes).collect();
+                let mut order: Vec<usize> = (0..cfg.nodes + cfg.hostile).collect();
                 for k in (1..order.len()).rev() {
                     order.swap(k, (rng.next_u64() % (k as u64 + 1)) as usize);
                 }
-                let mut side = vec![false; cfg.nodes];
+                let mut side = vec![false; cfg.nodes + cfg.hostile];
                 for i in order.into_iter().take(cut) {
                     side[i] = true;
                 }
@@ -392,11 +446,9 @@ impl World {
         let by_addr = members.iter().enumerate().map(|(i, m)| (m.addr, i)).collect();
         // Every node holds a wallet; payments go to its first address.
         let mut addresses = vec![];
-        for (i, m) in members.iter_mut().enumerate() {
-            let seed = sha3(
-                &[&b"minima/sim/wallet"[..], &cfg.seed.to_be_bytes(), &(i as u64).to_be_bytes()].concat(),
-            );
-            m.node.open_wallet(crate::wallet::Seed(seed.0)).map_err(|e| SimError::Node(i, e))?;
+        for (i, m) in members.iter_mut().enumerate().take(cfg.nodes) {
+            let (seed, key0) = wallet_key(i).map_err(|e| SimError::Node(i, e))?;
+            m.node.open_wallet(seed, Some(key0)).map_err(|e| SimError::Node(i, e))?;
             addresses.push(m.node.address().map_err(|e| SimError::Node(i, e))?);
         }
         Ok(World {
@@ -420,6 +472,7 @@ impl World {
             heaviest: 0,
             now: START_MS,
             end: START_MS,
+            blocks_end: START_MS,
             events: 0,
             log: Sha3_256::new(),
             log_file,
@@ -449,14 +502,29 @@ impl World {
         self.sides.iter().zip(&self.active).any(|(s, on)| *on && s[a] != s[b])
     }
 
-    /// One-way delay of a message from `a` to `b`.
+    /// One-way delay of a message: latency and jitter, and for each loss (QUIC delivers a
+    /// stream's data or the connection dies) a retransmission after a probe timeout that
+    /// doubles each time.
     fn delay(&mut self) -> u64 {
         let j = self.rng.next_u64() % (self.cfg.jitter_ms + 1);
-        self.cfg.latency_ms + j
+        let mut d = self.cfg.latency_ms + j;
+        let mut pto = (2 * (self.cfg.latency_ms + self.cfg.jitter_ms)).max(100) + 25;
+        while self.cfg.loss > 0.0 && self.unit() < self.cfg.loss {
+            d += pto;
+            pto = pto.saturating_mul(2);
+        }
+        d
     }
 
-    fn lost(&mut self) -> bool {
-        self.cfg.loss > 0.0 && self.unit() < self.cfg.loss
+    /// Deliver `answer` to request `req` of `client` a delay from now, unless its deadline
+    /// comes first (the driver then answers "no answer" at the deadline).
+    fn answer(&mut self, client: usize, req: ReqId, answer: Option<Message>, deadline: u64) {
+        let at = self.now + self.delay();
+        if at > deadline {
+            self.agenda.push(deadline.max(self.now), Ev::To(client, Input::Answer { req, answer: None }));
+        } else {
+            self.agenda.push(at, Ev::To(client, Input::Answer { req, answer }));
+        }
     }
 
     /// The node a dial of `addr` from `from` reaches now, if any.
@@ -507,20 +575,14 @@ impl World {
                     Ev::To(to, Input::Connected { conn: cb, peer: pf, addr: back, dir: Dir::Inbound }),
                 );
             }
-            Ev::Read { server, client, req, msg, timeout } => {
-                let answer = self.members[server].node.serve(msg);
+            Ev::Read { server, client, req, msg, deadline } => {
+                // A hostile server serves nothing.
+                let answer =
+                    if self.members[server].hostile { None } else { self.members[server].node.serve(msg) };
                 let bytes = answer.as_ref().map_or(0, |m| m.to_frame().len() as u64);
                 self.members[server].bytes += bytes;
                 self.members[client].bytes += bytes;
-                if self.lost() {
-                    self.agenda.push(
-                        now + timeout.as_millis() as u64,
-                        Ev::To(client, Input::Answer { req, answer: None }),
-                    );
-                } else {
-                    let at = now + self.delay();
-                    self.agenda.push(at, Ev::To(client, Input::Answer { req, answer }));
-                }
+                self.answer(client, req, answer, deadline);
             }
             Ev::Timer(i) => {
                 if self.members[i].timer != Some(now) {
@@ -532,7 +594,9 @@ impl World {
             }
             Ev::Find => {
                 let weights: Vec<usize> = (0..self.members.len())
-                    .filter(|i| !self.members[*i].phone && self.members[*i].awake)
+                    .filter(|i| {
+                        !self.members[*i].phone && !self.members[*i].hostile && self.members[*i].awake
+                    })
                     .collect();
                 if !weights.is_empty() {
                     let i = weights[(self.rng.next_u64() % weights.len() as u64) as usize];
@@ -540,7 +604,7 @@ impl World {
                     if let Some(id) = id {
                         self.note(format_args!("found {i} {}", id.to_hex()))?;
                         let n = self.members.len();
-                        let awake: Vec<bool> = self.members.iter().map(|m| m.awake).collect();
+                        let awake: Vec<bool> = self.members.iter().map(|m| m.awake && !m.hostile).collect();
                         let mut reached = vec![false; n];
                         reached[i] = true;
                         self.found.push(Found { id, at: now, awake, reached, arrivals: vec![0] });
@@ -548,7 +612,7 @@ impl World {
                     self.after(i, out)?;
                 }
                 let next = now + self.exp(BLOCK_MS).max(1);
-                if next <= self.end {
+                if next <= self.blocks_end {
                     self.agenda.push(next, Ev::Find);
                 }
             }
@@ -616,8 +680,9 @@ impl World {
     /// One payment: a payer drawn among awake nodes with money to send pays half its
     /// sendable balance to another node.
     fn pay(&mut self) -> Result<(), SimError> {
+        let honest = self.cfg.nodes;
         let mut payers = vec![];
-        for i in 0..self.members.len() {
+        for i in 0..honest {
             if self.members[i].awake {
                 let b = self.members[i].node.balance().map_err(|e| SimError::Node(i, e))?;
                 if b.sendable >= 2 {
@@ -625,11 +690,11 @@ impl World {
                 }
             }
         }
-        if payers.is_empty() || self.members.len() < 2 {
+        if payers.is_empty() || honest < 2 {
             return Ok(());
         }
         let (i, sendable) = payers[(self.rng.next_u64() % payers.len() as u64) as usize];
-        let mut payee = (self.rng.next_u64() % (self.members.len() as u64 - 1)) as usize;
+        let mut payee = (self.rng.next_u64() % (honest as u64 - 1)) as usize;
         if payee >= i {
             payee += 1;
         }
@@ -729,53 +794,56 @@ impl World {
                 let bytes = msg.to_frame().len() as u64;
                 self.members[i].bytes += bytes;
                 self.members[j].bytes += bytes;
-                if self.lost() {
-                    self.agenda.push(
-                        now + timeout.as_millis() as u64,
-                        Ev::To(i, Input::Answer { req, answer: None }),
-                    );
-                    return Ok(());
-                }
+                let deadline = now + timeout.as_millis() as u64;
                 let at = now + self.delay();
-                if SimNode::is_read(&msg) {
-                    self.agenda.push(at, Ev::Read { server: j, client: i, req, msg, timeout });
+                if at > deadline {
+                    self.agenda.push(deadline, Ev::To(i, Input::Answer { req, answer: None }));
+                } else if SimNode::is_read(&msg) {
+                    self.agenda.push(at, Ev::Read { server: j, client: i, req, msg, deadline });
                 } else {
                     self.next_stream += 1;
                     let stream = self.next_stream;
-                    self.streams.insert((j, cj, stream), (i, req, timeout));
+                    self.streams.insert((j, cj, stream), (i, req, deadline));
                     self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
                 }
             }
             Output::Reply { conn, stream, msg } => {
+                // A hostile node answers `GetPeers` with its own kind only, and nothing else
+                // but the handshake.
+                let msg = match msg {
+                    Some(Message::Peers(_)) if self.members[i].hostile => Some(Message::Peers(
+                        self.members
+                            .iter()
+                            .filter(|m| m.hostile)
+                            .map(|m| m.addr.to_string())
+                            .take(64)
+                            .collect(),
+                    )),
+                    Some(Message::Hello(h)) => Some(Message::Hello(h)),
+                    _ if self.members[i].hostile => None,
+                    m => m,
+                };
                 // Announcements' streams wait for nothing.
-                let Some((k, req, timeout)) = self.streams.remove(&(i, conn, stream)) else { return Ok(()) };
+                let Some((k, req, deadline)) = self.streams.remove(&(i, conn, stream)) else { return Ok(()) };
                 if !self.links.contains_key(&(i, conn)) {
                     return Ok(());
                 }
                 let bytes = msg.as_ref().map_or(0, |m| m.to_frame().len() as u64);
                 self.members[i].bytes += bytes;
                 self.members[k].bytes += bytes;
-                if self.lost() {
-                    self.agenda.push(
-                        now + timeout.as_millis() as u64,
-                        Ev::To(k, Input::Answer { req, answer: None }),
-                    );
-                } else {
-                    let at = now + self.delay();
-                    self.agenda.push(at, Ev::To(k, Input::Answer { req, answer: msg }));
-                }
+                self.answer(k, req, msg, deadline);
             }
+            // A hostile node relays nothing.
+            Output::Announce { .. } if self.members[i].hostile => {}
             Output::Announce { conn, msg } => {
                 let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return Ok(()) };
                 let bytes = msg.to_frame().len() as u64;
                 self.members[i].bytes += bytes;
                 self.members[j].bytes += bytes;
-                if !self.lost() {
-                    self.next_stream += 1;
-                    let stream = self.next_stream;
-                    let at = now + self.delay();
-                    self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
-                }
+                self.next_stream += 1;
+                let stream = self.next_stream;
+                let at = now + self.delay();
+                self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
             }
             Output::Close { conn, .. } => self.close(i, conn)?,
             // Not modelled: the per-peer budget and the pre-TLS accept rate (no adversary
@@ -819,8 +887,8 @@ impl World {
     }
 
     fn report(mut self, wall: Instant) -> Result<Report, SimError> {
-        let n = self.members.len();
-        let tips: Vec<(Hash, u64, u128)> = self.members.iter().map(|m| m.node.tip()).collect();
+        let n = self.cfg.nodes;
+        let tips: Vec<(Hash, u64, u128)> = self.members[..n].iter().map(|m| m.node.tip()).collect();
         let heaviest = tips.iter().map(|t| t.2).max().unwrap_or(0).max(self.heaviest);
         let best = tips.iter().find(|t| t.2 == heaviest).map(|t| t.0);
         let behind = tips.iter().filter(|t| Some(t.0) != best || t.2 != heaviest).count();
@@ -850,7 +918,7 @@ impl World {
         } else {
             (phone_bytes.iter().sum::<f64>() / phone_bytes.len() as f64 / days) as u64
         };
-        let peers: Vec<f64> = self.members.iter().map(|m| m.node.peer_count() as f64).collect();
+        let peers: Vec<f64> = self.members[..n].iter().map(|m| m.node.peer_count() as f64).collect();
         let pct = |mut v: Vec<u64>| -> Percentiles {
             v.sort_unstable();
             let at = |q: f64| {
@@ -868,13 +936,14 @@ impl World {
                 credited += 1;
             }
         }
-        let bans = self.members.iter().map(|m| m.node.bans()).sum();
+        let bans = self.members[..n].iter().map(|m| m.node.bans()).sum();
         self.note(format_args!("end behind {behind} bans {bans}"))?;
         if let Some(f) = self.log_file.as_mut() {
             f.flush()?;
         }
         Ok(Report {
             nodes: n,
+            hostile: self.cfg.hostile,
             phones: phone_bytes.len(),
             hours: self.cfg.hours,
             blocks: self.found.len() as u64,

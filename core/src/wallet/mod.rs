@@ -117,6 +117,13 @@ pub(crate) fn random(buf: &mut [u8]) -> Result<(), WalletError> {
     OsRng.try_fill_bytes(buf).map_err(|e| WalletError::Random(e.to_string()))
 }
 
+/// Random bytes that are not secret (a transaction's PRNG field, where a TxPoW's nonce search
+/// starts): repeatable on a simulator's seeded thread ([`crate::entropy`]). Secrets (seeds,
+/// sealing) come from [`random`], always the operating system's.
+pub(crate) fn public_random(buf: &mut [u8]) -> Result<(), WalletError> {
+    crate::entropy::fill(buf).map_err(|e| WalletError::Random(e.to_string()))
+}
+
 /// Base units per coin.
 pub const UNITS_PER_COIN: u64 = 1_000_000_000;
 

@@ -226,7 +226,7 @@ pub fn sign_and_mine_with(
     scripts.extend(d.scripts);
     let sign_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut prng = [0u8; 32];
-    super::random(&mut prng)?;
+    super::public_random(&mut prng)?;
     let mut txpow = txpow_for(&d.header, d.tx, Witness::new(sigs, scripts));
     txpow.body.prng = prng;
     let target = txn_target_for(params, txpow.size(), work);
@@ -239,7 +239,7 @@ pub fn sign_and_mine_with(
 
 /// Find a nonce with `id < target` (random start). Answers the hashes tried.
 pub fn mine(header: &mut TxHeader, target: &U256) -> Result<u64, WalletError> {
-    super::random(&mut header.nonce)?;
+    super::public_random(&mut header.nonce)?;
     let prefix = header.prefix_hash();
     let mut n: u64 = 0;
     loop {

@@ -1,0 +1,108 @@
+//! The network simulator's scenarios: production nodes (chain, store, wallet, protocol engine)
+//! on a simulated clock and network. Each scenario runs for many seeds (`SIM_SEEDS`, 32 by
+//! default; `scripts/sim-soak.sh` runs 1,000).
+
+use minima_core::sim::{run, Config, Partition, Report};
+use proptest::prelude::*;
+
+fn seeds() -> u64 {
+    std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(32)
+}
+
+/// A small network: 12 nodes, a third of them phones waking every 10 minutes, an hour of
+/// traffic with payments.
+fn small(seed: u64) -> Config {
+    Config {
+        nodes: 12,
+        phones: 0.34,
+        hours: 1.0,
+        seed,
+        payments_per_hour: 4.0,
+        phone_wake_every_s: 600,
+        ..Config::default()
+    }
+}
+
+/// Once quiet, every honest tip is the same and the heaviest, nobody was banned, and every
+/// payment made is in a block and credited to its payee once.
+fn assert_healthy(r: &Report, what: &str) {
+    assert!(r.converged, "{what}: not converged, {} nodes behind: {r:?}", r.behind);
+    assert_eq!(r.bans, 0, "{what}: an honest peer was banned: {r:?}");
+    assert!(r.blocks > 0, "{what}: no blocks: {r:?}");
+    assert_eq!(r.payments_credited, r.payments, "{what}: a payment was not credited once: {r:?}");
+}
+
+#[test]
+fn the_same_arguments_give_the_same_report_and_event_log() {
+    let cfg = Config { hours: 0.5, ..small(7) };
+    let (a, b) = (run(&cfg).unwrap(), run(&cfg).unwrap());
+    let strip = |r: &Report| Report { wall_s: 0.0, peak_rss_bytes: 0, ..r.clone() };
+    assert_eq!(strip(&a), strip(&b));
+    assert!(a.events > 1_000, "{a:?}");
+    let other = run(&Config { seed: 8, ..cfg }).unwrap();
+    assert_ne!(a.log_sha3, other.log_sha3, "two seeds gave the same log");
+}
+
+#[test]
+fn a_quiet_network_converges_and_credits_every_payment() {
+    for seed in 0..seeds() {
+        let r = run(&small(seed)).unwrap();
+        assert_healthy(&r, &format!("seed {seed}"));
+        assert!(r.payments > 0, "seed {seed}: no payment made: {r:?}");
+    }
+}
+
+#[test]
+fn lossy_jittery_links_lose_no_block_and_no_payment() {
+    for seed in 0..seeds() {
+        let cfg = Config { loss: 0.05, jitter_ms: 400, ..small(1_000 + seed) };
+        assert_healthy(&run(&cfg).unwrap(), &format!("seed {seed}"));
+    }
+}
+
+#[test]
+fn a_thirty_percent_partition_heals() {
+    for seed in 0..seeds() {
+        let cfg = Config {
+            hours: 1.5,
+            partitions: vec![Partition { from_h: 0.25, until_h: 1.0, fraction: 0.3 }],
+            ..small(2_000 + seed)
+        };
+        assert_healthy(&run(&cfg).unwrap(), &format!("seed {seed}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Any seed, size, loss and partition schedule: once quiet, the network is healthy.
+    #[test]
+    fn any_topology_loss_and_partition_ends_healthy(
+        seed in any::<u64>(),
+        nodes in 3usize..16,
+        phones in 0.0f64..0.5,
+        loss in 0.0f64..0.1,
+        cut in proptest::option::of((0.0f64..0.6, 0.05f64..0.5, 0.1f64..0.5)),
+    ) {
+        let partitions = cut
+            .map(|(from_h, len, fraction)| vec![Partition { from_h, until_h: from_h + len, fraction }])
+            .unwrap_or_default();
+        let cfg = Config { nodes, phones, loss, partitions, ..small(seed) };
+        let r = run(&cfg).unwrap();
+        prop_assert!(r.converged, "not converged: {:?}", r);
+        prop_assert_eq!(r.bans, 0);
+        prop_assert_eq!(r.payments_credited, r.payments);
+    }
+}
+
+#[test]
+fn an_eclipse_attempt_with_a_fifth_of_the_addresses_hostile_fails() {
+    for seed in 0..seeds() {
+        // 12 honest nodes and 3 hostile ones (20 % of the addresses) that relay nothing,
+        // serve nothing and gossip only each other.
+        let cfg = Config { hostile: 3, ..small(3_000 + seed) };
+        let r = run(&cfg).unwrap();
+        assert!(r.converged, "seed {seed}: eclipsed, {} honest nodes behind: {r:?}", r.behind);
+        assert_eq!(r.payments_credited, r.payments, "seed {seed}: {r:?}");
+    }
+}
