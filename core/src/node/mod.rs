@@ -34,6 +34,7 @@ mod orphans;
 mod serve;
 #[cfg(feature = "sim")]
 mod sim;
+mod waiting;
 mod wallet;
 
 pub use energy::{EnergyReport, SyncReport};
@@ -773,6 +774,8 @@ struct Actor {
     /// Transactions from peers whose proofs name a block we lack yet (the block is usually
     /// still on its way, the announcement having overtaken it): tried again when it arrives.
     parked: std::collections::VecDeque<(Hash, TxPoW, Proofs)>,
+    /// Transactions a reorg returned whose inputs another returned transaction creates.
+    waiting: waiting::Waiting,
     full: Option<Mmr>,
     miner: Option<Arc<Miner>>,
     duty: f64,
@@ -1235,6 +1238,7 @@ impl Actor {
             fresh: HashMap::new(),
             hot_blocks: cfg.hot_blocks,
             parked: Default::default(),
+            waiting: Default::default(),
             full,
             miner: None,
             duty: 1.0,
@@ -1596,16 +1600,21 @@ impl Actor {
                 let mut pos = 0;
                 for t in txs {
                     let n = t.body.transaction.inputs.len();
-                    let mut proofs = vec![];
+                    let mut known = vec![];
                     for (k, c) in t.body.transaction.inputs.iter().enumerate() {
                         let created = bx.witness.inputs.get(pos + k).map(|w| w.created).unwrap_or(0);
                         let rec = CoinRecord { coin: c.clone(), created };
-                        if let Some(p) = self.chain.reproof_input(bid, pos + k, &rec) {
-                            proofs.push((created, p));
-                        }
+                        known.push(self.chain.reproof_input(bid, pos + k, &rec).map(|p| (created, p)));
                     }
                     pos += n;
-                    if proofs.len() == n {
+                    if known.iter().any(Option::is_none) {
+                        // An input another returned transaction created: it waits for that
+                        // one's block.
+                        self.waiting.hold(t, known, self.chain.tip().number());
+                        continue;
+                    }
+                    let proofs: Vec<(u64, MmrProof)> = known.into_iter().flatten().collect();
+                    {
                         if let Ok(j) = self.chain.check_mempool_txpow(&t, &proofs) {
                             let e = Entry::new(t.clone(), proofs.clone(), &j);
                             if let Ok(evicted) = self.mempool.insert(e) {
@@ -1649,15 +1658,20 @@ impl Actor {
             // carried is exactly a failed coin-proof check, so no need to re-verify signatures
             // and scripts of every entry on every new tip. The proofs were carried to the old
             // tip, which a reorg leaves on a side branch: `coin_fates` rewinds them from there.
-            let carried: Vec<(Hash, Option<Proofs>)> =
-                self.mempool.entries().map(|e| (e.txid, self.carried(e))).collect();
-            for (t, proofs) in carried {
-                match proofs {
-                    Some(p) => self.mempool.set_proofs(&t, p),
-                    None => {
-                        if let Some(e) = self.mempool.remove_txid(&t) {
-                            mempool_removed.push(e.id);
-                        }
+            let carried: Vec<_> = self.mempool.entries().map(|e| (e.txid, self.carried(e))).collect();
+            let height = self.chain.tip().number();
+            for (t, (proofs, spent)) in carried {
+                if proofs.iter().all(Option::is_some) {
+                    self.mempool.set_proofs(&t, proofs.into_iter().flatten().collect());
+                    continue;
+                }
+                if let Some(e) = self.mempool.remove_txid(&t) {
+                    mempool_removed.push(e.id);
+                    // An input created on the branch that left (by a transaction now back in
+                    // the mempool, or waiting): this one waits for that block. An input spent
+                    // on the new chain is a conflict it lost.
+                    if !spent {
+                        self.waiting.hold(e.txpow, proofs, height);
                     }
                 }
             }
@@ -1745,7 +1759,48 @@ impl Actor {
             self.refresh_template();
         }
         self.unpark(&id)?;
+        if let Some(r) = reorg {
+            self.release_waiting(&r.connected)?;
+        }
         Ok(out)
+    }
+
+    /// Hand the transactions waiting after a reorg ([`waiting`]) the coins the blocks
+    /// `connected` created; those with every input proven now go back to the mempool.
+    fn release_waiting(&mut self, connected: &[Hash]) -> Result<(), NodeError> {
+        if self.waiting.is_empty() {
+            return Ok(());
+        }
+        for bid in connected {
+            let Some(b) = self.chain.block(bid).cloned() else { continue };
+            let Some(first) = self.chain.extra(bid).map(|x| x.delta.old_leaf_count) else { continue };
+            let Some(txs) = applied_txpows(&b, |l| self.listed_txpow(l)) else { continue };
+            for (leaf, rec) in created_coins(&b, first, &txs) {
+                if self.waiting.wants(&rec.coin.coin_id) {
+                    if let Some(p) = self.chain.proof_in_block(bid, leaf, &rec) {
+                        self.waiting.supply(&rec.coin.coin_id, rec.created, &p);
+                    }
+                }
+            }
+        }
+        for (t, proofs) in self.waiting.take_ready(self.chain.tip().number()) {
+            let proofs = t
+                .body
+                .transaction
+                .inputs
+                .iter()
+                .zip(proofs)
+                .map(|(c, (created, p))| {
+                    let rec = CoinRecord { coin: c.clone(), created };
+                    (created, self.chain.refresh_proof(&rec, &p).unwrap_or(p))
+                })
+                .collect();
+            // Other refusals were raised as events by `on_txpow`; only storage stops us.
+            if let Err(e @ NodeError::Store(_)) = self.on_txpow(t, proofs) {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Answer the network task. Only storage failures are returned (they are fatal).
@@ -2180,9 +2235,10 @@ impl Actor {
         })
     }
 
-    /// An entry's proofs carried to the tip from any tree block, a side branch's included;
-    /// `None` if an input is not unspent on the best chain.
-    fn carried(&self, e: &Entry) -> Option<Proofs> {
+    /// An entry's proofs carried to the tip from any tree block, a side branch's included
+    /// (`None` for an input not unspent on the best chain), and whether an input is spent on
+    /// the best chain.
+    fn carried(&self, e: &Entry) -> (Vec<Option<(u64, MmrProof)>>, bool) {
         let recs: Vec<CoinRecord> = e
             .txpow
             .body
@@ -2193,15 +2249,17 @@ impl Actor {
             .map(|(c, (created, _))| CoinRecord { coin: c.clone(), created: *created })
             .collect();
         let pairs: Vec<(&CoinRecord, &MmrProof)> = recs.iter().zip(e.proofs.iter().map(|(_, p)| p)).collect();
-        self.chain
-            .coin_fates(&pairs)
+        let fates = self.chain.coin_fates(&pairs);
+        let spent = fates.iter().any(|f| matches!(f, crate::chain::CoinFate::Spent { .. }));
+        let proofs = fates
             .into_iter()
             .zip(&recs)
             .map(|(f, r)| match f {
                 crate::chain::CoinFate::Unspent(p) => Some((r.created, p)),
                 _ => None,
             })
-            .collect()
+            .collect();
+        (proofs, spent)
     }
 
     fn refreshed(&self, e: &Entry) -> Option<Vec<(u64, MmrProof)>> {

@@ -611,9 +611,13 @@ impl World {
                     }
                     self.after(i, out)?;
                 }
+                // The last block comes a minute after the one before at least: two blocks found
+                // at once are a tie only the next block settles, and there is no next.
                 let next = now + self.exp(BLOCK_MS).max(1);
                 if next <= self.blocks_end {
                     self.agenda.push(next, Ev::Find);
+                } else if now < self.blocks_end {
+                    self.agenda.push(self.blocks_end.max(now + 60_000), Ev::Find);
                 }
             }
             Ev::Wake(i, stay) => {
@@ -648,7 +652,9 @@ impl World {
             }
             Ev::Cut(k) => {
                 self.active[k] = true;
-                self.note(format_args!("cut {k}"))?;
+                let side: Vec<String> =
+                    (0..self.members.len()).filter(|i| self.sides[k][*i]).map(|i| i.to_string()).collect();
+                self.note(format_args!("cut {k} {}", side.join(",")))?;
                 // Connections across it die (their idle timeout, 30 s, runs out).
                 let across: Vec<(usize, u64)> = self
                     .links
