@@ -854,7 +854,9 @@ fn sim(mut cfg: minima_core::sim::Config, partitions: &[String]) -> Result<(), S
             _ => return Err(format!("--partition {p}: want FROM_H:UNTIL_H:FRACTION")),
         }
     }
-    let r = minima_core::sim::run(&cfg).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut r = minima_core::sim::run(&cfg).map_err(|e| e.to_string())?;
+    r.wall_s = start.elapsed().as_secs_f64();
     println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
     Ok(())
 }

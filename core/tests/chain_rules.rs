@@ -118,6 +118,33 @@ fn add(chain: &mut Chain, blocks: &[(TxPoW, minima_core::mmr::BlockWitness)]) {
     }
 }
 
+/// The chain's weight (read in O(1) from the tip's and root's path work) is its cascade's
+/// weight plus the work of every tree block on the best path, as the tree grows, prunes into
+/// the cascade and reorganises.
+#[test]
+fn weight_is_the_cascade_and_the_best_path_through_pruning_and_reorgs() {
+    let walked = |c: &Chain| {
+        c.best_path()
+            .iter()
+            .fold(c.cascade().weight(), |w, id| w.saturating_add(c.block(id).map_or(0, |b| b.work)))
+    };
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 100);
+    b.tx_per_block = false;
+    for _ in 0..10 {
+        b.mine(12);
+        assert_eq!(b.chain.weight(), walked(&b.chain));
+    }
+    assert!(b.chain.cascade().len() > 0, "the tree was pruned into the cascade");
+    let base = twelve_empty_blocks();
+    let (mut x, mut y) = (base.clone().with_salt(1), base.clone().with_salt(2));
+    x.mine(2);
+    y.mine(3);
+    let mut c = x.chain.clone();
+    add(&mut c, &y.blocks()[12..]);
+    assert_eq!(c.tip_id(), y.head(), "the heavier branch won");
+    assert_eq!(c.weight(), walked(&c));
+}
+
 #[test]
 fn a_tie_keeps_the_current_branch_else_the_lower_id() {
     let base = twelve_empty_blocks();

@@ -1,12 +1,21 @@
 //! The network simulator's scenarios: production nodes (chain, store, wallet, protocol engine)
 //! on a simulated clock and network. Each scenario runs for many seeds (`SIM_SEEDS`, 32 by
 //! default; `scripts/sim-soak.sh` runs 1,000).
+//!
+//! The real-socket suites keep what needs sockets: bad frames, slow streams and memory bounds
+//! (`net_hostile`), address rebinding, restart and a `sync_once` session (`net_peering`,
+//! `net_sync`), `minima devnet`, and the wallet payment test (`wallet`).
 
 use minima_core::sim::{run, Config, Partition, Report};
 use proptest::prelude::*;
 
 fn seeds() -> u64 {
     std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(32)
+}
+
+/// Cases of the property test (`SIM_CASES`, 16 by default).
+fn cases() -> u32 {
+    std::env::var("SIM_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(16)
 }
 
 /// A small network: 12 nodes, a third of them phones waking every 10 minutes, an hour of
@@ -75,7 +84,7 @@ fn a_thirty_percent_partition_heals() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), .. ProptestConfig::default() })]
 
     /// Any seed, size, loss and partition schedule: once quiet, the network is healthy.
     #[test]
@@ -107,4 +116,18 @@ fn an_eclipse_attempt_with_a_fifth_of_the_addresses_hostile_fails() {
         assert!(r.converged, "seed {seed}: eclipsed, {} honest nodes behind: {r:?}", r.behind);
         assert_eq!(r.payments_credited, r.payments, "seed {seed}: {r:?}");
     }
+}
+
+/// Slow, jittery links: a payment's announcement often overtakes the block its proofs name
+/// (the node refuses it for now, bans nobody, and takes it when the block arrives).
+#[test]
+fn the_announcement_that_overtakes_its_block_is_taken_when_the_block_arrives() {
+    let mut races = 0;
+    for seed in 0..seeds() {
+        let cfg = Config { jitter_ms: 4_000, payments_per_hour: 8.0, ..small(4_000 + seed) };
+        let r = run(&cfg).unwrap();
+        assert_healthy(&r, &format!("seed {seed}"));
+        races += r.tx_refusals;
+    }
+    assert!(races > 0, "no announcement overtook its block in {} runs", seeds());
 }

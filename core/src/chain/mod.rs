@@ -554,6 +554,17 @@ impl Chain {
 
     /// Chain weight: cascade weight + work on the root→tip path.
     pub fn weight(&self) -> u128 {
+        // The tip's and root's `path_work` share one offset: their difference is the work of
+        // the tree path after the root (unless a sum saturated: then walk the path).
+        if let (Some(tip), Some(root)) = (self.tree.get(&self.tip), self.tree.get(&self.root)) {
+            if tip.path_work < u128::MAX {
+                return self
+                    .cascade
+                    .weight()
+                    .saturating_add(root.work)
+                    .saturating_add(tip.path_work.saturating_sub(root.path_work));
+            }
+        }
         let mut w = self.cascade.weight();
         let mut cur = self.tip;
         loop {
@@ -711,9 +722,15 @@ impl Chain {
         match self.judge_block(txpow, witness, txpows) {
             Ok(Judgement::Pending(missing)) => Ok(AddOutcome::Pending { missing }),
             Ok(Judgement::Valid(tb)) => {
+                let id = tb.id;
                 self.insert(*tb);
                 let old_tip = self.tip;
-                self.tip = self.heaviest();
+                // The tip was the heaviest ([`Chain::heaviest`]) and only the new block's path
+                // changed: it takes over if strictly heavier (a tie keeps the current tip).
+                let work = |b: &Hash| self.tree.get(b).map_or(0, |b| b.path_work);
+                if work(&id) > work(&old_tip) {
+                    self.tip = id;
+                }
                 let reorg = (self.tip != old_tip).then(|| self.reorg_between(old_tip, self.tip));
                 let (pruned, dropped) = if self.pruning { self.prune_to_limit() } else { (vec![], vec![]) };
                 Ok(AddOutcome::Added { reorg, pruned, dropped })
@@ -924,6 +941,9 @@ impl Chain {
     }
 
     fn reorg_between(&self, old: Hash, new: Hash) -> Reorg {
+        if self.tree.get(&new).is_some_and(|b| b.parent() == old) {
+            return Reorg { disconnected: vec![], connected: vec![new] };
+        }
         let old_path = self.path_to(old);
         let new_path = self.path_to(new);
         let common = old_path.iter().zip(new_path.iter()).take_while(|(a, b)| a == b).count();

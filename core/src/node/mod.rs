@@ -1512,6 +1512,7 @@ impl Actor {
         // What is already pending settles a duplicate or a weak conflict before any proof or
         // signature is checked.
         self.mempool.precheck(&txpow)?;
+        let proofs = self.onto_best(&txpow, proofs);
         let judged = match self.chain.check_mempool_txpow(&txpow, &proofs) {
             Ok(j) => j,
             Err(e) => {
@@ -1545,6 +1546,41 @@ impl Actor {
         self.announce(id, false);
         self.refresh_template();
         Ok(())
+    }
+
+    /// A sender on another fork of our tree proves inputs against its own tip: proofs against
+    /// a block we hold on a side branch, at most `proof_window` below our tip, are carried to
+    /// our tip (through the branch's deltas to the fork, then ours) when the coin is unspent
+    /// here. Others are left as they are, for the mempool check to judge.
+    fn onto_best(&self, txpow: &TxPoW, proofs: Vec<(u64, MmrProof)>) -> Vec<(u64, MmrProof)> {
+        let inputs = &txpow.body.transaction.inputs;
+        let tip = self.chain.tip().number();
+        let recent = |id: &Hash| {
+            self.chain.block(id).is_some_and(|b| tip.saturating_sub(b.number()) <= self.params.proof_window)
+        };
+        if inputs.len() != proofs.len() || !proofs.iter().any(|(_, p)| recent(&p.block_id)) {
+            return proofs;
+        }
+        let best: std::collections::HashSet<Hash> = self.chain.best_path().into_iter().collect();
+        let side = |p: &MmrProof| !best.contains(&p.block_id) && recent(&p.block_id);
+        if !proofs.iter().any(|(_, p)| side(p)) {
+            return proofs;
+        }
+        let recs: Vec<CoinRecord> = inputs
+            .iter()
+            .zip(&proofs)
+            .map(|(c, (created, _))| CoinRecord { coin: c.clone(), created: *created })
+            .collect();
+        let pairs: Vec<(&CoinRecord, &MmrProof)> = recs.iter().zip(proofs.iter().map(|(_, p)| p)).collect();
+        let fates = self.chain.coin_fates(&pairs);
+        proofs
+            .iter()
+            .zip(fates)
+            .map(|((created, p), f)| match f {
+                crate::chain::CoinFate::Unspent(carried) if side(p) => (*created, carried),
+                _ => (*created, p.clone()),
+            })
+            .collect()
     }
 
     fn on_block(

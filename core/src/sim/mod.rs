@@ -23,4 +23,4 @@
 mod queue;
 mod world;
 
-pub use world::{run, Config, Partition, Percentiles, Range, Report, SimError};
+pub use world::{run, Config, CostModel, Partition, Percentiles, Range, Report, SimError, COST_MODEL};

@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -60,8 +59,9 @@ pub struct Config {
     pub hours: f64,
     /// Seed of every random choice.
     pub seed: u64,
-    /// Payments made per simulated hour (payer and payee drawn among awake nodes and all
-    /// nodes; the genesis coin, claimed by node 0, is where the money starts).
+    /// Payments made per simulated hour. Node 0 and an even spread of the others, 64 at most,
+    /// hold wallets; the payer is drawn among those awake with money, the payee among the
+    /// rest. The genesis coin, claimed by node 0, is where the money starts.
     pub payments_per_hour: f64,
     /// One-way latency of a link, before jitter (ms).
     pub latency_ms: u64,
@@ -129,6 +129,21 @@ pub struct Range {
     pub max: f64,
 }
 
+/// CPU time per operation a node counts, from `minima bench` on the project's machine
+/// (docs/performance.md): a block taken during a catch-up (1.16–1.45 CPU-s for 576 empty main
+/// blocks, `sync_once` included) and a transaction's full check (975–1,043 signed 1-in
+/// TxPoWs a second: SPHINCS+, script, MMR proof).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CostModel {
+    /// Per block accepted (ms).
+    pub block_ms: f64,
+    /// Per transaction accepted (ms).
+    pub tx_ms: f64,
+}
+
+/// The cost model `minima sim` uses.
+pub const COST_MODEL: CostModel = CostModel { block_ms: 2.3, tx_ms: 1.0 };
+
 /// What a simulation measured (one JSON line from `minima sim`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -159,9 +174,17 @@ pub struct Report {
     pub payment_confirmed_ms: Percentiles,
     /// Payments whose payee's wallet shows them in a block at the end, each once.
     pub payments_credited: u64,
+    /// Transactions a node refused (with only honest nodes, races: the announcement of a
+    /// transaction overtook the block its proofs name, or a conflict).
+    pub tx_refusals: u64,
     /// Encoded frame bytes a phone sent and received per simulated day (QUIC and TLS not
     /// modelled), mean over phones.
     pub phone_bytes_per_day: u64,
+    /// A phone's CPU seconds per simulated day: the blocks and transactions it accepted
+    /// ([`Event::TxPowAccepted`]) × [`Report::cost_model`], mean over phones.
+    pub phone_cpu_s_per_day: f64,
+    /// The per-operation costs used.
+    pub cost_model: CostModel,
     /// Peers each node holds at the end.
     pub peers: Range,
     /// After traffic stopped and every phone synced once more, every node holds the same tip
@@ -177,7 +200,8 @@ pub struct Report {
     pub log_sha3: String,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: u64,
-    /// Wall-clock seconds.
+    /// Wall-clock seconds of the run, measured by the caller (`minima sim`): the simulator
+    /// reads no clock but its own (0 from [`run`]).
     pub wall_s: f64,
 }
 
@@ -248,6 +272,9 @@ struct Member {
     awake: bool,
     timer: Option<u64>,
     bytes: u64,
+    /// Blocks and transactions accepted.
+    blocks_taken: u64,
+    txs_taken: u64,
 }
 
 struct Found {
@@ -286,9 +313,13 @@ struct World {
     sides: Vec<Vec<bool>>,
     active: Vec<bool>,
     found: Vec<Found>,
+    /// Ids (hex) of the blocks found.
+    block_ids: std::collections::BTreeSet<String>,
+    tx_refusals: u64,
     payments: Vec<Payment>,
     by_txid: BTreeMap<String, usize>,
-    addresses: Vec<Hash>,
+    /// The nodes holding a wallet, and its address.
+    addresses: Vec<(usize, Hash)>,
     heaviest: u128,
     now: u64,
     /// When traffic stops.
@@ -318,6 +349,9 @@ fn wallet_key(i: usize) -> Result<(crate::wallet::Seed, Arc<crate::crypto::Keypa
     Ok((crate::wallet::Seed(seed), k))
 }
 
+/// Most wallets in a run (each costs a SPHINCS+ key generation once per process).
+const WALLETS: usize = 64;
+
 /// Process-wide numbering of in-memory databases (runs may share a process).
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -331,7 +365,6 @@ pub fn run(cfg: &Config) -> Result<Report, SimError> {
 }
 
 fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
-    let wall = Instant::now();
     let mut w = World::new(cfg.clone())?;
     let traffic_end = START_MS + (cfg.hours * 3_600_000.0) as u64;
     w.end = traffic_end;
@@ -368,7 +401,7 @@ fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
         w.agenda.push(traffic_end, Ev::Heal(k));
     }
     w.run_until(traffic_end + CONFIRM_MS + QUIET_MS)?;
-    w.report(wall)
+    w.report()
 }
 
 impl World {
@@ -421,6 +454,8 @@ impl World {
                 awake: !phone,
                 timer: None,
                 bytes: 0,
+                blocks_taken: 0,
+                txs_taken: 0,
             });
         }
         let sides = cfg
@@ -444,12 +479,15 @@ impl World {
             None => None,
         };
         let by_addr = members.iter().enumerate().map(|(i, m)| (m.addr, i)).collect();
-        // Every node holds a wallet; payments go to its first address.
+        // Wallets: node 0 and every `stride`-th honest node (desktops and phones alike), at
+        // most `WALLETS`; payments go to a wallet's first address.
+        let stride = cfg.nodes.div_ceil(WALLETS).max(1);
+        let holders = if cfg.payments_per_hour > 0.0 { cfg.nodes } else { 0 };
         let mut addresses = vec![];
-        for (i, m) in members.iter_mut().enumerate().take(cfg.nodes) {
+        for (i, m) in members.iter_mut().enumerate().take(holders).step_by(stride) {
             let (seed, key0) = wallet_key(i).map_err(|e| SimError::Node(i, e))?;
             m.node.open_wallet(seed, Some(key0)).map_err(|e| SimError::Node(i, e))?;
-            addresses.push(m.node.address().map_err(|e| SimError::Node(i, e))?);
+            addresses.push((i, m.node.address().map_err(|e| SimError::Node(i, e))?));
         }
         Ok(World {
             active: vec![false; cfg.partitions.len()],
@@ -466,6 +504,8 @@ impl World {
             next_stream: 0,
             sides,
             found: vec![],
+            block_ids: Default::default(),
+            tx_refusals: 0,
             payments: vec![],
             by_txid: BTreeMap::new(),
             addresses,
@@ -608,6 +648,7 @@ impl World {
                         let mut reached = vec![false; n];
                         reached[i] = true;
                         self.found.push(Found { id, at: now, awake, reached, arrivals: vec![0] });
+                        self.block_ids.insert(id.to_hex());
                     }
                     self.after(i, out)?;
                 }
@@ -683,28 +724,29 @@ impl World {
         Ok(())
     }
 
-    /// One payment: a payer drawn among awake nodes with money to send pays half its
-    /// sendable balance to another node.
+    /// One payment: a payer drawn among awake wallet holders with money to send pays half
+    /// its sendable balance to another holder.
     fn pay(&mut self) -> Result<(), SimError> {
-        let honest = self.cfg.nodes;
+        let holders = self.addresses.len();
         let mut payers = vec![];
-        for i in 0..honest {
+        for k in 0..holders {
+            let i = self.addresses[k].0;
             if self.members[i].awake {
                 let b = self.members[i].node.balance().map_err(|e| SimError::Node(i, e))?;
                 if b.sendable >= 2 {
-                    payers.push((i, b.sendable));
+                    payers.push((k, b.sendable));
                 }
             }
         }
-        if payers.is_empty() || honest < 2 {
+        if payers.is_empty() || holders < 2 {
             return Ok(());
         }
-        let (i, sendable) = payers[(self.rng.next_u64() % payers.len() as u64) as usize];
-        let mut payee = (self.rng.next_u64() % (honest as u64 - 1)) as usize;
-        if payee >= i {
-            payee += 1;
+        let (k, sendable) = payers[(self.rng.next_u64() % payers.len() as u64) as usize];
+        let mut to = (self.rng.next_u64() % (holders as u64 - 1)) as usize;
+        if to >= k {
+            to += 1;
         }
-        let to = self.addresses[payee];
+        let (i, (payee, to)) = (self.addresses[k].0, self.addresses[to]);
         match self.members[i].node.pay(to, sendable / 2) {
             Ok((txid, out)) => {
                 self.note(format_args!("pay {i} {payee} {}", txid.to_hex()))?;
@@ -731,6 +773,18 @@ impl World {
                     let (_, _, weight) = self.members[i].node.tip();
                     self.heaviest = self.heaviest.max(weight);
                     self.arrived(i);
+                }
+                Event::TxPowRejected { id, reason } if !self.block_ids.contains(&id) => {
+                    self.tx_refusals += 1;
+                    self.note(format_args!("refused {i} {id} {reason}"))?;
+                }
+                Event::TxPowAccepted { id } => {
+                    let m = &mut self.members[i];
+                    if self.block_ids.contains(&id) {
+                        m.blocks_taken += 1;
+                    } else {
+                        m.txs_taken += 1;
+                    }
                 }
                 Event::Payment { txid, received, block, .. } if received > 0 => {
                     let Some(&k) = self.by_txid.get(&txid) else { continue };
@@ -892,7 +946,7 @@ impl World {
         Ok(())
     }
 
-    fn report(mut self, wall: Instant) -> Result<Report, SimError> {
+    fn report(mut self) -> Result<Report, SimError> {
         let n = self.cfg.nodes;
         let tips: Vec<(Hash, u64, u128)> = self.members[..n].iter().map(|m| m.node.tip()).collect();
         let heaviest = tips.iter().map(|t| t.2).max().unwrap_or(0).max(self.heaviest);
@@ -923,6 +977,19 @@ impl World {
             0
         } else {
             (phone_bytes.iter().sum::<f64>() / phone_bytes.len() as f64 / days) as u64
+        };
+        let phone_cpu: Vec<f64> = self
+            .members
+            .iter()
+            .filter(|m| m.phone)
+            .map(|m| {
+                (m.blocks_taken as f64 * COST_MODEL.block_ms + m.txs_taken as f64 * COST_MODEL.tx_ms) / 1000.0
+            })
+            .collect();
+        let phone_cpu_s_per_day = if phone_cpu.is_empty() {
+            0.0
+        } else {
+            phone_cpu.iter().sum::<f64>() / phone_cpu.len() as f64 / days
         };
         let peers: Vec<f64> = self.members[..n].iter().map(|m| m.node.peer_count() as f64).collect();
         let pct = |mut v: Vec<u64>| -> Percentiles {
@@ -960,7 +1027,10 @@ impl World {
             payment_seen_ms: seen,
             payment_confirmed_ms: confirmed,
             payments_credited: credited,
+            tx_refusals: self.tx_refusals,
             phone_bytes_per_day,
+            phone_cpu_s_per_day,
+            cost_model: COST_MODEL,
             peers: Range {
                 min: peers.iter().copied().fold(f64::INFINITY, f64::min).min(f64::MAX),
                 mean: peers.iter().sum::<f64>() / n as f64,
@@ -972,7 +1042,7 @@ impl World {
             events: self.events,
             log_sha3: hex::encode(self.log.clone().finalize()),
             peak_rss_bytes: crate::energy::process_peak_rss_bytes(),
-            wall_s: wall.elapsed().as_secs_f64(),
+            wall_s: 0.0,
         })
     }
 }
