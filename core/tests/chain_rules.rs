@@ -134,7 +134,7 @@ fn weight_is_the_cascade_and_the_best_path_through_pruning_and_reorgs() {
         b.mine(12);
         assert_eq!(b.chain.weight(), walked(&b.chain));
     }
-    assert!(b.chain.cascade().len() > 0, "the tree was pruned into the cascade");
+    assert!(!b.chain.cascade().is_empty(), "the tree was pruned into the cascade");
     let base = twelve_empty_blocks();
     let (mut x, mut y) = (base.clone().with_salt(1), base.clone().with_salt(2));
     x.mine(2);
