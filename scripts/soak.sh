@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Flakiness soak under load (issue 13): with two `yes > /dev/null` burning both cores, run
 #   - the two-node payment test 30 times in a row,
-#   - the whole `wallet` and `net_partition` test files 5 times each,
+#   - the whole `wallet` and `net_peering` test files 5 times each (the multi-node real-socket
+#     files; partitions, relay and convergence are the simulator's, core/tests/sim.rs),
 # in the test profile and in --release, printing pass/fail counts. Exits non-zero if any run
 # failed. Usage: scripts/soak.sh [PAYMENT_RUNS] [FILE_RUNS]   (defaults 30 and 5; a few hours)
 set -uo pipefail
@@ -41,13 +42,13 @@ for profile in test release; do
     flags=(--all-features -p minima-core)
     [ "$profile" = release ] && flags+=(--release)
     # Build first, unloaded by the clock of the runs (the burners still run).
-    cargo test "${flags[@]}" --test wallet --test net_partition --no-run > "${log_dir}/build-${profile}.log" 2>&1 || {
+    cargo test "${flags[@]}" --test wallet --test net_peering --no-run > "${log_dir}/build-${profile}.log" 2>&1 || {
         echo "soak: build ($profile) failed: ${log_dir}/build-${profile}.log"
         exit 1
     }
     run "payment-${profile}" "$payment_runs" cargo test "${flags[@]}" --test wallet -- --exact a_payment_between_two_nodes_is_seen_then_confirmed
     run "wallet-${profile}" "$file_runs" cargo test "${flags[@]}" --test wallet
-    run "net_partition-${profile}" "$file_runs" cargo test "${flags[@]}" --test net_partition
+    run "net_peering-${profile}" "$file_runs" cargo test "${flags[@]}" --test net_peering
 done
 echo "soak: ${failed} failed in all"
 [ "$failed" -eq 0 ]

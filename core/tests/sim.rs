@@ -26,7 +26,7 @@ fn small(seed: u64) -> Config {
         phones: 0.34,
         hours: 1.0,
         seed,
-        payments_per_hour: 4.0,
+        payments_per_hour: 3.0,
         phone_wake_every_s: 600,
         ..Config::default()
     }
@@ -124,7 +124,7 @@ fn an_eclipse_attempt_with_a_fifth_of_the_addresses_hostile_fails() {
 fn the_announcement_that_overtakes_its_block_is_taken_when_the_block_arrives() {
     let mut races = 0;
     for seed in 0..seeds() {
-        let cfg = Config { jitter_ms: 4_000, payments_per_hour: 8.0, ..small(4_000 + seed) };
+        let cfg = Config { jitter_ms: 4_000, payments_per_hour: 6.0, ..small(4_000 + seed) };
         let r = run(&cfg).unwrap();
         assert_healthy(&r, &format!("seed {seed}"));
         races += r.tx_refusals;
