@@ -2,7 +2,6 @@
 //! work per byte; a conflicting spend replaces another only with burn ≥ old + max(1, 12.5 %).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -15,7 +14,8 @@ use crate::types::TxPoW;
 pub const MAX_REPLACEMENTS_PER_HOUR: usize = 3;
 /// Inputs whose replacements are tracked before old ones are swept.
 const MAX_TRACKED_REPLACEMENTS: usize = 100_000;
-const HOUR: Duration = Duration::from_secs(3600);
+/// An hour in ms (the pool reads its caller's clock, in ms since the epoch).
+const HOUR_MS: u64 = 3_600_000;
 
 /// Why the mempool refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -86,12 +86,14 @@ impl Entry {
 /// The pool.
 #[derive(Debug, Default)]
 pub struct Mempool {
-    by_txid: HashMap<Hash, Entry>,
+    /// Ordered, so every walk over the pool (announcing, carrying proofs after a reorg) goes
+    /// the same way on every run (the simulator's runs repeat).
+    by_txid: std::collections::BTreeMap<Hash, Entry>,
     by_coin: HashMap<Hash, Hash>,
     /// TxPoW id → txid (peers ask by TxPoW id).
     by_id: HashMap<Hash, Hash>,
     /// When each input's pending spend was replaced, within the last hour.
-    replaced: HashMap<Hash, Vec<Instant>>,
+    replaced: HashMap<Hash, Vec<u64>>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -134,24 +136,22 @@ impl Mempool {
 
     /// The refusals a transaction would get for what is already pending (a duplicate, or a
     /// conflict without enough extra burn): checked before any proof or signature.
-    pub fn precheck(&self, txpow: &TxPoW) -> Result<(), MempoolError> {
+    pub fn precheck(&self, txpow: &TxPoW, now_ms: u64) -> Result<(), MempoolError> {
         let txid = txpow.txid();
         if self.by_txid.contains_key(&txid) {
             return Err(MempoolError::Duplicate);
         }
         let burn = crate::chain::validate::burn(&txpow.body.transaction);
-        self.conflicts(txpow, burn, Instant::now()).map(|_| ())
+        self.conflicts(txpow, burn, now_ms).map(|_| ())
     }
 
-    fn replacements(&self, coin: &Hash, now: Instant) -> usize {
-        self.replaced
-            .get(coin)
-            .map_or(0, |v| v.iter().filter(|t| now.saturating_duration_since(**t) < HOUR).count())
+    fn replacements(&self, coin: &Hash, now: u64) -> usize {
+        self.replaced.get(coin).map_or(0, |v| v.iter().filter(|t| now.saturating_sub(**t) < HOUR_MS).count())
     }
 
     /// The pending txids a spend conflicts with, or `Conflict` if it does not burn enough more
     /// than all of them to replace them.
-    fn conflicts(&self, txpow: &TxPoW, burn: u64, now: Instant) -> Result<Vec<Hash>, MempoolError> {
+    fn conflicts(&self, txpow: &TxPoW, burn: u64, now: u64) -> Result<Vec<Hash>, MempoolError> {
         let mut conflicts: Vec<Hash> = vec![];
         for c in &txpow.body.transaction.inputs {
             if let Some(t) = self.by_coin.get(&c.coin_id) {
@@ -171,13 +171,10 @@ impl Mempool {
         Ok(conflicts)
     }
 
-    /// Add a checked transaction. Returns the TxPoW ids it pushed out.
-    pub fn insert(&mut self, e: Entry) -> Result<Vec<Hash>, MempoolError> {
-        self.insert_at(e, Instant::now())
-    }
-
-    /// [`Mempool::insert`] at time `now` (each input's replacements are counted per hour).
-    pub fn insert_at(&mut self, e: Entry, now: Instant) -> Result<Vec<Hash>, MempoolError> {
+    /// Add a checked transaction at `now_ms` (each input's replacements are counted per
+    /// hour). Returns the TxPoW ids it pushed out.
+    pub fn insert(&mut self, e: Entry, now_ms: u64) -> Result<Vec<Hash>, MempoolError> {
+        let now = now_ms;
         if self.by_txid.contains_key(&e.txid) {
             return Err(MempoolError::Duplicate);
         }
@@ -206,12 +203,12 @@ impl Mempool {
             for c in &e.txpow.body.transaction.inputs {
                 if self.by_coin.contains_key(&c.coin_id) {
                     let v = self.replaced.entry(c.coin_id).or_default();
-                    v.retain(|t| now.saturating_duration_since(*t) < HOUR);
+                    v.retain(|t| now.saturating_sub(*t) < HOUR_MS);
                     v.push(now);
                 }
             }
             if self.replaced.len() > MAX_TRACKED_REPLACEMENTS {
-                self.replaced.retain(|_, v| v.iter().any(|t| now.saturating_duration_since(*t) < HOUR));
+                self.replaced.retain(|_, v| v.iter().any(|t| now.saturating_sub(*t) < HOUR_MS));
             }
         }
         let mut removed = vec![];
@@ -249,7 +246,7 @@ impl Mempool {
         v
     }
 
-    /// Every entry (any order).
+    /// Every entry, by txid.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.by_txid.values()
     }
@@ -318,44 +315,41 @@ mod tests {
 
     #[test]
     fn an_input_is_replaced_at_most_three_times_an_hour() {
-        let t0 = Instant::now();
+        let t0 = 1_800_000_000_000u64;
         let mut m = Mempool::new(1 << 20);
-        m.insert_at(spend(7, 8, 0), t0).unwrap();
+        m.insert(spend(7, 8, 0), t0).unwrap();
         // Each replacement burns at least 12.5 % more; three go through within the hour…
         let mut burn = 8;
         for i in 1..=3u8 {
             burn = burn + burn / 8 + 1;
-            m.insert_at(spend(7, burn, i), t0 + Duration::from_secs(60 * i as u64)).unwrap();
+            m.insert(spend(7, burn, i), t0 + 60_000 * i as u64).unwrap();
         }
         burn *= 2;
         // …the fourth does not, however much it burns; an hour after the first it does.
-        assert_eq!(
-            m.insert_at(spend(7, burn, 9), t0 + Duration::from_secs(600)),
-            Err(MempoolError::TooManyReplacements)
-        );
-        assert!(m.insert_at(spend(7, burn, 9), t0 + Duration::from_secs(3_700)).is_ok());
+        assert_eq!(m.insert(spend(7, burn, 9), t0 + 600_000), Err(MempoolError::TooManyReplacements));
+        assert!(m.insert(spend(7, burn, 9), t0 + 3_700_000).is_ok());
         assert_eq!(m.len(), 1);
         // Another input is not affected.
-        m.insert_at(spend(8, 8, 0), t0).unwrap();
+        m.insert(spend(8, 8, 0), t0).unwrap();
         assert_eq!(m.len(), 2);
     }
 
     #[test]
     fn a_refused_insert_leaves_the_pool_as_it_was() {
-        let t0 = Instant::now();
+        let t0 = 1_800_000_000_000u64;
         let one = spend(1, 1_000, 0).size;
         let mut m = Mempool::new(2 * one + one / 2);
-        m.insert_at(spend(1, 1_000, 0), t0).unwrap();
-        m.insert_at(spend(2, 1_000, 0), t0).unwrap();
+        m.insert(spend(1, 1_000, 0), t0).unwrap();
+        m.insert(spend(2, 1_000, 0), t0).unwrap();
         // A replacement of coin 1 that burns more but does not fit even so: refused, and
         // the spend it would have replaced is still there.
         let mut big = spend(1, 2_000, 1);
         big.size = 3 * one;
-        assert_eq!(m.insert_at(big, t0), Err(MempoolError::Full));
+        assert_eq!(m.insert(big, t0), Err(MempoolError::Full));
         assert_eq!(m.len(), 2);
         assert_eq!(m.bytes(), 2 * one);
         // A better-paying one evicts the worst to make room.
-        let removed = m.insert_at(spend(3, 500_000, 0), t0).unwrap();
+        let removed = m.insert(spend(3, 500_000, 0), t0).unwrap();
         assert_eq!(removed.len(), 1);
         assert_eq!(m.len(), 2);
     }

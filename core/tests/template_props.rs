@@ -153,7 +153,7 @@ proptest! {
         let mut pool = Mempool::new(usize::MAX);
         for s in specs {
             if let Some(e) = make_entry(&mut maker, w, s) {
-                let _ = pool.insert(e);
+                let _ = pool.insert(e, 0);
             }
         }
         let chain = &w.tip.chain;

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let mut pool = Mempool::new(usize::MAX);
     for pick in data[3..].chunks_exact(2).take(24) {
         let i = u16::from_be_bytes([pick[0], pick[1]]) as usize % w.entries.len();
-        let _ = pool.insert(w.entries[i].clone());
+        let _ = pool.insert(w.entries[i].clone(), 0);
     }
     let ranked = pool.ranked();
     let Ok(t) = template::build(&w.tip, &ranked, now, prng) else { return };

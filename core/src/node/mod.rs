@@ -804,7 +804,7 @@ struct Actor {
     /// Coins chosen by payments being signed, and when.
     reserved: HashMap<Hash, u64>,
     /// Transactions returned by a reorg, announced again with each new tip (times left).
-    reannounce: HashMap<Hash, u32>,
+    reannounce: std::collections::BTreeMap<Hash, u32>,
     /// The actor's own channel (the miner thread reports through it).
     self_tx: Option<mpsc::Sender<Cmd>>,
     /// Pulse as the energy plan says (else continuous or no mining).
@@ -1216,7 +1216,7 @@ impl Actor {
         for (t, proofs) in loaded.mempool {
             let id = t.id();
             match chain.check_mempool_txpow(&t, &proofs) {
-                Ok(j) => match mempool.insert(Entry::new(t, proofs, &j)) {
+                Ok(j) => match mempool.insert(Entry::new(t, proofs, &j), clock.now_ms()) {
                     Ok(removed) => dropped.extend(removed),
                     Err(_) => dropped.push(id),
                 },
@@ -1258,7 +1258,7 @@ impl Actor {
             conflict_raised: false,
             wallet: None,
             reserved: HashMap::new(),
-            reannounce: HashMap::new(),
+            reannounce: Default::default(),
             self_tx: None,
             pulses: cfg.mining == Mining::Pulses,
             synced: true,
@@ -1511,7 +1511,7 @@ impl Actor {
         let id = txpow.id();
         // What is already pending settles a duplicate or a weak conflict before any proof or
         // signature is checked.
-        self.mempool.precheck(&txpow)?;
+        self.mempool.precheck(&txpow, self.clock.now_ms())?;
         let proofs = self.onto_best(&txpow, proofs);
         let judged = match self.chain.check_mempool_txpow(&txpow, &proofs) {
             Ok(j) => j,
@@ -1533,7 +1533,7 @@ impl Actor {
                 e.proofs = p;
             }
         }
-        let removed = self.mempool.insert(e.clone())?;
+        let removed = self.mempool.insert(e.clone(), self.clock.now_ms())?;
         self.store.commit(&BlockCommit {
             tip: self.chain.tip_id(),
             mempool_removed: removed,
@@ -1549,36 +1549,56 @@ impl Actor {
     }
 
     /// A sender on another fork of our tree proves inputs against its own tip: proofs against
-    /// a block we hold on a side branch, at most `proof_window` below our tip, are carried to
-    /// our tip (through the branch's deltas to the fork, then ours) when the coin is unspent
-    /// here. Others are left as they are, for the mempool check to judge.
+    /// a block we hold on a side branch are carried to our tip (through the branch's deltas to
+    /// the fork, then ours) when the coin is unspent here. Others are left as they are, for
+    /// the mempool check to judge. Only after the TxPoW's own form and work hold, and only
+    /// for a branch forking within the hot blocks ([`HOT_BLOCKS`]: deltas in memory, no store
+    /// read), so a sender cannot make us replay deep branches for free.
     fn onto_best(&self, txpow: &TxPoW, proofs: Vec<(u64, MmrProof)>) -> Vec<(u64, MmrProof)> {
         let inputs = &txpow.body.transaction.inputs;
         let tip = self.chain.tip().number();
-        let recent = |id: &Hash| {
-            self.chain.block(id).is_some_and(|b| tip.saturating_sub(b.number()) <= self.params.proof_window)
+        let near = |id: &Hash| {
+            self.chain.block(id).is_some_and(|b| tip.saturating_sub(b.number()) < self.hot_blocks)
         };
-        if inputs.len() != proofs.len() || !proofs.iter().any(|(_, p)| recent(&p.block_id)) {
+        if inputs.len() != proofs.len() || !proofs.iter().any(|(_, p)| near(&p.block_id)) {
             return proofs;
         }
         let best: std::collections::HashSet<Hash> = self.chain.best_path().into_iter().collect();
-        let side = |p: &MmrProof| !best.contains(&p.block_id) && recent(&p.block_id);
-        if !proofs.iter().any(|(_, p)| side(p)) {
+        // A side-branch block whose fork point is near the tip too.
+        let side = |p: &MmrProof| {
+            let mut cur = p.block_id;
+            while !best.contains(&cur) {
+                match self.chain.block(&cur) {
+                    Some(b) if near(&cur) => cur = b.parent(),
+                    _ => return false,
+                }
+            }
+            cur != p.block_id && near(&cur)
+        };
+        let carry: Vec<bool> = proofs.iter().map(|(_, p)| side(p)).collect();
+        if !carry.iter().any(|c| *c) {
             return proofs;
+        }
+        match crate::chain::validate::check_txpow_form(&self.params, txpow) {
+            Ok(info) if info.is_transaction => {}
+            _ => return proofs,
         }
         let recs: Vec<CoinRecord> = inputs
             .iter()
             .zip(&proofs)
-            .map(|(c, (created, _))| CoinRecord { coin: c.clone(), created: *created })
+            .zip(&carry)
+            .filter(|(_, c)| **c)
+            .map(|((coin, (created, _)), _)| CoinRecord { coin: coin.clone(), created: *created })
             .collect();
-        let pairs: Vec<(&CoinRecord, &MmrProof)> = recs.iter().zip(proofs.iter().map(|(_, p)| p)).collect();
-        let fates = self.chain.coin_fates(&pairs);
+        let pairs: Vec<(&CoinRecord, &MmrProof)> =
+            recs.iter().zip(proofs.iter().zip(&carry).filter(|(_, c)| **c).map(|((_, p), _)| p)).collect();
+        let mut fates = self.chain.coin_fates(&pairs).into_iter();
         proofs
-            .iter()
-            .zip(fates)
-            .map(|((created, p), f)| match f {
-                crate::chain::CoinFate::Unspent(carried) if side(p) => (*created, carried),
-                _ => (*created, p.clone()),
+            .into_iter()
+            .zip(carry)
+            .map(|((created, p), c)| match (c, c.then(|| fates.next()).flatten()) {
+                (true, Some(crate::chain::CoinFate::Unspent(carried))) => (created, carried),
+                _ => (created, p),
             })
             .collect()
     }
@@ -1653,7 +1673,7 @@ impl Actor {
                     {
                         if let Ok(j) = self.chain.check_mempool_txpow(&t, &proofs) {
                             let e = Entry::new(t.clone(), proofs.clone(), &j);
-                            if let Ok(evicted) = self.mempool.insert(e) {
+                            if let Ok(evicted) = self.mempool.insert(e, self.clock.now_ms()) {
                                 mempool_removed.extend(evicted);
                                 mempool_added.push((t, proofs));
                             }
@@ -2104,7 +2124,7 @@ impl Actor {
                 let mut e = e.clone();
                 e.proofs = p.clone();
                 let t = e.txpow.clone();
-                if self.mempool.insert(e).is_ok() {
+                if self.mempool.insert(e, self.clock.now_ms()).is_ok() {
                     kept.push((t, p));
                 }
             }

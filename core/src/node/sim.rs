@@ -72,7 +72,7 @@ impl SimNode {
         let (tx, events) = broadcast::channel(4096);
         let mut actor = Actor::load(&cfg, s.clock.clone(), store, tx)?;
         actor.salt = s.salt;
-        if !s.net.peers.is_empty() {
+        if !s.net.peers.is_empty() || !s.net.reached.is_empty() {
             // As a real node with peers to reach: nothing mined before a first sync.
             actor.synced = false;
             actor.synced_at = None;

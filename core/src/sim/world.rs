@@ -74,6 +74,10 @@ pub struct Config {
     pub partitions: Vec<Partition>,
     /// Desktop nodes every node is configured with (as a network's seeds).
     pub seeds: usize,
+    /// Whether every node keeps the seeds as configured peers (redialled for ever); if not,
+    /// it only remembers them (the address book's tried table, as after a restart) and its
+    /// peers are whatever its mesh finds.
+    pub fixed_seeds: bool,
     /// Hostile nodes added to the honest ones: listening desktops that run the node but
     /// never relay a block, serve no read, and answer `GetPeers` with hostile addresses only
     /// (an eclipse attempt); each keeps 16 outbound connections.
@@ -99,6 +103,7 @@ impl Default for Config {
             loss: 0.0,
             partitions: vec![],
             seeds: 3,
+            fixed_seeds: true,
             hostile: 0,
             phone_wake_every_s: 900,
             phone_awake_s: 60,
@@ -357,11 +362,9 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// Run a simulation.
 pub fn run(cfg: &Config) -> Result<Report, SimError> {
-    // Signatures' and payments' randomness from the seed, on this thread only.
-    crate::entropy::seed_thread(Some(cfg.seed));
-    let r = run_seeded(cfg);
-    crate::entropy::seed_thread(None);
-    r
+    // Signatures' and payments' randomness from the seed, on this thread only, for the run.
+    let _seeded = crate::entropy::seed_thread(cfg.seed);
+    run_seeded(cfg)
 }
 
 fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
@@ -387,8 +390,10 @@ fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
         // Node 0 claims the genesis coin: the money every payment moves.
         let (_, out) = w.members[0].node.claim_genesis().map_err(|e| SimError::Node(0, e))?;
         w.after(0, out)?;
-        let first = w.exp(3_600_000.0 / cfg.payments_per_hour);
-        w.agenda.push(START_MS + first, Ev::Pay);
+        let first = START_MS + w.exp(3_600_000.0 / cfg.payments_per_hour);
+        if first <= traffic_end {
+            w.agenda.push(first, Ev::Pay);
+        }
     }
     w.run_until(traffic_end)?;
     // Quiet: no more payments, every phone wakes for good and syncs; blocks go on a while.
@@ -430,7 +435,8 @@ impl World {
             rng.fill_bytes(&mut mesh_seed);
             let net = NetConfig {
                 listen: (!phone).then(|| addr(i)),
-                peers: seeds.iter().copied().filter(|a| *a != addr(i)).collect(),
+                peers: seeds.iter().copied().filter(|a| cfg.fixed_seeds && *a != addr(i)).collect(),
+                reached: seeds.iter().copied().filter(|a| !cfg.fixed_seeds && *a != addr(i)).collect(),
                 online: !phone,
                 outbound_target: hostile.then_some(16),
                 ..NetConfig::default()
@@ -616,6 +622,11 @@ impl World {
                 );
             }
             Ev::Read { server, client, req, msg, deadline } => {
+                // Nothing crosses a cut, and a server gone asleep answers nothing.
+                if self.cut(server, client) || !self.members[server].awake {
+                    self.agenda.push(deadline.max(now), Ev::To(client, Input::Answer { req, answer: None }));
+                    return Ok(());
+                }
                 // A hostile server serves nothing.
                 let answer =
                     if self.members[server].hostile { None } else { self.members[server].node.serve(msg) };
@@ -856,7 +867,8 @@ impl World {
                 self.members[j].bytes += bytes;
                 let deadline = now + timeout.as_millis() as u64;
                 let at = now + self.delay();
-                if at > deadline {
+                // Nothing crosses a cut (the connection dies at its idle timeout).
+                if at > deadline || self.cut(i, j) {
                     self.agenda.push(deadline, Ev::To(i, Input::Answer { req, answer: None }));
                 } else if SimNode::is_read(&msg) {
                     self.agenda.push(at, Ev::Read { server: j, client: i, req, msg, deadline });
@@ -891,12 +903,19 @@ impl World {
                 let bytes = msg.as_ref().map_or(0, |m| m.to_frame().len() as u64);
                 self.members[i].bytes += bytes;
                 self.members[k].bytes += bytes;
-                self.answer(k, req, msg, deadline);
+                if self.cut(i, k) {
+                    self.agenda.push(deadline.max(now), Ev::To(k, Input::Answer { req, answer: None }));
+                } else {
+                    self.answer(k, req, msg, deadline);
+                }
             }
             // A hostile node relays nothing.
             Output::Announce { .. } if self.members[i].hostile => {}
             Output::Announce { conn, msg } => {
                 let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return Ok(()) };
+                if self.cut(i, j) {
+                    return Ok(());
+                }
                 let bytes = msg.to_frame().len() as u64;
                 self.members[i].bytes += bytes;
                 self.members[j].bytes += bytes;
