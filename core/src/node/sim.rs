@@ -184,6 +184,26 @@ impl SimNode {
         Ok((taken, self.outputs()?))
     }
 
+    /// Take a block as `Node::submit_block` does (a host's own block, not a peer's): what it
+    /// did and what the engine then asks of the network.
+    pub fn submit_block(
+        &mut self,
+        txpow: crate::types::TxPoW,
+        witness: crate::mmr::BlockWitness,
+        listed: Vec<crate::types::TxPoW>,
+    ) -> Result<(crate::chain::AddOutcome, Vec<Output>), NodeError> {
+        let r = self.actor.on_block(txpow, witness, listed)?;
+        Ok((r, self.outputs()?))
+    }
+
+    /// Test hook: the next block taken fails as if our own state were corrupt (see
+    /// `Node::corrupt_next_block`).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn corrupt_next_block(&mut self) {
+        self.actor.corrupt_next = true;
+    }
+
     /// Ids of the blocks on our best chain's tree path (tip down to the tree root).
     pub fn best_path(&self) -> std::collections::HashSet<Hash> {
         let c = &self.actor.chain;

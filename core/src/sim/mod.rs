@@ -17,10 +17,15 @@
 //! probe timeout (QUIC streams are reliable). What is not modelled: QUIC and TLS bytes, the
 //! per-peer request budget (`Throttle`, `GroupRate`), CPU time (each event is instant).
 //!
+//! [`Lab`] runs scenarios: a few nodes and scripted peers ([`Script`]) that answer with what a
+//! test chose — the attacks of `net_hostile`, replayed on the simulated network and clock.
+//!
 //! Same [`Config`] ⇒ the same [`Report`] (but `wall_s` and `peak_rss_bytes`) and the same
 //! event log, byte for byte ([`Report::log_sha3`]).
 
+mod lab;
 mod queue;
 mod world;
 
+pub use lab::{Lab, Script};
 pub use world::{run, Config, CostModel, Partition, Percentiles, Range, Report, SimError, COST_MODEL};

@@ -32,6 +32,14 @@ impl<E> Agenda<E> {
         self.events.remove(&seq).map(|e| (t, e))
     }
 
+    /// The earliest event and its time, if it is due by `until_ms`.
+    pub fn pop_until(&mut self, until_ms: u64) -> Option<(u64, E)> {
+        if self.peek_time()? > until_ms {
+            return None;
+        }
+        self.pop()
+    }
+
     /// Time of the earliest event.
     pub fn peek_time(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((t, _))| *t)
@@ -50,8 +58,12 @@ mod tests {
         a.push(1, "second");
         a.push(3, "middle");
         assert_eq!(a.peek_time(), Some(1));
-        let order: Vec<_> = std::iter::from_fn(|| a.pop()).collect();
+        a.push(9, "last");
+        assert_eq!(a.pop_until(0), None, "nothing due by 0");
+        let order: Vec<_> = std::iter::from_fn(|| a.pop_until(5)).collect();
         assert_eq!(order, vec![(1, "first"), (1, "second"), (3, "middle"), (5, "late")]);
+        assert_eq!(a.pop_until(8), None, "9 is not due by 8");
+        assert_eq!(a.pop(), Some((9, "last")));
         assert!(a.pop().is_none());
     }
 }

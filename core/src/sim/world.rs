@@ -12,6 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 use sha3::{Digest, Sha3_256};
 
+use super::lab::Script;
 use super::queue::Agenda;
 use crate::crypto::{sha3, Hash};
 use crate::net::message::Message;
@@ -249,8 +250,9 @@ const START_MS: u64 = 1_798_761_600_000;
 enum Ev {
     /// An input reaches a node.
     To(usize, Input),
-    /// A dial's handshake completes, if the peer is still reachable.
-    Connect { from: usize, to: usize, addr: SocketAddr, dir: Dir },
+    /// A dial's handshake completes, if the peer is still reachable (`as_id`: the identity a
+    /// scripted peer presents, instead of its own).
+    Connect { from: usize, to: usize, addr: SocketAddr, dir: Dir, as_id: Option<Hash> },
     /// A read request reaches its server.
     Read { server: usize, client: usize, req: ReqId, msg: Message, deadline: u64 },
     /// A node's timer.
@@ -277,6 +279,8 @@ struct Member {
     awake: bool,
     timer: Option<u64>,
     bytes: u64,
+    /// The peers it banned (on a connection still open) and why.
+    bans: Vec<(Option<usize>, String)>,
     /// Blocks and transactions accepted.
     blocks_taken: u64,
     txs_taken: u64,
@@ -298,9 +302,27 @@ struct Payment {
     confirmed: Option<u64>,
 }
 
-struct World {
+/// A scripted peer's place in the world: index `SCRIPTS + k` is `scripts[k]`.
+struct Scripted {
+    script: Box<dyn Script>,
+    addr: SocketAddr,
+    id: Hash,
+}
+
+/// Index of the first scripted peer (nodes are numbered from 0).
+const SCRIPTS: usize = usize::MAX / 2;
+
+pub(super) struct World {
     cfg: Config,
+    params: Params,
+    /// Numbering of this world's in-memory databases.
+    run: u64,
+    /// The clock's start (the log counts from it).
+    start: u64,
+    scripts: Vec<Scripted>,
     clock: Arc<AtomicU64>,
+    /// The nodes' view of it.
+    node_clock: Clock,
     rng: ChaCha8Rng,
     agenda: Agenda<Ev>,
     members: Vec<Member>,
@@ -357,6 +379,11 @@ fn wallet_key(i: usize) -> Result<(crate::wallet::Seed, Arc<crate::crypto::Keypa
 /// Most wallets in a run (each costs a SPHINCS+ key generation once per process).
 const WALLETS: usize = 64;
 
+/// Node `i`'s address: 10.(i % 250).(i / 250).1, port 9001 (a /16 group per 250 nodes).
+pub(super) fn addr(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (i % 250) as u8, (i / 250 % 256) as u8, 1)), 9001)
+}
+
 /// Process-wide numbering of in-memory databases (runs may share a process).
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -369,6 +396,7 @@ pub fn run(cfg: &Config) -> Result<Report, SimError> {
 
 fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
     let mut w = World::new(cfg.clone())?;
+    debug_assert_eq!(w.start, START_MS);
     let traffic_end = START_MS + (cfg.hours * 3_600_000.0) as u64;
     w.end = traffic_end;
     w.blocks_end = traffic_end + CONFIRM_MS;
@@ -419,20 +447,12 @@ impl World {
         if desktops == 0 {
             return Err(SimError::Config("every node is a phone: nobody listens or mines".into()));
         }
-        let run = RUNS.fetch_add(1, Ordering::Relaxed);
-        let (clock, handle) = Clock::set_at(START_MS);
-        let params = params(START_MS - 1_000);
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let addr = |i: usize| {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (i % 250) as u8, (i / 250 % 256) as u8, 1)), 9001)
-        };
+        let mut w = World::bare(cfg, params(START_MS - 1_000), START_MS)?;
+        let cfg = w.cfg.clone();
         let seeds: Vec<SocketAddr> = (0..cfg.seeds.min(desktops)).map(addr).collect();
-        let mut members = vec![];
         for i in 0..cfg.nodes + cfg.hostile {
             let hostile = i >= cfg.nodes;
             let phone = !hostile && i >= desktops;
-            let mut mesh_seed = [0u8; 32];
-            rng.fill_bytes(&mut mesh_seed);
             let net = NetConfig {
                 listen: (!phone).then(|| addr(i)),
                 peers: seeds.iter().copied().filter(|a| cfg.fixed_seeds && *a != addr(i)).collect(),
@@ -441,37 +461,16 @@ impl World {
                 outbound_target: hostile.then_some(16),
                 ..NetConfig::default()
             };
-            let setup = SimSetup {
-                params: params.clone(),
-                store_name: format!("minima-sim-{}-{run}-{i}", std::process::id()),
-                clock: clock.clone(),
-                node_id: sha3(&[&cfg.seed.to_be_bytes()[..], &(i as u64).to_be_bytes()].concat()),
-                net,
-                full_mmr: false,
-                mesh_seed,
-                salt: i as u64,
-            };
-            let node = SimNode::new(setup).map_err(|e| SimError::Node(i, e))?;
-            members.push(Member {
-                node,
-                addr: addr(i),
-                phone,
-                hostile,
-                awake: !phone,
-                timer: None,
-                bytes: 0,
-                blocks_taken: 0,
-                txs_taken: 0,
-            });
+            w.push_node(net, phone, hostile)?;
         }
-        let sides = cfg
+        w.sides = cfg
             .partitions
             .iter()
             .map(|p| {
                 let cut = ((cfg.nodes as f64) * p.fraction).round() as usize;
                 let mut order: Vec<usize> = (0..cfg.nodes + cfg.hostile).collect();
                 for k in (1..order.len()).rev() {
-                    order.swap(k, (rng.next_u64() % (k as u64 + 1)) as usize);
+                    order.swap(k, (w.rng.next_u64() % (k as u64 + 1)) as usize);
                 }
                 let mut side = vec![false; cfg.nodes + cfg.hostile];
                 for i in order.into_iter().take(cut) {
@@ -480,49 +479,112 @@ impl World {
                 side
             })
             .collect();
-        let log_file = match &cfg.log {
-            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
-            None => None,
-        };
-        let by_addr = members.iter().enumerate().map(|(i, m)| (m.addr, i)).collect();
+        w.active = vec![false; cfg.partitions.len()];
         // Wallets: node 0 and every `stride`-th honest node (desktops and phones alike), at
         // most `WALLETS`; payments go to a wallet's first address.
         let stride = cfg.nodes.div_ceil(WALLETS).max(1);
         let holders = if cfg.payments_per_hour > 0.0 { cfg.nodes } else { 0 };
-        let mut addresses = vec![];
-        for (i, m) in members.iter_mut().enumerate().take(holders).step_by(stride) {
+        for (i, m) in w.members.iter_mut().enumerate().take(holders).step_by(stride) {
             let (seed, key0) = wallet_key(i).map_err(|e| SimError::Node(i, e))?;
             m.node.open_wallet(seed, Some(key0)).map_err(|e| SimError::Node(i, e))?;
-            addresses.push((i, m.node.address().map_err(|e| SimError::Node(i, e))?));
+            w.addresses.push((i, m.node.address().map_err(|e| SimError::Node(i, e))?));
         }
+        Ok(w)
+    }
+
+    /// A world with no node yet: `params`' network on a clock starting at `start`.
+    pub(super) fn bare(cfg: Config, params: Params, start: u64) -> Result<World, SimError> {
+        let run = RUNS.fetch_add(1, Ordering::Relaxed);
+        let (clock, handle) = Clock::set_at(start);
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let log_file = match &cfg.log {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        };
         Ok(World {
-            active: vec![false; cfg.partitions.len()],
+            active: vec![],
             cfg,
+            params,
+            run,
+            start,
+            scripts: vec![],
             clock: handle,
+            node_clock: clock,
             rng,
             agenda: Agenda::default(),
-            members,
-            by_addr,
+            members: vec![],
+            by_addr: BTreeMap::new(),
             links: BTreeMap::new(),
             dialed: BTreeMap::new(),
             streams: BTreeMap::new(),
             next_conn: 0,
             next_stream: 0,
-            sides,
+            sides: vec![],
             found: vec![],
             block_ids: Default::default(),
             tx_refusals: 0,
             payments: vec![],
             by_txid: BTreeMap::new(),
-            addresses,
+            addresses: vec![],
             heaviest: 0,
-            now: START_MS,
-            end: START_MS,
-            blocks_end: START_MS,
+            now: start,
+            end: start,
+            blocks_end: start,
             events: 0,
             log: Sha3_256::new(),
             log_file,
         })
+    }
+
+    /// Add a node (`phone`: asleep at first; `hostile`: see [`Config::hostile`]) at the next
+    /// address: its index.
+    pub(super) fn push_node(
+        &mut self,
+        net: NetConfig,
+        phone: bool,
+        hostile: bool,
+    ) -> Result<usize, SimError> {
+        let i = self.members.len();
+        let mut mesh_seed = [0u8; 32];
+        self.rng.fill_bytes(&mut mesh_seed);
+        let setup = SimSetup {
+            params: self.params.clone(),
+            store_name: format!("minima-sim-{}-{}-{i}", std::process::id(), self.run),
+            clock: self.node_clock.clone(),
+            node_id: sha3(&[&self.cfg.seed.to_be_bytes()[..], &(i as u64).to_be_bytes()].concat()),
+            net,
+            full_mmr: false,
+            mesh_seed,
+            salt: i as u64,
+        };
+        let node = SimNode::new(setup).map_err(|e| SimError::Node(i, e))?;
+        self.by_addr.insert(addr(i), i);
+        self.members.push(Member {
+            node,
+            addr: addr(i),
+            phone,
+            hostile,
+            awake: !phone,
+            timer: None,
+            bytes: 0,
+            bans: vec![],
+            blocks_taken: 0,
+            txs_taken: 0,
+        });
+        Ok(i)
+    }
+
+    /// Add a scripted peer, listening at an address of its own: its index.
+    pub(super) fn push_script(&mut self, script: Box<dyn Script>) -> usize {
+        let k = self.scripts.len();
+        let addr = SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(172, 16 + (k / 250 % 16) as u8, (k % 250) as u8, 1)),
+            9001,
+        );
+        let id = sha3(&[&b"minima/sim/script"[..], &(k as u64).to_be_bytes()].concat());
+        self.scripts.push(Scripted { script, addr, id });
+        self.by_addr.insert(addr, SCRIPTS + k);
+        SCRIPTS + k
     }
 
     /// A uniform draw in [0, 1).
@@ -536,7 +598,7 @@ impl World {
     }
 
     fn note(&mut self, line: std::fmt::Arguments<'_>) -> Result<(), SimError> {
-        let s = format!("{} {line}\n", self.now - START_MS);
+        let s = format!("{} {line}\n", self.now.saturating_sub(self.start));
         self.log.update(s.as_bytes());
         if let Some(f) = self.log_file.as_mut() {
             f.write_all(s.as_bytes())?;
@@ -544,8 +606,31 @@ impl World {
         Ok(())
     }
 
+    /// Whether a partition separates `a` and `b` now (scripted peers are on no side).
     fn cut(&self, a: usize, b: usize) -> bool {
-        self.sides.iter().zip(&self.active).any(|(s, on)| *on && s[a] != s[b])
+        a < SCRIPTS
+            && b < SCRIPTS
+            && self.sides.iter().zip(&self.active).any(|(s, on)| *on && s.get(a) != s.get(b))
+    }
+
+    /// Count `bytes` that node `i` sent or received (scripted peers are not measured).
+    fn count(&mut self, i: usize, bytes: u64) {
+        if let Some(m) = self.members.get_mut(i) {
+            m.bytes += bytes;
+        }
+    }
+
+    /// The identity and the address of node or scripted peer `i`.
+    fn who(&self, i: usize) -> (Hash, SocketAddr) {
+        match i.checked_sub(SCRIPTS) {
+            Some(k) => (self.scripts[k].id, self.scripts[k].addr),
+            None => (self.members[i].node.node_id(), self.members[i].addr),
+        }
+    }
+
+    /// Whether `i` is up: an awake node or a scripted peer.
+    fn up(&self, i: usize) -> bool {
+        self.members.get(i).is_none_or(|m| m.awake)
     }
 
     /// One-way delay of a message: latency and jitter, and for each loss (QUIC delivers a
@@ -576,33 +661,73 @@ impl World {
     /// The node a dial of `addr` from `from` reaches now, if any.
     fn reachable(&self, from: usize, addr: SocketAddr) -> Option<usize> {
         let to = *self.by_addr.get(&addr)?;
-        let m = &self.members[to];
-        (to != from && !m.phone && m.awake && self.members[from].awake && !self.cut(from, to)).then_some(to)
+        let listens = self.members.get(to).is_none_or(|m| !m.phone);
+        (to != from && listens && self.up(to) && self.up(from) && !self.cut(from, to)).then_some(to)
     }
 
-    fn run_until(&mut self, until: u64) -> Result<(), SimError> {
-        while let Some(t) = self.agenda.peek_time() {
-            if t > until {
-                break;
-            }
-            let Some((t, ev)) = self.agenda.pop() else { break };
-            self.now = t;
-            self.clock.store(t, Ordering::Relaxed);
-            self.events += 1;
-            self.step(t, ev)?;
-        }
-        self.now = until;
-        self.clock.store(until, Ordering::Relaxed);
+    pub(super) fn run_until(&mut self, until: u64) -> Result<(), SimError> {
+        while self.step_next(until)? {}
         Ok(())
+    }
+
+    /// Run the next event if it is due by `until` (`false`: none is; the clock is then at
+    /// `until`).
+    pub(super) fn step_next(&mut self, until: u64) -> Result<bool, SimError> {
+        let Some((t, ev)) = self.agenda.pop_until(until) else {
+            self.now = self.now.max(until);
+            self.clock.store(self.now, Ordering::Relaxed);
+            return Ok(false);
+        };
+        self.now = t;
+        self.clock.store(t, Ordering::Relaxed);
+        self.events += 1;
+        self.step(t, ev)?;
+        Ok(true)
+    }
+
+    /// The clock (ms since the epoch).
+    pub(super) fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    /// Nodes so far.
+    pub(super) fn members_len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The address of node or scripted peer `i`.
+    pub(super) fn addr_of(&self, i: usize) -> SocketAddr {
+        self.who(i).1
+    }
+
+    /// The peers node `i` banned and cut off (a node or scripted peer's index), and why.
+    pub(super) fn bans_of(&self, i: usize) -> &[(Option<usize>, String)] {
+        &self.members[i].bans
+    }
+
+    /// Node `i`.
+    pub(super) fn node_mut(&mut self, i: usize) -> &mut SimNode {
+        &mut self.members[i].node
+    }
+
+    /// Start node `i` now (its first tick dials its peers).
+    pub(super) fn start_node(&mut self, i: usize) {
+        self.agenda.push(self.now, Ev::To(i, Input::Tick));
+    }
+
+    /// Carry out what node `i` asked of the network outside an event (a direct call).
+    pub(super) fn carry_out(&mut self, i: usize, out: Vec<Output>) -> Result<(), SimError> {
+        self.after(i, out)
     }
 
     fn step(&mut self, now: u64, ev: Ev) -> Result<(), SimError> {
         match ev {
+            Ev::To(i, input) if i >= SCRIPTS => self.script_input(i, input),
             Ev::To(i, input) => {
                 let out = self.members[i].node.handle(input).map_err(|e| SimError::Node(i, e))?;
                 self.after(i, out)?;
             }
-            Ev::Connect { from, to, addr, dir } => {
+            Ev::Connect { from, to, addr, dir, as_id } => {
                 if self.reachable(from, addr) != Some(to) {
                     self.agenda.push(now, Ev::To(from, Input::DialEnded { addr, connected: false }));
                     return Ok(());
@@ -613,8 +738,8 @@ impl World {
                 self.links.insert((to, cb), (from, ca));
                 self.dialed.insert((from, ca), addr);
                 self.note(format_args!("connect {from} {to}"))?;
-                let (pf, pt) = (self.members[from].node.node_id(), self.members[to].node.node_id());
-                let back = self.members[from].addr;
+                let ((pf, back), (pt, _)) = (self.who(from), self.who(to));
+                let pf = as_id.unwrap_or(pf);
                 self.agenda.push(now, Ev::To(from, Input::Connected { conn: ca, peer: pt, addr, dir }));
                 self.agenda.push(
                     now,
@@ -623,16 +748,19 @@ impl World {
             }
             Ev::Read { server, client, req, msg, deadline } => {
                 // Nothing crosses a cut, and a server gone asleep answers nothing.
-                if self.cut(server, client) || !self.members[server].awake {
+                if self.cut(server, client) || !self.up(server) {
                     self.agenda.push(deadline.max(now), Ev::To(client, Input::Answer { req, answer: None }));
                     return Ok(());
                 }
-                // A hostile server serves nothing.
-                let answer =
-                    if self.members[server].hostile { None } else { self.members[server].node.serve(msg) };
+                // A hostile server serves nothing; a scripted one answers as scripted.
+                let answer = match server.checked_sub(SCRIPTS) {
+                    Some(k) => self.scripts[k].script.answer(now, msg),
+                    None if self.members[server].hostile => None,
+                    None => self.members[server].node.serve(msg),
+                };
                 let bytes = answer.as_ref().map_or(0, |m| m.to_frame().len() as u64);
-                self.members[server].bytes += bytes;
-                self.members[client].bytes += bytes;
+                self.count(server, bytes);
+                self.count(client, bytes);
                 self.answer(client, req, answer, deadline);
             }
             Ev::Timer(i) => {
@@ -844,7 +972,7 @@ impl World {
             Output::Dial { addr, dir } => match self.reachable(i, addr) {
                 Some(j) => {
                     let rtt = self.delay() + self.delay();
-                    self.agenda.push(now + rtt, Ev::Connect { from: i, to: j, addr, dir });
+                    self.agenda.push(now + rtt, Ev::Connect { from: i, to: j, addr, dir, as_id: None });
                 }
                 None => self
                     .agenda
@@ -852,7 +980,7 @@ impl World {
             },
             Output::Probe { addr, peer } => {
                 let (ok, at) = match self.reachable(i, addr) {
-                    Some(j) => (self.members[j].node.node_id() == peer, now + self.delay() + self.delay()),
+                    Some(j) => (self.who(j).0 == peer, now + self.delay() + self.delay()),
                     None => (false, now + DIAL_TIMEOUT_MS),
                 };
                 self.agenda.push(at, Ev::To(i, Input::Probed { addr, ok }));
@@ -863,14 +991,14 @@ impl World {
                     return Ok(());
                 };
                 let bytes = msg.to_frame().len() as u64;
-                self.members[i].bytes += bytes;
-                self.members[j].bytes += bytes;
+                self.count(i, bytes);
+                self.count(j, bytes);
                 let deadline = now + timeout.as_millis() as u64;
                 let at = now + self.delay();
                 // Nothing crosses a cut (the connection dies at its idle timeout).
                 if at > deadline || self.cut(i, j) {
                     self.agenda.push(deadline, Ev::To(i, Input::Answer { req, answer: None }));
-                } else if SimNode::is_read(&msg) {
+                } else if j >= SCRIPTS || SimNode::is_read(&msg) {
                     self.agenda.push(at, Ev::Read { server: j, client: i, req, msg, deadline });
                 } else {
                     self.next_stream += 1;
@@ -901,8 +1029,8 @@ impl World {
                     return Ok(());
                 }
                 let bytes = msg.as_ref().map_or(0, |m| m.to_frame().len() as u64);
-                self.members[i].bytes += bytes;
-                self.members[k].bytes += bytes;
+                self.count(i, bytes);
+                self.count(k, bytes);
                 if self.cut(i, k) {
                     self.agenda.push(deadline.max(now), Ev::To(k, Input::Answer { req, answer: None }));
                 } else {
@@ -913,18 +1041,23 @@ impl World {
             Output::Announce { .. } if self.members[i].hostile => {}
             Output::Announce { conn, msg } => {
                 let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return Ok(()) };
-                if self.cut(i, j) {
+                // A scripted peer hears nothing it was not asked.
+                if self.cut(i, j) || j >= SCRIPTS {
                     return Ok(());
                 }
                 let bytes = msg.to_frame().len() as u64;
-                self.members[i].bytes += bytes;
-                self.members[j].bytes += bytes;
-                self.next_stream += 1;
-                let stream = self.next_stream;
-                let at = now + self.delay();
-                self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
+                self.count(i, bytes);
+                self.count(j, bytes);
+                self.frame(j, cj, msg);
             }
-            Output::Close { conn, .. } => self.close(i, conn)?,
+            Output::Close { conn, code, reason } => {
+                if code == crate::net::proto::engine::close::BANNED {
+                    let peer = self.links.get(&(i, conn)).map(|(j, _)| *j);
+                    self.note(format_args!("ban {i} {peer:?} {reason}"))?;
+                    self.members[i].bans.push((peer, reason));
+                }
+                self.close(i, conn)?
+            }
             // Not modelled: the per-peer budget and the pre-TLS accept rate (no adversary
             // yet), and coin look-ups (nobody asks).
             Output::Up { .. }
@@ -933,6 +1066,47 @@ impl World {
             | Output::CoinProofs { .. } => {}
         }
         Ok(())
+    }
+
+    /// A frame reaches node `j` on its connection `cj` a delay from now, on a stream of its own
+    /// (nobody waits for its reply).
+    fn frame(&mut self, j: usize, cj: u64, msg: Message) {
+        self.next_stream += 1;
+        let stream = self.next_stream;
+        let at = self.now + self.delay();
+        self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
+    }
+
+    /// What the driver would tell scripted peer `i`: only its own dials' completion matters,
+    /// when it sends what it sends on a new connection.
+    fn script_input(&mut self, i: usize, input: Input) {
+        let Input::Connected { conn, dir, .. } = input else { return };
+        if dir == Dir::Inbound {
+            return;
+        }
+        let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return };
+        let now = self.now;
+        let frames = self.scripts[i - SCRIPTS].script.opened(now);
+        for msg in frames {
+            self.frame(j, cj, msg);
+        }
+    }
+
+    /// Scripted peer `from` dials node `to` (as `as_id`, or its own identity): connected a
+    /// round trip later if reachable.
+    pub(super) fn script_dial(&mut self, from: usize, to: usize, as_id: Option<Hash>) {
+        let addr = self.members[to].addr;
+        let rtt = self.delay() + self.delay();
+        self.agenda.push(self.now + rtt, Ev::Connect { from, to, addr, dir: Dir::Outbound, as_id });
+    }
+
+    /// Scripted peer `from` sends `msg` to node `to` on their newest connection, if any
+    /// (`false`: none).
+    pub(super) fn script_send(&mut self, from: usize, to: usize, msg: Message) -> bool {
+        let link = self.links.range((from, 0)..(from + 1, 0)).rev().find(|(_, b)| b.0 == to).map(|(_, b)| *b);
+        let Some((j, cj)) = link else { return false };
+        self.frame(j, cj, msg);
+        true
     }
 
     /// Close a connection from end (i, conn): at once for `i`, a delay later for the peer.

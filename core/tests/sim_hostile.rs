@@ -1,0 +1,581 @@
+//! `net_hostile`'s attacks replayed in the simulator ([`minima_core::sim::Lab`]): the victims
+//! are production nodes (chain actor, mempool, protocol engine, the real store on an in-memory
+//! SQLite database); the attackers are scripted peers that answer with forged cascades,
+//! tampered blocks, absurd claims or silence. Simulated time: a 20 s stall costs nothing, and
+//! every run is the same. What needs real sockets (bad frames, slow streams, memory bounds,
+//! the pre-TLS accept rate, reads served off a held actor) stays in `net_hostile`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use minima_core::crypto::Hash;
+use minima_core::fixture::ChainBuilder;
+use minima_core::net::message::{BlockBody, BlockData, Hello, Message, PROTOCOL_VERSION};
+use minima_core::sim::Lab;
+use minima_core::Params;
+
+/// The fixtures' start (blocks are dated from it).
+const T0: u64 = 1_700_000_000_000;
+
+/// Simulated time a scenario may take at most.
+const MINUTE: u64 = 60_000;
+
+fn hello_for(genesis: Hash) -> Hello {
+    Hello {
+        version: PROTOCOL_VERSION,
+        chain_id: 2,
+        genesis,
+        tip: genesis,
+        tip_weight: 0,
+        time_ms: 0,
+        listen: None,
+        is_client: true,
+        want_txs: true,
+        serves_blocks: false,
+        full_mmr: false,
+    }
+}
+
+/// A server's `Hello` claiming a heavy chain with tip `tip`.
+fn heavy_hello(genesis: Hash, tip: Hash, weight: u128) -> Message {
+    Message::Hello(Hello {
+        tip,
+        tip_weight: weight,
+        is_client: false,
+        serves_blocks: true,
+        ..hello_for(genesis)
+    })
+}
+
+/// Blocks as a peer sends them, without their listed TxPoWs.
+fn block_data(blocks: &[(minima_core::types::TxPoW, minima_core::mmr::BlockWitness)]) -> Vec<BlockData> {
+    blocks.iter().map(|(t, w)| BlockData { txpow: t.clone(), witness: w.clone(), listed: vec![] }).collect()
+}
+
+/// `Blocks` with those of `data` that `ids` asks for.
+fn blocks_asked(data: &[BlockData], ids: &[Hash]) -> Message {
+    Message::Blocks(data.iter().filter(|d| ids.contains(&d.txpow.id())).cloned().collect())
+}
+
+/// A lab on `params`' network, its clock at the fixtures' start plus `after_ms`.
+fn lab(params: &Params, after_ms: u64) -> Lab {
+    Lab::new(params.clone(), T0 + after_ms, 7).expect("lab")
+}
+
+/// A listening node holding the fixture's blocks.
+fn honest_node(lab: &mut Lab, b: &ChainBuilder) -> usize {
+    let i = lab.add_node(true, &[]).expect("node");
+    for (t, w) in b.blocks() {
+        let (_, out) = lab.node(i).submit_block(t.clone(), w.clone(), vec![]).expect("block");
+        lab.carry(i, out).expect("carry");
+    }
+    i
+}
+
+/// A node of its own with the fixture's blocks (not listening, no peer yet).
+fn node_with(lab: &mut Lab, b: &ChainBuilder) -> usize {
+    let i = lab.add_node(false, &[]).expect("node");
+    for (t, w) in b.blocks() {
+        let (_, out) = lab.node(i).submit_block(t.clone(), w.clone(), vec![]).expect("block");
+        lab.carry(i, out).expect("carry");
+    }
+    i
+}
+
+/// Run until node `i` has banned someone (at most `ms`); it must be `who` alone, banned once
+/// for a reason containing `why` (a configured peer's later redials are refused as banned).
+fn banned_for(lab: &mut Lab, i: usize, who: usize, why: &str, ms: u64) {
+    assert!(lab.run_until(ms, |l| l.node(i).bans() >= 1).expect("run"), "nobody banned (expected {why:?})");
+    lab.run_for(5_000).expect("run");
+    let count = lab.node(i).bans();
+    let bans = lab.bans(i);
+    assert_eq!(count, 1, "{bans:?}");
+    assert!(
+        bans.iter().all(|(p, _)| *p == Some(who))
+            && bans[0].1.contains(why)
+            && bans[1..].iter().all(|(_, r)| r == "banned"),
+        "expected a ban of {who} for {why:?}: {bans:?}"
+    );
+}
+
+/// Run until node `i`'s tip is `tip` (at most `ms`).
+fn until_tip(lab: &mut Lab, i: usize, tip: Hash, ms: u64) -> bool {
+    lab.run_until(ms, |l| l.node(i).tip().0 == tip).expect("run")
+}
+
+/// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
+/// it answers `GetCascade` with `forged`.
+fn evil_server(genesis: Hash, headers: Message, forged: Message) -> impl FnMut(Message) -> Option<Message> {
+    move |m| match m {
+        Message::Hello(_) => Some(heavy_hello(genesis, Hash([9; 32]), u128::MAX / 2)),
+        Message::GetHeaders { .. } => Some(headers.clone()),
+        Message::GetCascade => Some(forged.clone()),
+        _ => None,
+    }
+}
+
+/// net_hostile's `forged_cascade_is_refused_and_the_honest_chain_wins`.
+#[test]
+fn forged_cascade_is_refused_and_the_honest_chain_wins() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 1_000);
+    b.tx_per_block = false;
+    b.mine(400);
+    let chain = &b.chain;
+    let root = chain.root();
+    let mut headers = chain.cascade().headers();
+    headers.remove(5); // a missing header: the links break
+    let forged = Message::Cascade {
+        headers,
+        root: Box::new(BlockData {
+            txpow: root.txpow.clone(),
+            witness: chain.extra(&root.id).expect("root witness").witness.clone(),
+            listed: vec![],
+        }),
+        root_peaks: root.peaks.clone(),
+    };
+    let mut lab = lab(&b.params, 400_000);
+    let honest = honest_node(&mut lab, &b);
+    let tip = lab.node(honest).tip().0;
+    let evil = lab.add_script(evil_server(
+        chain.genesis_id(),
+        Message::Headers(vec![root.txpow.header.clone()]),
+        forged,
+    ));
+    // A victim that knows only the evil peer refuses its cascade and bans it.
+    let victim = lab.add_node(false, &[evil]).unwrap();
+    banned_for(&mut lab, victim, evil, "cascade: broken link", MINUTE);
+    lab.run_for(5_000).unwrap();
+    let v = lab.node(victim);
+    assert_eq!(v.tip().1, 0, "nothing of the forged chain was taken");
+    assert_eq!(v.peer_count(), 0, "the banned peer is not let back in");
+    // With an honest peer as well, a victim syncs the honest chain.
+    let victim = lab.add_node(false, &[evil, honest]).unwrap();
+    assert!(until_tip(&mut lab, victim, tip, MINUTE), "victim at {}", lab.node(victim).tip().1);
+}
+
+/// A peer serving `blocks` (some tampered) as its chain, claiming it is heavy, and the
+/// transaction TxPoWs `txs` on `GetTxPow`.
+fn chain_server(
+    genesis: Hash,
+    blocks: Vec<BlockData>,
+    txs: Vec<minima_core::types::TxPoW>,
+) -> impl FnMut(Message) -> Option<Message> {
+    move |m| {
+        let find = |id: &Hash| blocks.iter().find(|b| b.txpow.id() == *id).cloned();
+        Some(match m {
+            Message::Hello(_) => heavy_hello(genesis, blocks.last()?.txpow.id(), u128::MAX / 2),
+            Message::GetHeaders { .. } => {
+                Message::Headers(blocks.iter().map(|b| b.txpow.header.clone()).collect())
+            }
+            Message::GetBodies(ids) => Message::Bodies(
+                ids.iter()
+                    .map_while(find)
+                    .map(|b| BlockBody { body: b.txpow.body, witness: b.witness, listed: b.listed })
+                    .collect(),
+            ),
+            Message::GetBlocks(ids) => Message::Blocks(ids.iter().filter_map(find).collect()),
+            Message::GetTxPow(ids) => Message::TxPow(
+                txs.iter().filter(|t| ids.contains(&t.id())).map(|t| (t.clone(), vec![])).collect(),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// net_hostile's `a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned`.
+#[test]
+fn a_bad_pow_header_or_a_wrong_mmr_witness_gets_the_server_banned() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 100);
+    b.mine(40);
+    let data = block_data(b.blocks());
+    let genesis = b.chain.genesis_id();
+    // A nonce changed changes the block's id: the next header no longer links to it.
+    let tampered: Vec<(&str, &str, Vec<BlockData>)> = vec![
+        ("bad proof of work", "headers that do not form a chain", {
+            let mut v = data.clone();
+            v[20].txpow.header.nonce = [0x11; 32];
+            v
+        }),
+        ("wrong MMR witness", "block MMR witness is invalid", {
+            let mut v = data.clone();
+            let w = &mut v[20].witness;
+            assert!(!w.inputs.is_empty(), "block 21 spends a coin");
+            w.inputs[0].leaf_index += 1;
+            v
+        }),
+    ];
+    for (name, why, blocks) in tampered {
+        let mut lab = lab(&b.params, 4_000);
+        let honest = honest_node(&mut lab, &b);
+        let tip = lab.node(honest).tip().0;
+        let evil = lab.add_script(chain_server(genesis, blocks, vec![]));
+        let victim = lab.add_node(false, &[evil]).unwrap();
+        banned_for(&mut lab, victim, evil, why, MINUTE);
+        let h = lab.node(victim).tip().1;
+        assert!(h < 21, "{name}: nothing from the bad block on was taken (at {h})");
+        // With the honest peer too, a victim reaches the honest tip.
+        let victim = lab.add_node(false, &[evil, honest]).unwrap();
+        assert!(until_tip(&mut lab, victim, tip, MINUTE), "{name}: honest tip");
+    }
+}
+
+/// net_hostile's `an_inflated_cascade_is_refused_and_its_sender_banned`.
+#[test]
+fn an_inflated_cascade_is_refused_and_its_sender_banned() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 1_000);
+    b.tx_per_block = false;
+    b.mine(400);
+    let chain = &b.chain;
+    let root = chain.root();
+    let honest = chain.cascade().headers();
+    // Far more headers than any cascade can hold (levels × per level), from real blocks.
+    let cap = b.params.cascade_per_level * b.params.cascade_levels as usize;
+    let headers: Vec<_> = honest.iter().cycle().take(cap + 100).cloned().collect();
+    let inflated = Message::Cascade {
+        headers,
+        root: Box::new(BlockData {
+            txpow: root.txpow.clone(),
+            witness: chain.extra(&root.id).expect("root witness").witness.clone(),
+            listed: vec![],
+        }),
+        root_peaks: root.peaks.clone(),
+    };
+    let mut lab = lab(&b.params, 400_000);
+    let evil = lab.add_script(evil_server(
+        chain.genesis_id(),
+        Message::Headers(vec![root.txpow.header.clone()]),
+        inflated,
+    ));
+    let victim = lab.add_node(false, &[evil]).unwrap();
+    banned_for(&mut lab, victim, evil, "more headers than levels × per level", MINUTE);
+    assert_eq!(lab.node(victim).tip().1, 0, "nothing taken");
+}
+
+/// net_hostile's `block_numbers_near_the_integer_limit_are_refused_and_their_sender_banned`:
+/// a sync peer claiming the heaviest possible chain and serving block numbers near
+/// `u64::MAX` once crashed the chain actor through an overflow in pruning.
+#[test]
+fn block_numbers_near_the_integer_limit_are_refused_and_their_sender_banned() {
+    let b = ChainBuilder::new(Params::devnet(), T0, 100);
+    let params = b.params.clone();
+    let genesis = b.chain.genesis_id();
+    let (headers, root, child) = minima_core::fixture::overflow_chain(&params);
+    let cascade = Message::Cascade {
+        headers,
+        root: Box::new(BlockData { txpow: root.clone(), witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let mut lab = lab(&params, 0);
+    let evil = lab.add_script(move |m| match m {
+        Message::Hello(_) => Some(heavy_hello(genesis, child.id(), u128::MAX)),
+        Message::GetHeaders { .. } => Some(Message::Headers(vec![child.header.clone()])),
+        Message::GetCascade => Some(cascade.clone()),
+        Message::GetBodies(_) => Some(Message::Bodies(vec![BlockBody {
+            body: child.body.clone(),
+            witness: Default::default(),
+            listed: vec![],
+        }])),
+        _ => None,
+    });
+    let victim = lab.add_node(false, &[evil]).unwrap();
+    banned_for(&mut lab, victim, evil, "is above 2^48", MINUTE);
+    assert_eq!(lab.node(victim).tip().1, 0, "nothing taken, and the node goes on");
+}
+
+/// net_hostile's `a_stalling_peer_gives_up_the_catch_up_to_an_honest_one`: a peer that serves
+/// the headers of a real, heavier chain and never answers for the bodies loses its turn once
+/// it stalls (`net::proto::deadline::STALL`), and catch-up goes on from an honest peer.
+#[test]
+fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 100);
+    b.tx_per_block = false;
+    b.mine(30);
+    let mut lab = lab(&b.params, 3_000);
+    let honest = honest_node(&mut lab, &b);
+    let tip = lab.node(honest).tip().0;
+    let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
+    let genesis = b.chain.genesis_id();
+    let asked = Arc::new(AtomicBool::new(false));
+    let a = asked.clone();
+    // The staller: headers at once, bodies never.
+    let staller = lab.add_script(move |m| match m {
+        Message::Hello(_) => Some(heavy_hello(genesis, tip, u128::MAX / 2)),
+        Message::GetHeaders { .. } => Some(Message::Headers(headers.clone())),
+        Message::GetBodies(_) => {
+            a.store(true, Ordering::SeqCst);
+            None
+        }
+        _ => None,
+    });
+    let victim = lab.add_node(false, &[staller]).unwrap();
+    assert!(lab.run_until(MINUTE, |_| asked.load(Ordering::SeqCst)).unwrap(), "the staller holds a catch-up");
+    let at = lab.now_ms();
+    lab.add_peer(victim, honest).unwrap();
+    assert!(until_tip(&mut lab, victim, tip, MINUTE), "caught up: at {}", lab.node(victim).tip().1);
+    // Within the stall limit (20 s) and well before a request's own 60 s timeout.
+    let took = lab.now_ms() - at;
+    assert!(took <= 25_000, "caught up {took} ms after the honest peer came");
+}
+
+/// net_hostile's `a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned`: a peer
+/// claiming its whole 2,300-block chain is tree (an empty cascade, genesis as its root) feeds
+/// blocks past what any tree holds; the sync is aborted and the peer banned.
+#[test]
+fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 3_000);
+    b.tx_per_block = false;
+    b.mine(2_300);
+    let genesis = b.chain.genesis_id();
+    let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
+    let data = block_data(b.blocks());
+    let cascade = Message::Cascade {
+        headers: vec![],
+        root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let evil = move |m| {
+        let find = |id: &Hash| data.iter().find(|d| d.txpow.id() == *id).cloned();
+        match m {
+            Message::Hello(_) => Some(heavy_hello(genesis, data.last()?.txpow.id(), u128::MAX / 2)),
+            Message::GetCascade => Some(cascade.clone()),
+            Message::GetHeaders { locator, .. } => {
+                // From genesis or a block of its own: the next headers. From the victim's own
+                // tip: headers that do not connect, so the victim syncs from its cascade.
+                let first = *locator.first()?;
+                let start = if first == genesis {
+                    0
+                } else {
+                    data.iter().position(|d| d.txpow.id() == first).map(|i| i + 1).unwrap_or(100)
+                };
+                Some(Message::Headers(
+                    data[start..].iter().take(2_000).map(|d| d.txpow.header.clone()).collect(),
+                ))
+            }
+            Message::GetBodies(ids) => Some(Message::Bodies(
+                ids.iter()
+                    .map_while(find)
+                    .map(|d| BlockBody { body: d.txpow.body, witness: d.witness, listed: d.listed })
+                    .collect(),
+            )),
+            _ => None,
+        }
+    };
+    // The victim has a short chain of its own.
+    let mut own = ChainBuilder::new(Params::devnet(), T0, 3_000).with_salt(9);
+    own.mine(5);
+    let mut lab = lab(&b.params, 2_300 * 3_000);
+    let victim = node_with(&mut lab, &own);
+    let tip = lab.node(victim).tip().0;
+    let evil = lab.add_script(evil);
+    lab.add_peer(victim, evil).unwrap();
+    banned_for(&mut lab, victim, evil, "more headers than a tree holds", 5 * MINUTE);
+    assert_eq!(lab.node(victim).tip().0, tip, "nothing of its chain taken");
+}
+
+/// net_hostile's `a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned`:
+/// before any body of an offered chain is fetched, its headers must prove it heavier than
+/// ours.
+#[test]
+fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
+    let mut b = ChainBuilder::new(Params::devnet(), T0, 3_000);
+    b.tx_per_block = false;
+    b.mine(5);
+    let genesis = b.chain.genesis_id();
+    let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
+    let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
+    let cascade = Message::Cascade {
+        headers: vec![],
+        root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    };
+    let tip = b.blocks().last().unwrap().0.id();
+    let bodies_asked = Arc::new(AtomicBool::new(false));
+    let asked = bodies_asked.clone();
+    let evil = move |m| match m {
+        Message::Hello(_) => Some(heavy_hello(genesis, tip, u128::MAX / 2)),
+        Message::GetCascade => Some(cascade.clone()),
+        // From its root (genesis), its five headers; from the victim's locator, headers that
+        // do not connect, so the victim syncs from the cascade.
+        Message::GetHeaders { locator, .. } if locator.first() == Some(&genesis) => {
+            Some(Message::Headers(headers.clone()))
+        }
+        Message::GetHeaders { .. } => Some(Message::Headers(headers[2..].to_vec())),
+        Message::GetBodies(_) | Message::GetBlocks(_) => {
+            asked.store(true, Ordering::SeqCst);
+            Some(Message::Bodies(vec![]))
+        }
+        _ => None,
+    };
+    // The victim's own chain: fifty blocks, heavier than the peer's five.
+    let mut own = ChainBuilder::new(Params::devnet(), T0, 3_000).with_salt(9);
+    own.tx_per_block = false;
+    own.mine(50);
+    let mut lab = lab(&b.params, 50 * 3_000);
+    let victim = node_with(&mut lab, &own);
+    let ours = lab.node(victim).tip().0;
+    let evil = lab.add_script(evil);
+    lab.add_peer(victim, evil).unwrap();
+    banned_for(&mut lab, victim, evil, "claimed a weight its chain does not come near", MINUTE);
+    assert!(!bodies_asked.load(Ordering::SeqCst), "no body of the lighter chain was asked for");
+    assert_eq!(lab.node(victim).tip().0, ours, "nothing of its chain taken");
+}
+
+/// A scripted peer that dials in with `Hello(genesis)` and answers `answer`.
+struct Caller<F> {
+    hello: Hello,
+    answer: F,
+}
+
+impl<F: FnMut(Message) -> Option<Message>> minima_core::sim::Script for Caller<F> {
+    fn answer(&mut self, _now_ms: u64, msg: Message) -> Option<Message> {
+        (self.answer)(msg)
+    }
+    fn opened(&mut self, _now_ms: u64) -> Vec<Message> {
+        vec![Message::Hello(self.hello.clone())]
+    }
+}
+
+/// A peer that dials `node` and answers its requests with `answer`: its index, once it is
+/// connected.
+fn peer_answering(
+    lab: &mut Lab,
+    node: usize,
+    genesis: Hash,
+    answer: impl FnMut(Message) -> Option<Message> + 'static,
+) -> usize {
+    let p = lab.add_script(Caller { hello: hello_for(genesis), answer });
+    lab.connect(p, node, None);
+    assert!(lab.run_until(MINUTE, |l| l.node(node).peer_count() >= 1).unwrap(), "the peer is connected");
+    p
+}
+
+/// net_hostile's `a_block_over_two_hours_ahead_waits_until_due_and_nobody_is_banned` (SPEC
+/// §5's clock policy): a peer's block dated more than 2 h ahead of our clock is not taken
+/// while it is, nor does it cost the peer anything; it waits and is taken once due. Over
+/// real sockets this waited on the wall clock; here the simulated clock runs.
+#[test]
+fn a_block_over_two_hours_ahead_waits_until_due_and_nobody_is_banned() {
+    const AHEAD: u64 = 2 * 60 * 60 * 1000;
+    // Block 1 is dated 2 h and 3 s ahead of the lab's clock.
+    let mut fx = ChainBuilder::new(Params::devnet(), T0 + AHEAD + 3_000, 1);
+    fx.tx_per_block = false;
+    fx.mine(1);
+    let (block, witness) = fx.blocks()[0].clone();
+    let (id, due) = (block.id(), block.header.time_ms - AHEAD);
+    let mut lab = lab(&fx.params, 0);
+    let node = lab.add_node(true, &[]).unwrap();
+    let data = [BlockData { txpow: block, witness, listed: vec![] }];
+    let peer = peer_answering(&mut lab, node, fx.chain.genesis_id(), move |m| match m {
+        Message::GetBlocks(ids) => Some(blocks_asked(&data, &ids)),
+        _ => None,
+    });
+    assert!(lab.send(peer, node, Message::Inv(vec![id])));
+    assert!(lab.run_until(MINUTE, |l| l.node(node).tip().1 == 1).unwrap(), "taken once due");
+    assert!(lab.now_ms() >= due, "taken {} ms before it was due", due.saturating_sub(lab.now_ms()));
+    assert!(lab.now_ms() <= due + 5_000, "taken {} ms after it was due", lab.now_ms() - due);
+    let n = lab.node(node);
+    assert_eq!((n.tip().0, n.bans()), (id, 0));
+}
+
+/// A devnet fixture dated from `start`, blocks 10 ms apart, no transaction per block.
+fn empty_fixture(start: u64) -> ChainBuilder {
+    let mut fx = ChainBuilder::new(Params::devnet(), start, 10);
+    fx.tx_per_block = false;
+    fx
+}
+
+/// net_hostile's `an_orphan_block_joins_the_chain_when_its_parent_arrives`: a relayed block
+/// whose parent we lack is kept (bounded, keyed by the missing parent) and joins the chain as
+/// soon as the parent arrives, without being fetched again.
+#[test]
+fn an_orphan_block_joins_the_chain_when_its_parent_arrives() {
+    let mut fx = empty_fixture(T0);
+    fx.mine(2);
+    let data = block_data(fx.blocks());
+    let (parent, child) = (data[0].txpow.id(), data[1].txpow.id());
+    let mut lab = lab(&fx.params, 1_000);
+    let node = lab.add_node(true, &[]).unwrap();
+    let (child_asked, headers_asked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (ca, ha) = (child_asked.clone(), headers_asked.clone());
+    let peer = peer_answering(&mut lab, node, fx.chain.genesis_id(), move |m| match m {
+        Message::GetBlocks(ids) => {
+            if ids.contains(&child) {
+                ca.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(blocks_asked(&data, &ids))
+        }
+        // The catch-up the orphan starts finds nothing here.
+        Message::GetHeaders { .. } => {
+            ha.fetch_add(1, Ordering::SeqCst);
+            Some(Message::Headers(vec![]))
+        }
+        _ => None,
+    });
+    assert!(lab.send(peer, node, Message::Inv(vec![child])));
+    // The orphan was looked at (refused for its parent, which starts a catch-up) ...
+    assert!(lab.run_until(MINUTE, |_| headers_asked.load(Ordering::SeqCst) >= 1).unwrap());
+    assert_eq!(lab.node(node).tip().1, 0);
+    // ... and joins once the parent is announced.
+    assert!(lab.send(peer, node, Message::Inv(vec![parent])));
+    assert!(lab.run_until(MINUTE, |l| l.node(node).tip().1 == 2).unwrap(), "the orphan joined");
+    assert_eq!(child_asked.load(Ordering::SeqCst), 1, "fetched once");
+    assert_eq!(lab.node(node).bans(), 0);
+}
+
+/// net_hostile's `junk_orphans_and_future_blocks_are_refused_before_they_are_held`: an
+/// "orphan" and a block dated days ahead, both with the easiest possible target (their proof
+/// of work costs one hash), are refused and their sender banned, not kept in memory.
+#[test]
+fn junk_orphans_and_future_blocks_are_refused_before_they_are_held() {
+    let mut fx = empty_fixture(T0);
+    fx.mine(1);
+    let mut orphan = fx.blocks()[0].0.clone();
+    orphan.header.parents.0[0] = Hash([0x5a; 32]);
+    orphan.header.block_number = 5;
+    orphan.header.block_target = minima_core::U256::MAX;
+    let mut ahead = fx.blocks()[0].0.clone();
+    ahead.header.time_ms = T0 + 3 * 24 * 3_600_000;
+    ahead.header.block_target = minima_core::U256::MAX;
+    let genesis = fx.chain.genesis_id();
+    for junk in [orphan, ahead] {
+        let mut lab = lab(&fx.params, 1_000);
+        let node = lab.add_node(true, &[]).unwrap();
+        let id = junk.id();
+        let data = [BlockData { txpow: junk, witness: Default::default(), listed: vec![] }];
+        let peer = peer_answering(&mut lab, node, genesis, move |m| match m {
+            Message::GetBlocks(ids) => Some(blocks_asked(&data, &ids)),
+            _ => None,
+        });
+        assert!(lab.send(peer, node, Message::Inv(vec![id])));
+        banned_for(&mut lab, node, peer, "block target differs from the difficulty rule", MINUTE);
+        assert_eq!(lab.node(node).tip().1, 0);
+    }
+}
+
+/// net_hostile's `a_fault_in_our_own_state_never_blames_the_sender`: a peer's block that hits
+/// a fault in our own state (`NodeError::Corrupt`, injected by a test hook) costs its sender
+/// nothing: it stays connected, and its next block is taken.
+#[test]
+fn a_fault_in_our_own_state_never_blames_the_sender() {
+    let mut fx = empty_fixture(T0);
+    fx.mine(2);
+    let data = block_data(fx.blocks());
+    let ids: Vec<Hash> = data.iter().map(|d| d.txpow.id()).collect();
+    let mut lab = lab(&fx.params, 1_000);
+    let node = lab.add_node(true, &[]).unwrap();
+    lab.node(node).corrupt_next_block();
+    let peer = peer_answering(&mut lab, node, fx.chain.genesis_id(), move |m| match m {
+        Message::GetBlocks(asked) => Some(blocks_asked(&data, &asked)),
+        _ => None,
+    });
+    assert!(lab.send(peer, node, Message::Inv(vec![ids[0]])));
+    assert!(lab.run_until(MINUTE, |l| l.node(node).tip().1 == 1).unwrap(), "block 1 added");
+    // Still connected: its next block arrives and is taken.
+    assert!(lab.send(peer, node, Message::Inv(vec![ids[1]])));
+    assert!(
+        lab.run_until(MINUTE, |l| l.node(node).tip().1 == 2).unwrap(),
+        "the sender was cut off: bans {}",
+        lab.node(node).bans()
+    );
+    assert_eq!(lab.node(node).bans(), 0);
+}
