@@ -222,6 +222,11 @@ impl SimNode {
         (t.id, t.number(), self.actor.chain.weight())
     }
 
+    /// Transactions in our mempool.
+    pub fn mempool_len(&self) -> usize {
+        self.actor.mempool.len()
+    }
+
     /// Whether our tree holds block `id`.
     pub fn has_block(&self, id: &Hash) -> bool {
         self.actor.chain.block(id).is_some()

@@ -20,14 +20,28 @@ pub trait Script {
     /// answer, and the request runs out its timeout).
     fn answer(&mut self, now_ms: u64, msg: Message) -> Option<Message>;
 
+    /// How long we take to answer `msg` (ms, on top of the link's delay).
+    fn delay_ms(&mut self, _msg: &Message) -> u64 {
+        0
+    }
+
     /// What we send first on a connection we opened ([`Lab::connect`]), once it is up: a
     /// node expects a `Hello`.
     fn opened(&mut self, _now_ms: u64) -> Vec<Message> {
         vec![]
     }
+
+    /// An announcement from the node (by default given to [`Script::answer`], whose answer
+    /// goes nowhere: as a peer that treats every stream alike).
+    fn heard(&mut self, now_ms: u64, msg: Message) {
+        let _ = self.answer(now_ms, msg);
+    }
+
+    /// The answer to our request [`Lab::request`] (`None`: none came in time).
+    fn answered(&mut self, _now_ms: u64, _answer: Option<Message>) {}
 }
 
-/// Any `FnMut(Message) -> Option<Message>` is a script that only answers.
+/// Any `FnMut(Message) -> Option<Message>` is a script that only answers (and hears).
 impl<F: FnMut(Message) -> Option<Message>> Script for F {
     fn answer(&mut self, _now_ms: u64, msg: Message) -> Option<Message> {
         self(msg)
@@ -47,7 +61,9 @@ impl Lab {
         params.check().map_err(|e| SimError::Config(e.to_string()))?;
         let cfg =
             Config { nodes: 0, phones: 0.0, hours: 0.0, payments_per_hour: 0.0, seed, ..Config::default() };
-        Ok(Lab { w: World::bare(cfg, params, now_ms)? })
+        let mut w = World::bare(cfg, params, now_ms)?;
+        w.keep_events = true;
+        Ok(Lab { w })
     }
 
     /// Add a desktop node (listening if `listen`) whose configured peers are the nodes or
@@ -74,7 +90,18 @@ impl Lab {
 
     /// Add a scripted peer: its index (distinct from every node's).
     pub fn add_script(&mut self, script: impl Script + 'static) -> usize {
-        self.w.push_script(Box::new(script))
+        self.w.push_script(Box::new(script), None)
+    }
+
+    /// Add a scripted peer at `addr` (it connects from there, and listens there): its index.
+    /// At a node's IP, it is another process on that host.
+    pub fn add_script_at(&mut self, addr: std::net::SocketAddr, script: impl Script + 'static) -> usize {
+        self.w.push_script(Box::new(script), Some(addr))
+    }
+
+    /// The events node `i` raised since the last call.
+    pub fn events(&mut self, i: usize) -> Vec<crate::node::Event> {
+        self.w.take_events(i)
     }
 
     /// Scripted peer `script` dials node `node`, presenting identity `as_id` (`None`: its
@@ -87,6 +114,12 @@ impl Lab {
     /// they have none).
     pub fn send(&mut self, script: usize, node: usize, msg: Message) -> bool {
         self.w.script_send(script, node, msg)
+    }
+
+    /// Scripted peer `script` sends request `msg` to node `node` on their newest connection;
+    /// its answer (or `None` after 10 s) goes to [`Script::answered`] (`false`: no connection).
+    pub fn request(&mut self, script: usize, node: usize, msg: Message) -> bool {
+        self.w.script_request(script, node, msg, 10_000)
     }
 
     /// Run the world for `ms` of simulated time.
@@ -123,6 +156,14 @@ impl Lab {
     /// Node `i`.
     pub fn node(&mut self, i: usize) -> &mut SimNode {
         self.w.node_mut(i)
+    }
+
+    /// Node `i` finds a block on its tip now (mined for real at its target) and announces it:
+    /// its id (`None`: it may not mine yet, not synced with a peer).
+    pub fn mine(&mut self, i: usize) -> Result<Option<crate::crypto::Hash>, SimError> {
+        let (id, out) = self.w.node_mut(i).mine().map_err(|e| SimError::Node(i, e))?;
+        self.w.carry_out(i, out)?;
+        Ok(id)
     }
 
     /// Give node `i` what it asked of the network after a direct call (a block submitted, a

@@ -279,6 +279,8 @@ struct Member {
     awake: bool,
     timer: Option<u64>,
     bytes: u64,
+    /// Its events, kept for a [`super::Lab`] to read.
+    events: Vec<Event>,
     /// The peers it banned (on a connection still open) and why.
     bans: Vec<(Option<usize>, String)>,
     /// Blocks and transactions accepted.
@@ -320,6 +322,8 @@ pub(super) struct World {
     /// The clock's start (the log counts from it).
     start: u64,
     scripts: Vec<Scripted>,
+    /// Keep each node's events (a lab's).
+    pub(super) keep_events: bool,
     clock: Arc<AtomicU64>,
     /// The nodes' view of it.
     node_clock: Clock,
@@ -508,6 +512,7 @@ impl World {
             run,
             start,
             scripts: vec![],
+            keep_events: false,
             clock: handle,
             node_clock: clock,
             rng,
@@ -567,6 +572,7 @@ impl World {
             awake: !phone,
             timer: None,
             bytes: 0,
+            events: vec![],
             bans: vec![],
             blocks_taken: 0,
             txs_taken: 0,
@@ -574,13 +580,14 @@ impl World {
         Ok(i)
     }
 
-    /// Add a scripted peer, listening at an address of its own: its index.
-    pub(super) fn push_script(&mut self, script: Box<dyn Script>) -> usize {
+    /// Add a scripted peer, listening at `addr` (`None`: an address of its own): its index.
+    pub(super) fn push_script(&mut self, script: Box<dyn Script>, addr: Option<SocketAddr>) -> usize {
         let k = self.scripts.len();
-        let addr = SocketAddr::new(
+        let own = SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(172, 16 + (k / 250 % 16) as u8, (k % 250) as u8, 1)),
             9001,
         );
+        let addr = addr.unwrap_or(own);
         let id = sha3(&[&b"minima/sim/script"[..], &(k as u64).to_be_bytes()].concat());
         self.scripts.push(Scripted { script, addr, id });
         self.by_addr.insert(addr, SCRIPTS + k);
@@ -650,7 +657,19 @@ impl World {
     /// Deliver `answer` to request `req` of `client` a delay from now, unless its deadline
     /// comes first (the driver then answers "no answer" at the deadline).
     fn answer(&mut self, client: usize, req: ReqId, answer: Option<Message>, deadline: u64) {
-        let at = self.now + self.delay();
+        self.answer_after(client, req, answer, deadline, 0)
+    }
+
+    /// [`World::answer`], sent `extra` ms from now.
+    fn answer_after(
+        &mut self,
+        client: usize,
+        req: ReqId,
+        answer: Option<Message>,
+        deadline: u64,
+        extra: u64,
+    ) {
+        let at = self.now + extra + self.delay();
         if at > deadline {
             self.agenda.push(deadline.max(self.now), Ev::To(client, Input::Answer { req, answer: None }));
         } else {
@@ -705,6 +724,11 @@ impl World {
         &self.members[i].bans
     }
 
+    /// Node `i`'s events since the last call (kept if `keep_events`).
+    pub(super) fn take_events(&mut self, i: usize) -> Vec<Event> {
+        std::mem::take(&mut self.members[i].events)
+    }
+
     /// Node `i`.
     pub(super) fn node_mut(&mut self, i: usize) -> &mut SimNode {
         &mut self.members[i].node
@@ -752,16 +776,21 @@ impl World {
                     self.agenda.push(deadline.max(now), Ev::To(client, Input::Answer { req, answer: None }));
                     return Ok(());
                 }
-                // A hostile server serves nothing; a scripted one answers as scripted.
-                let answer = match server.checked_sub(SCRIPTS) {
-                    Some(k) => self.scripts[k].script.answer(now, msg),
-                    None if self.members[server].hostile => None,
-                    None => self.members[server].node.serve(msg),
+                // A hostile server serves nothing; a scripted one answers as scripted, when
+                // it chooses.
+                let (answer, extra) = match server.checked_sub(SCRIPTS) {
+                    Some(k) => {
+                        let s = &mut self.scripts[k].script;
+                        let extra = s.delay_ms(&msg);
+                        (s.answer(now, msg), extra)
+                    }
+                    None if self.members[server].hostile => (None, 0),
+                    None => (self.members[server].node.serve(msg), 0),
                 };
                 let bytes = answer.as_ref().map_or(0, |m| m.to_frame().len() as u64);
                 self.count(server, bytes);
                 self.count(client, bytes);
-                self.answer(client, req, answer, deadline);
+                self.answer_after(client, req, answer, deadline, extra);
             }
             Ev::Timer(i) => {
                 if self.members[i].timer != Some(now) {
@@ -905,6 +934,9 @@ impl World {
             self.carry(i, o)?;
         }
         let events = self.members[i].node.events();
+        if self.keep_events {
+            self.members[i].events.extend(events.iter().cloned());
+        }
         for e in events {
             match e {
                 Event::NewTip { height, tip } => {
@@ -1041,8 +1073,7 @@ impl World {
             Output::Announce { .. } if self.members[i].hostile => {}
             Output::Announce { conn, msg } => {
                 let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return Ok(()) };
-                // A scripted peer hears nothing it was not asked.
-                if self.cut(i, j) || j >= SCRIPTS {
+                if self.cut(i, j) {
                     return Ok(());
                 }
                 let bytes = msg.to_frame().len() as u64;
@@ -1077,18 +1108,21 @@ impl World {
         self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
     }
 
-    /// What the driver would tell scripted peer `i`: only its own dials' completion matters,
-    /// when it sends what it sends on a new connection.
+    /// What the driver would tell scripted peer `i`: its own dials' completion (when it sends
+    /// what it sends on a new connection), announcements, answers to its requests.
     fn script_input(&mut self, i: usize, input: Input) {
-        let Input::Connected { conn, dir, .. } = input else { return };
-        if dir == Dir::Inbound {
-            return;
-        }
-        let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return };
         let now = self.now;
-        let frames = self.scripts[i - SCRIPTS].script.opened(now);
-        for msg in frames {
-            self.frame(j, cj, msg);
+        let script = &mut self.scripts[i - SCRIPTS].script;
+        match input {
+            Input::Connected { conn, dir, .. } if dir != Dir::Inbound => {
+                let Some(&(j, cj)) = self.links.get(&(i, conn)) else { return };
+                for msg in script.opened(now) {
+                    self.frame(j, cj, msg);
+                }
+            }
+            Input::Frame { msg, .. } => script.heard(now, msg),
+            Input::Answer { answer, .. } => script.answered(now, answer),
+            _ => {}
         }
     }
 
@@ -1106,6 +1140,20 @@ impl World {
         let link = self.links.range((from, 0)..(from + 1, 0)).rev().find(|(_, b)| b.0 == to).map(|(_, b)| *b);
         let Some((j, cj)) = link else { return false };
         self.frame(j, cj, msg);
+        true
+    }
+
+    /// Scripted peer `from` sends request `msg` to node `to` on their newest connection; the
+    /// answer, or `None` after `timeout` ms, comes back as an `Answer` (`false`: none).
+    pub(super) fn script_request(&mut self, from: usize, to: usize, msg: Message, timeout: u64) -> bool {
+        let link = self.links.range((from, 0)..(from + 1, 0)).rev().find(|(_, b)| b.0 == to).map(|(_, b)| *b);
+        let Some((j, cj)) = link else { return false };
+        self.next_stream += 1;
+        let stream = self.next_stream;
+        let deadline = self.now + timeout;
+        self.streams.insert((j, cj, stream), (from, ReqId(stream), deadline));
+        let at = self.now + self.delay();
+        self.agenda.push(at, Ev::To(j, Input::Frame { conn: cj, stream, msg }));
         true
     }
 
