@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The simulator's scenarios (core/tests/sim.rs) over many seeds: N per scenario (default
-# 1,000) and N/4 cases of the property test, release build. CI runs 32 and 16.
+# The simulator's scenarios (core/tests/sim.rs) and its hostile-peer scenarios
+# (core/tests/sim_hostile.rs) over many seeds: N per scenario (default 1,000) and N/4 cases of
+# the property test, release build. CI runs 32 and 16.
 # Usage: scripts/sim-soak.sh [N]     Prints each scenario's verdict and the wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,9 @@ export SIM_SEEDS="$n" SIM_CASES="$(( (n + 3) / 4 ))"
 start=$(date +%s)
 cargo build --release -p minima-core --tests --quiet
 status=0
-cargo test --release -p minima-core --test sim 2>&1 | tee /tmp/sim-soak.log | grep -E "^test |test result|panicked" || true
-grep -q "test result: ok" /tmp/sim-soak.log || status=1
+for t in sim sim_hostile; do
+    cargo test --release -p minima-core --test "$t" 2>&1 | tee "/tmp/sim-soak-$t.log" | grep -E "^test |test result|panicked" || true
+    grep -q "test result: ok" "/tmp/sim-soak-$t.log" || status=1
+done
 echo "sim-soak: ${n} seeds per scenario, ${SIM_CASES} property cases, $(( $(date +%s) - start )) s, $([ $status = 0 ] && echo passed || echo FAILED)"
 exit $status
