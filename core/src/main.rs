@@ -223,6 +223,13 @@ enum Cmd {
         /// only each other).
         #[arg(long, default_value_t = 0)]
         hostile: usize,
+        /// Restarts per desktop (but the seeds) per simulated hour: each stops, stays down
+        /// --churn-down-s, then starts again from its store.
+        #[arg(long, default_value_t = 0.0)]
+        churn: f64,
+        /// How long a restarting desktop stays down (s).
+        #[arg(long, default_value_t = 120)]
+        churn_down_s: u64,
         /// Chance a message is lost.
         #[arg(long, default_value_t = 0.0)]
         loss: f64,
@@ -380,7 +387,21 @@ fn main() -> ExitCode {
         Cmd::Devnet { nodes, seconds, json, duty, data, stop_node0_after } => {
             devnet::run(nodes, seconds, json, duty, data, stop_node0_after)
         }
-        Cmd::Sim { nodes, phones, hours, seed, payments_per_hour, hostile, loss, latency_ms, jitter_ms, partition, log } => {
+        Cmd::Sim {
+            nodes,
+            phones,
+            hours,
+            seed,
+            payments_per_hour,
+            hostile,
+            churn,
+            churn_down_s,
+            loss,
+            latency_ms,
+            jitter_ms,
+            partition,
+            log,
+        } => {
             let cfg = minima_core::sim::Config {
                 nodes,
                 phones,
@@ -388,6 +409,8 @@ fn main() -> ExitCode {
                 seed,
                 payments_per_hour,
                 hostile,
+                churn_per_hour: churn,
+                churn_down_s,
                 loss,
                 latency_ms,
                 jitter_ms,

@@ -91,7 +91,8 @@ fn a_thirty_percent_partition_heals() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), .. ProptestConfig::default() })]
 
-    /// Any seed, size, loss and partition schedule: once quiet, the network is healthy.
+    /// Any seed, size, loss, partition schedule and churn (desktops restarting from their
+    /// stores): once quiet, the network is healthy.
     #[test]
     fn any_topology_loss_and_partition_ends_healthy(
         seed in any::<u64>(),
@@ -99,11 +100,12 @@ proptest! {
         phones in 0.0f64..0.5,
         loss in 0.0f64..0.1,
         cut in proptest::option::of((0.0f64..0.6, 0.05f64..0.5, 0.1f64..0.5)),
+        churn in proptest::option::of(0.5f64..4.0),
     ) {
         let partitions = cut
             .map(|(from_h, len, fraction)| vec![Partition { from_h, until_h: from_h + len, fraction }])
             .unwrap_or_default();
-        let cfg = Config { nodes, phones, loss, partitions, ..small(seed) };
+        let cfg = Config { nodes, phones, loss, partitions, churn_per_hour: churn.unwrap_or(0.0), ..small(seed) };
         let r = run(&cfg).unwrap();
         prop_assert!(r.converged, "not converged: {:?}", r);
         prop_assert_eq!(r.bans, 0);
@@ -139,4 +141,19 @@ fn the_announcement_that_overtakes_its_block_is_taken_when_the_block_arrives() {
         races += r.tx_refusals;
     }
     assert!(races > 0, "no announcement overtook its block in {} runs", seeds());
+}
+
+/// Churn: every desktop but the seeds restarts about twice an hour (down two minutes, then a
+/// new process on its store: a new engine, its chain, mempool and wallet as stored). Nothing
+/// is lost: once quiet, the network is healthy and every payment credited once.
+#[test]
+fn desktops_restarting_twice_an_hour_lose_no_block_and_no_payment() {
+    let mut restarts = 0;
+    for seed in 0..seeds() {
+        let cfg = Config { churn_per_hour: 2.0, ..small(5_000 + seed) };
+        let r = run(&cfg).unwrap();
+        assert_healthy(&r, &format!("seed {seed}"));
+        restarts += r.restarts;
+    }
+    assert!(restarts >= seeds(), "{restarts} restarts in {} runs", seeds());
 }

@@ -28,8 +28,18 @@ impl<E> Agenda<E> {
 
     /// The earliest event and its time.
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        let Reverse((t, seq)) = self.heap.pop()?;
-        self.events.remove(&seq).map(|e| (t, e))
+        loop {
+            let Reverse((t, seq)) = self.heap.pop()?;
+            // Events dropped by `retain` leave their place in the heap behind.
+            if let Some(e) = self.events.remove(&seq) {
+                return Some((t, e));
+            }
+        }
+    }
+
+    /// Keep only the events for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) {
+        self.events.retain(|_, e| keep(e));
     }
 
     /// The earliest event and its time, if it is due by `until_ms`.
@@ -41,8 +51,14 @@ impl<E> Agenda<E> {
     }
 
     /// Time of the earliest event.
-    pub fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+    pub fn peek_time(&mut self) -> Option<u64> {
+        while let Some(Reverse((t, seq))) = self.heap.peek() {
+            if self.events.contains_key(seq) {
+                return Some(*t);
+            }
+            self.heap.pop();
+        }
+        None
     }
 }
 
@@ -64,6 +80,11 @@ mod tests {
         assert_eq!(order, vec![(1, "first"), (1, "second"), (3, "middle"), (5, "late")]);
         assert_eq!(a.pop_until(8), None, "9 is not due by 8");
         assert_eq!(a.pop(), Some((9, "last")));
+        a.push(10, "dropped");
+        a.push(11, "kept");
+        a.retain(|e| *e != "dropped");
+        assert_eq!(a.peek_time(), Some(11));
+        assert_eq!(a.pop(), Some((11, "kept")));
         assert!(a.pop().is_none());
     }
 }

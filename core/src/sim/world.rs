@@ -83,6 +83,13 @@ pub struct Config {
     /// never relay a block, serve no read, and answer `GetPeers` with hostile addresses only
     /// (an eclipse attempt); each keeps 16 outbound connections.
     pub hostile: usize,
+    /// Restarts per desktop per simulated hour (but the seeds and the hostile): each stops
+    /// at a random moment, stays down [`Config::churn_down_s`], then starts again from its
+    /// store (a new process: the engine's state is gone, the chain, mempool and wallet are
+    /// what it stored).
+    pub churn_per_hour: f64,
+    /// How long a churning desktop stays down (s).
+    pub churn_down_s: u64,
     /// A phone wakes this often (s)…
     pub phone_wake_every_s: u64,
     /// …for this long (s).
@@ -106,6 +113,8 @@ impl Default for Config {
             seeds: 3,
             fixed_seeds: true,
             hostile: 0,
+            churn_per_hour: 0.0,
+            churn_down_s: 120,
             phone_wake_every_s: 900,
             phone_awake_s: 60,
             log: None,
@@ -200,6 +209,8 @@ pub struct Report {
     pub behind: usize,
     /// Bans issued by honest nodes (of anyone: with no hostile node, of honest peers).
     pub bans: u64,
+    /// Desktops restarted ([`Config::churn_per_hour`]).
+    pub restarts: u64,
     /// Events processed.
     pub events: u64,
     /// SHA3-256 of the event log.
@@ -269,14 +280,26 @@ enum Ev {
     Heal(usize),
     /// The next payment is made.
     Pay,
+    /// A desktop stops (its process ends).
+    Down(usize),
+    /// A stopped desktop starts again from its store.
+    Up(usize),
 }
 
 struct Member {
     node: SimNode,
+    /// How it was set up (a restart sets it up again on the same store).
+    setup: SimSetup,
+    /// Its wallet's seed and key 0, if it holds one.
+    wallet: Option<(crate::wallet::Seed, Arc<crate::crypto::Keypair>)>,
     addr: SocketAddr,
     phone: bool,
     hostile: bool,
     awake: bool,
+    /// Stopped (churn): until it starts again, nothing reaches it.
+    down: bool,
+    /// Bans its earlier processes issued.
+    bans_before: u64,
     timer: Option<u64>,
     bytes: u64,
     /// Its events, kept for a [`super::Lab`] to read.
@@ -358,6 +381,7 @@ pub(super) struct World {
     /// When blocks stop.
     blocks_end: u64,
     events: u64,
+    restarts: u64,
     log: Sha3_256,
     log_file: Option<std::io::BufWriter<std::fs::File>>,
 }
@@ -412,6 +436,16 @@ fn run_seeded(cfg: &Config) -> Result<Report, SimError> {
             w.agenda.push(START_MS + phase, Ev::Wake(i, false));
         } else {
             w.agenda.push(START_MS, Ev::To(i, Input::Tick));
+        }
+    }
+    if cfg.churn_per_hour > 0.0 {
+        for i in cfg.seeds..cfg.nodes {
+            if !w.members[i].phone {
+                let at = START_MS + w.exp(3_600_000.0 / cfg.churn_per_hour);
+                if at < traffic_end {
+                    w.agenda.push(at, Ev::Down(i));
+                }
+            }
         }
     }
     for (k, p) in cfg.partitions.iter().enumerate() {
@@ -490,6 +524,7 @@ impl World {
         let holders = if cfg.payments_per_hour > 0.0 { cfg.nodes } else { 0 };
         for (i, m) in w.members.iter_mut().enumerate().take(holders).step_by(stride) {
             let (seed, key0) = wallet_key(i).map_err(|e| SimError::Node(i, e))?;
+            m.wallet = Some((seed.clone(), key0.clone()));
             m.node.open_wallet(seed, Some(key0)).map_err(|e| SimError::Node(i, e))?;
             w.addresses.push((i, m.node.address().map_err(|e| SimError::Node(i, e))?));
         }
@@ -536,6 +571,7 @@ impl World {
             end: start,
             blocks_end: start,
             events: 0,
+            restarts: 0,
             log: Sha3_256::new(),
             log_file,
         })
@@ -562,14 +598,18 @@ impl World {
             mesh_seed,
             salt: i as u64,
         };
-        let node = SimNode::new(setup).map_err(|e| SimError::Node(i, e))?;
+        let node = SimNode::new(setup.clone()).map_err(|e| SimError::Node(i, e))?;
         self.by_addr.insert(addr(i), i);
         self.members.push(Member {
             node,
+            setup,
+            wallet: None,
             addr: addr(i),
             phone,
             hostile,
             awake: !phone,
+            down: false,
+            bans_before: 0,
             timer: None,
             bytes: 0,
             events: vec![],
@@ -747,6 +787,8 @@ impl World {
     fn step(&mut self, now: u64, ev: Ev) -> Result<(), SimError> {
         match ev {
             Ev::To(i, input) if i >= SCRIPTS => self.script_input(i, input),
+            // A stopped process hears nothing.
+            Ev::To(i, _) | Ev::Timer(i) if self.members[i].down => {}
             Ev::To(i, input) => {
                 let out = self.members[i].node.handle(input).map_err(|e| SimError::Node(i, e))?;
                 self.after(i, out)?;
@@ -858,6 +900,50 @@ impl World {
                 let every = self.cfg.phone_wake_every_s * 1000;
                 let next = now + every.saturating_sub(self.cfg.phone_awake_s * 1000).max(1);
                 self.agenda.push(next, Ev::Wake(i, false));
+            }
+            Ev::Down(i) => {
+                if !self.members[i].awake {
+                    return Ok(());
+                }
+                self.members[i].awake = false;
+                self.members[i].down = true;
+                self.members[i].timer = None;
+                self.note(format_args!("down {i}"))?;
+                // Its connections end with the process; the peers hear of it a delay later.
+                let open: Vec<u64> = self.links.range((i, 0)..(i + 1, 0)).map(|((_, c), _)| *c).collect();
+                for c in open {
+                    self.close(i, c)?;
+                }
+                // Nothing on its way to the old process reaches the new one.
+                self.agenda.retain(|e| match e {
+                    Ev::To(n, _)
+                    | Ev::Timer(n)
+                    | Ev::Read { client: n, .. }
+                    | Ev::Connect { from: n, .. } => *n != i,
+                    _ => true,
+                });
+                self.agenda.push(now + self.cfg.churn_down_s * 1000, Ev::Up(i));
+            }
+            Ev::Up(i) => {
+                // The new process: the same store (the old one's connections are let go only
+                // once the new one holds it), a new engine, the wallet opened again.
+                let m = &mut self.members[i];
+                let node = SimNode::new(m.setup.clone()).map_err(|e| SimError::Node(i, e))?;
+                m.bans_before += m.node.bans();
+                m.node = node;
+                if let Some((seed, key0)) = m.wallet.clone() {
+                    m.node.open_wallet(seed, Some(key0)).map_err(|e| SimError::Node(i, e))?;
+                }
+                m.awake = true;
+                m.down = false;
+                m.timer = None;
+                self.restarts += 1;
+                self.note(format_args!("up {i}"))?;
+                self.agenda.push(now, Ev::To(i, Input::Tick));
+                let next = now + self.exp(3_600_000.0 / self.cfg.churn_per_hour);
+                if next < self.end {
+                    self.agenda.push(next, Ev::Down(i));
+                }
             }
             Ev::Cut(k) => {
                 self.active[k] = true;
@@ -1250,7 +1336,7 @@ impl World {
                 credited += 1;
             }
         }
-        let bans = self.members[..n].iter().map(|m| m.node.bans()).sum();
+        let bans = self.members[..n].iter().map(|m| m.node.bans() + m.bans_before).sum();
         self.note(format_args!("end behind {behind} bans {bans}"))?;
         if let Some(f) = self.log_file.as_mut() {
             f.flush()?;
@@ -1280,6 +1366,7 @@ impl World {
             converged,
             behind,
             bans,
+            restarts: self.restarts,
             events: self.events,
             log_sha3: hex::encode(self.log.clone().finalize()),
             peak_rss_bytes: crate::energy::process_peak_rss_bytes(),
