@@ -70,6 +70,9 @@ fn each_seed(mut scenario: impl FnMut()) {
     for seed in 0..seeds {
         SEED.with(|s| s.set(seed));
         eprintln!("seed {seed}");
+        // Signatures made in the scenario (fixtures' too) draw from the seed: a failing seed
+        // fails again.
+        let _seeded = minima_core::entropy::seed_thread(seed);
         scenario();
     }
 }
@@ -329,16 +332,15 @@ fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
         let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
         let genesis = b.chain.genesis_id();
         let asked = Arc::new(AtomicBool::new(false));
-        let a = asked.clone();
-        // The staller: headers at once, bodies never.
-        let staller = lab.add_script(move |m| match m {
-            Message::Hello(_) => Some(heavy_hello(genesis, tip, u128::MAX / 2)),
-            Message::GetHeaders { .. } => Some(Message::Headers(headers.clone())),
-            Message::GetBodies(_) => {
-                a.store(true, Ordering::SeqCst);
-                None
-            }
-            _ => None,
+        // The staller: headers at once, bodies never (it holds the request open for 300 s,
+        // past its timeout).
+        let staller = lab.add_script(Staller {
+            asked: asked.clone(),
+            answer: move |m| match m {
+                Message::Hello(_) => Some(heavy_hello(genesis, tip, u128::MAX / 2)),
+                Message::GetHeaders { .. } => Some(Message::Headers(headers.clone())),
+                _ => None,
+            },
         });
         let victim = lab.add_node(false, &[staller]).unwrap();
         assert!(
@@ -348,10 +350,36 @@ fn a_stalling_peer_gives_up_the_catch_up_to_an_honest_one() {
         let at = lab.now_ms();
         lab.add_peer(victim, honest).unwrap();
         assert!(until_tip(&mut lab, victim, tip, MINUTE), "caught up: at {}", lab.node(victim).tip().1);
-        // Within the stall limit (20 s) and well before a request's own 60 s timeout.
+        // Once the stall limit (20 s) ran out, and well before a request's own 60 s timeout.
         let took = lab.now_ms() - at;
-        assert!(took <= 25_000, "caught up {took} ms after the honest peer came");
+        let stall = minima_core::net::proto::deadline::STALL.as_millis() as u64;
+        assert!(
+            (stall - 2_000..=stall + 5_000).contains(&took),
+            "caught up {took} ms after the honest peer came (stall limit {stall} ms)"
+        );
     });
+}
+
+/// Answers with `answer`, but holds every `GetBodies` 300 s (past any request's timeout).
+struct Staller<F> {
+    asked: Arc<AtomicBool>,
+    answer: F,
+}
+
+impl<F: FnMut(Message) -> Option<Message>> minima_core::sim::Script for Staller<F> {
+    fn answer(&mut self, _now_ms: u64, msg: Message) -> Option<Message> {
+        if matches!(msg, Message::GetBodies(_)) {
+            self.asked.store(true, Ordering::SeqCst);
+        }
+        (self.answer)(msg)
+    }
+    fn delay_ms(&mut self, msg: &Message) -> u64 {
+        if matches!(msg, Message::GetBodies(_)) {
+            300_000
+        } else {
+            0
+        }
+    }
 }
 
 /// net_hostile's `a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned`: a peer
@@ -717,7 +745,9 @@ fn a_transaction_whose_proof_names_a_block_still_on_its_way_is_taken_when_it_arr
 /// a node id is a free certificate: 50 fresh identities from one address each relay the same
 /// invalid block (a signed spend whose script fails, so judging it takes a SPHINCS+
 /// verification). The first judgement is remembered; replays cost a lookup, each sender is
-/// banned, and its group's connections are rationed: a handful of verifications in all.
+/// banned, and the engine rations its group's new connections (the QUIC driver's pre-TLS
+/// rate, not modelled here, would refuse them earlier still): a handful of verifications in
+/// all.
 #[test]
 fn fifty_fresh_identities_replaying_an_invalid_block_cost_a_handful_of_verifications() {
     each_seed(|| {
@@ -774,9 +804,15 @@ fn fifty_fresh_identities_replaying_an_invalid_block_cost_a_handful_of_verificat
         let spent = minima_core::crypto::thread_verifications() - v0;
         eprintln!("50 identities: {connected} connected and banned, {spent} SPHINCS+ verifications");
         assert!(connected >= 2, "the attack ran");
-        assert!(spent <= 3, "{spent} verifications");
+        assert!(connected < 50, "the group's connections are rationed: {connected} of 50 got in");
+        assert!((1..=3).contains(&spent), "{spent} verifications");
         let bans = lab.bans(node);
         assert!(bans.len() >= connected && bans.iter().all(|(p, _)| *p == Some(attacker)), "{bans:?}");
+        // The first for the failing script (judged with a verification), the rest for a block
+        // already refused (a lookup).
+        assert!(bans[0].1.contains("script of input 0 failed"), "{bans:?}");
+        let replays = bans[1..].iter().filter(|(_, why)| why.contains("was already refused")).count();
+        assert_eq!(replays, connected - 1, "{bans:?}");
         assert!(lab.node(node).bans() >= connected as u64);
         assert_eq!(lab.node(node).tip().1, height, "nothing taken");
     });
@@ -974,7 +1010,7 @@ fn an_advertised_address_is_passed_on_only_once_dialled_back() {
             h.is_client = false;
             h.listen = Some(claim.to_string());
             let at = std::net::SocketAddr::new(claim.ip(), claim.port() + 1);
-            let liar = lab.add_script_at(at, Caller { hello: h, answer: |_| None });
+            let liar = lab.add_script_at(at, Caller { hello: h, answer: |_| None }).expect("a free address");
             lab.connect(liar, a, None);
         }
         // An honest node dials a: its address is verified and passed on.
@@ -1008,6 +1044,17 @@ fn an_advertised_address_is_passed_on_only_once_dialled_back() {
         assert_eq!(lab.node(a).peer_count(), 4, "nobody was cut off for it");
         assert_eq!(lab.node(a).bans(), 0);
     });
+}
+
+/// `rounds` times: 10 s pass, the honest node mines a block, and within 5 s the victim holds
+/// the honest tip.
+fn mine_and_follow(lab: &mut Lab, honest: usize, victim: usize, rounds: usize) {
+    for _ in 0..rounds {
+        lab.run_for(10_000).unwrap();
+        lab.mine(honest).unwrap().expect("the honest node mines");
+        let tip = lab.node(honest).tip().0;
+        assert!(until_tip(lab, victim, tip, 5_000), "the victim follows the honest tip");
+    }
 }
 
 /// Serves `GetTxPow` from `txs` (and no block), dialling in with `Hello(genesis)`.
@@ -1067,11 +1114,14 @@ fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed(
             }
             weak.insert(t.id(), (t, proof(&mut lab)));
         }
-        let ids: Vec<Hash> = weak.keys().copied().collect();
+        let mut ids: Vec<Hash> = weak.keys().copied().collect();
+        ids.sort();
         let flooder = lab.add_script(tx_server(genesis, weak));
         lab.connect(flooder, victim, None);
         assert!(lab.run_until(MINUTE, |l| l.node(victim).peer_count() == 2).unwrap());
         assert!(lab.send(flooder, victim, Message::Inv(ids)));
+        // The honest node goes on mining through the flood, and the victim follows it.
+        mine_and_follow(&mut lab, honest, victim, 3);
         banned_for(&mut lab, victim, flooder, "proof of work meets neither target", MINUTE);
         assert_eq!(lab.node(victim).peer_count(), 1, "the weak-work flooder is cut off");
         assert_eq!(lab.node(victim).mempool_len(), 0, "nothing below minimum work entered the mempool");
@@ -1087,29 +1137,33 @@ fn transaction_floods_are_scored_and_cut_off_while_the_honest_chain_is_followed(
             ChainBuilder::reseal(&mut t, true);
             wraps.insert(t.id(), (t, pr.clone()));
         }
-        let ids: Vec<Hash> = wraps.keys().copied().collect();
+        let mut ids: Vec<Hash> = wraps.keys().copied().collect();
+        ids.sort();
         let wrapper = lab.add_script(tx_server(genesis, wraps));
         lab.connect(wrapper, victim, None);
         assert!(lab.run_until(MINUTE, |l| l.node(victim).peer_count() == 2).unwrap());
+        lab.events(victim);
         for chunk in ids.chunks(64) {
             assert!(lab.send(wrapper, victim, Message::Inv(chunk.to_vec())));
         }
-        assert!(
-            lab.run_until(MINUTE, |l| l.node(victim).mempool_len() == 1).unwrap(),
-            "one wrapping entered"
-        );
-        lab.run_for(MINUTE).unwrap();
-        assert_eq!(lab.node(victim).mempool_len(), 1, "only one");
+        // Mined or not (the victim relays it; the honest node may mine it), one wrapping was
+        // taken, once.
+        let mut taken: Vec<String> = vec![];
+        let mut keep = |lab: &mut Lab| {
+            taken.extend(lab.events(victim).into_iter().filter_map(|e| match e {
+                minima_core::node::Event::TxPowAccepted { id } => Some(id),
+                _ => None,
+            }))
+        };
+        for _ in 0..6 {
+            mine_and_follow(&mut lab, honest, victim, 1);
+            keep(&mut lab);
+        }
+        let wrappings: Vec<&String> =
+            taken.iter().filter(|id| ids.iter().any(|w| w.to_hex() == **id)).collect();
+        assert_eq!(wrappings.len(), 1, "one wrapping taken, once: {wrappings:?}");
+        assert!(lab.node(victim).mempool_len() <= 1);
         assert_eq!(lab.node(victim).bans(), 1, "duplicates cost the relayer nothing");
         assert_eq!(lab.node(victim).peer_count(), 2, "the re-wrapper stays connected");
-
-        // The victim kept following the honest chain throughout.
-        for _ in 0..3 {
-            lab.mine(honest).unwrap().expect("the honest node mines");
-            lab.run_for(5_000).unwrap();
-        }
-        let tip = lab.node(honest).tip().0;
-        assert!(until_tip(&mut lab, victim, tip, MINUTE), "follows the honest tip");
-        assert_eq!(lab.node(victim).bans(), 1);
     });
 }

@@ -16,11 +16,13 @@ use super::world::{Config, SimError, World};
 /// A scripted peer: it listens at an address of its own, answers requests, and sends frames
 /// when a test asks it to ([`Lab::send`]) or when a connection it opened is up.
 pub trait Script {
-    /// The answer to a request from the node at the other end at `now_ms` (`None`: no
-    /// answer, and the request runs out its timeout).
+    /// The answer to a request from the node at the other end at `now_ms` (`None`: the
+    /// stream ends without one, which the node hears a link delay later — to hold a request
+    /// until its timeout, also take longer than that in [`Script::delay_ms`]).
     fn answer(&mut self, now_ms: u64, msg: Message) -> Option<Message>;
 
-    /// How long we take to answer `msg` (ms, on top of the link's delay).
+    /// How long we take to answer `msg` (ms, on top of the link's delay; past the request's
+    /// timeout, the node hears "no answer" at the timeout).
     fn delay_ms(&mut self, _msg: &Message) -> u64 {
         0
     }
@@ -70,6 +72,9 @@ impl Lab {
     /// scripted peers `peers`: its index. It starts at once.
     pub fn add_node(&mut self, listen: bool, peers: &[usize]) -> Result<usize, SimError> {
         let i = self.w.members_len();
+        if self.w.taken(super::world::addr(i)) {
+            return Err(SimError::Config(format!("node {i}'s address is taken")));
+        }
         let net = NetConfig {
             listen: listen.then(|| super::world::addr(i)),
             peers: peers.iter().map(|p| self.w.addr_of(*p)).collect(),
@@ -94,9 +99,17 @@ impl Lab {
     }
 
     /// Add a scripted peer at `addr` (it connects from there, and listens there): its index.
-    /// At a node's IP, it is another process on that host.
-    pub fn add_script_at(&mut self, addr: std::net::SocketAddr, script: impl Script + 'static) -> usize {
-        self.w.push_script(Box::new(script), Some(addr))
+    /// At a node's IP, it is another process on that host. An address already taken is an
+    /// error.
+    pub fn add_script_at(
+        &mut self,
+        addr: std::net::SocketAddr,
+        script: impl Script + 'static,
+    ) -> Result<usize, SimError> {
+        if self.w.taken(addr) {
+            return Err(SimError::Config(format!("{addr} is taken")));
+        }
+        Ok(self.w.push_script(Box::new(script), Some(addr)))
     }
 
     /// The events node `i` raised since the last call.
@@ -117,7 +130,8 @@ impl Lab {
     }
 
     /// Scripted peer `script` sends request `msg` to node `node` on their newest connection;
-    /// its answer (or `None` after 10 s) goes to [`Script::answered`] (`false`: no connection).
+    /// the node's answer (`None`: it had none) goes to [`Script::answered`], unless the
+    /// connection closes first (`false`: no connection).
     pub fn request(&mut self, script: usize, node: usize, msg: Message) -> bool {
         self.w.script_request(script, node, msg, 10_000)
     }

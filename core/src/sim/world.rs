@@ -88,7 +88,8 @@ pub struct Config {
     /// store (a new process: the engine's state is gone, the chain, mempool and wallet are
     /// what it stored).
     pub churn_per_hour: f64,
-    /// How long a churning desktop stays down (s).
+    /// How long a churning desktop stays down (s, 1..=300: it is back well before the run's
+    /// report).
     pub churn_down_s: u64,
     /// A phone wakes this often (s)…
     pub phone_wake_every_s: u64,
@@ -295,6 +296,8 @@ struct Member {
     addr: SocketAddr,
     phone: bool,
     hostile: bool,
+    /// Accepts connections.
+    listens: bool,
     awake: bool,
     /// Stopped (churn): until it starts again, nothing reaches it.
     down: bool,
@@ -485,6 +488,10 @@ impl World {
         if desktops == 0 {
             return Err(SimError::Config("every node is a phone: nobody listens or mines".into()));
         }
+        // A desktop stopped as traffic ends must be back, and synced, before the report.
+        if !(0.0..=60.0).contains(&cfg.churn_per_hour) || cfg.churn_down_s == 0 || cfg.churn_down_s > 300 {
+            return Err(SimError::Config("need churn in 0..=60 per hour, churn_down_s in 1..=300".into()));
+        }
         let mut w = World::bare(cfg, params(START_MS - 1_000), START_MS)?;
         let cfg = w.cfg.clone();
         let seeds: Vec<SocketAddr> = (0..cfg.seeds.min(desktops)).map(addr).collect();
@@ -588,6 +595,7 @@ impl World {
         let i = self.members.len();
         let mut mesh_seed = [0u8; 32];
         self.rng.fill_bytes(&mut mesh_seed);
+        let listens = net.listen.is_some();
         let setup = SimSetup {
             params: self.params.clone(),
             store_name: format!("minima-sim-{}-{}-{i}", std::process::id(), self.run),
@@ -607,6 +615,7 @@ impl World {
             addr: addr(i),
             phone,
             hostile,
+            listens,
             awake: !phone,
             down: false,
             bans_before: 0,
@@ -720,7 +729,7 @@ impl World {
     /// The node a dial of `addr` from `from` reaches now, if any.
     fn reachable(&self, from: usize, addr: SocketAddr) -> Option<usize> {
         let to = *self.by_addr.get(&addr)?;
-        let listens = self.members.get(to).is_none_or(|m| !m.phone);
+        let listens = self.members.get(to).is_none_or(|m| m.listens);
         (to != from && listens && self.up(to) && self.up(from) && !self.cut(from, to)).then_some(to)
     }
 
@@ -752,6 +761,11 @@ impl World {
     /// Nodes so far.
     pub(super) fn members_len(&self) -> usize {
         self.members.len()
+    }
+
+    /// Whether a node or scripted peer is at `addr`.
+    pub(super) fn taken(&self, addr: SocketAddr) -> bool {
+        self.by_addr.contains_key(&addr)
     }
 
     /// The address of node or scripted peer `i`.
@@ -909,6 +923,14 @@ impl World {
                 self.members[i].down = true;
                 self.members[i].timer = None;
                 self.note(format_args!("down {i}"))?;
+                // A block it has not got yet is no longer waited for (its arrival after the
+                // restart would count the downtime as propagation).
+                let from = self.found.len().saturating_sub(32);
+                for f in &mut self.found[from..] {
+                    if !f.reached[i] {
+                        f.awake[i] = false;
+                    }
+                }
                 // Its connections end with the process; the peers hear of it a delay later.
                 let open: Vec<u64> = self.links.range((i, 0)..(i + 1, 0)).map(|((_, c), _)| *c).collect();
                 for c in open {
@@ -940,7 +962,7 @@ impl World {
                 self.restarts += 1;
                 self.note(format_args!("up {i}"))?;
                 self.agenda.push(now, Ev::To(i, Input::Tick));
-                let next = now + self.exp(3_600_000.0 / self.cfg.churn_per_hour);
+                let next = now + self.exp(3_600_000.0 / self.cfg.churn_per_hour).max(1_000);
                 if next < self.end {
                     self.agenda.push(next, Ev::Down(i));
                 }
@@ -1175,8 +1197,8 @@ impl World {
                 }
                 self.close(i, conn)?
             }
-            // Not modelled: the per-peer budget and the pre-TLS accept rate (no adversary
-            // yet), and coin look-ups (nobody asks).
+            // Not modelled: the per-peer request budget and the pre-TLS accept rate per group
+            // (docs/security.md), and coin look-ups (nobody asks).
             Output::Up { .. }
             | Output::Throttle { .. }
             | Output::GroupRate { .. }
