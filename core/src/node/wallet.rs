@@ -505,7 +505,15 @@ impl Actor {
                         (*created, self.chain.refresh_proof(&rec, p).unwrap_or_else(|_| p.clone()))
                     })
                     .collect();
-                let _ = reply.send(self.on_txpow(*txpow, proofs));
+                let id = txpow.id();
+                let r = self.on_txpow(*txpow, proofs);
+                if r.is_ok() {
+                    // Our own payment goes out again with each new tip while it is pending:
+                    // announced just before the host sleeps (a phone sent to the background
+                    // within the relay's gathering window), it would otherwise never leave.
+                    self.reannounce.insert(id, super::REANNOUNCE_TIPS);
+                }
+                let _ = reply.send(r);
             }
         }
     }
