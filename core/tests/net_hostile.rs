@@ -5,7 +5,7 @@
 //! simulator: `sim_hostile.rs`.
 
 mod common;
-use common::{start_net, wait_until};
+use common::{hello_for, spend_free_coin, start_net, wait_until};
 
 fn start_net_off(dir: &std::path::Path, params: &Params, listen: bool, peers: Vec<SocketAddr>) -> Node {
     start_net(dir, params, listen, peers, Mining::Off)
@@ -14,8 +14,7 @@ fn start_net_off(dir: &std::path::Path, params: &Params, listen: bool, peers: Ve
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use minima_core::crypto::Hash;
-use minima_core::net::message::{Hello, Message, PROTOCOL_VERSION};
+use minima_core::net::message::{Hello, Message};
 
 use minima_core::fixture::ChainBuilder;
 use minima_core::net::transport::{self, Identity, Timing};
@@ -108,22 +107,6 @@ async fn raw_peer(
     }
 }
 
-fn hello_for(genesis: Hash) -> Hello {
-    Hello {
-        version: PROTOCOL_VERSION,
-        chain_id: 2,
-        genesis,
-        tip: genesis,
-        tip_weight: 0,
-        time_ms: 0,
-        listen: None,
-        is_client: true,
-        want_txs: true,
-        serves_blocks: false,
-        full_mmr: false,
-    }
-}
-
 #[test]
 fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
     let _serial = common::serial();
@@ -164,23 +147,6 @@ fn garbage_unknown_types_and_missing_hello_are_cut_off_and_banned() {
     }
     assert_eq!(node.status().unwrap().height, 5, "the node is unharmed");
     node.stop(Duration::from_secs(5)).unwrap();
-}
-
-/// A transaction spending a free coin of the fixture (`RETURN TRUE` on devnet) whole to the
-/// `RETURN TRUE` address; answers the coin and the mined TxPoW.
-fn spend_free_coin(fx: &mut ChainBuilder) -> (minima_core::types::CoinRecord, minima_core::types::TxPoW) {
-    use minima_core::crypto::script_address;
-    use minima_core::types::{Output, Transaction, Witness};
-    let g = fx.take_free_coin().expect("a free coin");
-    let sink = script_address("RETURN TRUE");
-    let tx = Transaction {
-        version: 1,
-        inputs: vec![g.coin.clone()],
-        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
-        state: vec![],
-    };
-    let t = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
-    (g, t)
 }
 
 fn rss_bytes(pid: u32) -> u64 {

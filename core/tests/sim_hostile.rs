@@ -5,12 +5,15 @@
 //! every run is the same; each scenario runs for 32 seeds (`SIM_SEEDS`). What needs real sockets (bad frames, slow streams, memory bounds,
 //! the pre-TLS accept rate, reads served off a held actor) stays in `net_hostile`.
 
+mod common;
+use common::{hello_for, spend_free_coin};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use minima_core::crypto::Hash;
 use minima_core::fixture::ChainBuilder;
-use minima_core::net::message::{BlockBody, BlockData, Hello, Message, PROTOCOL_VERSION};
+use minima_core::net::message::{BlockBody, BlockData, Hello, Message};
 use minima_core::sim::Lab;
 use minima_core::types::TxPoW;
 use minima_core::Params;
@@ -20,22 +23,6 @@ const T0: u64 = 1_700_000_000_000;
 
 /// Simulated time a scenario may take at most.
 const MINUTE: u64 = 60_000;
-
-fn hello_for(genesis: Hash) -> Hello {
-    Hello {
-        version: PROTOCOL_VERSION,
-        chain_id: 2,
-        genesis,
-        tip: genesis,
-        tip_weight: 0,
-        time_ms: 0,
-        listen: None,
-        is_client: true,
-        want_txs: true,
-        serves_blocks: false,
-        full_mmr: false,
-    }
-}
 
 /// A server's `Hello` claiming a heavy chain with tip `tip`.
 fn heavy_hello(genesis: Hash, tip: Hash, weight: u128) -> Message {
@@ -130,6 +117,29 @@ fn until_tip(lab: &mut Lab, i: usize, tip: Hash, ms: u64) -> bool {
     lab.run_until(ms, |l| l.node(i).tip().0 == tip).expect("run")
 }
 
+/// A `Cascade` answer: `headers` over the fixture chain's real root (its witness and peaks).
+fn cascade_of(chain: &minima_core::chain::Chain, headers: Vec<minima_core::types::TxHeader>) -> Message {
+    let root = chain.root();
+    Message::Cascade {
+        headers,
+        root: Box::new(BlockData {
+            txpow: root.txpow.clone(),
+            witness: chain.extra(&root.id).expect("root witness").witness.clone(),
+            listed: vec![],
+        }),
+        root_peaks: root.peaks.clone(),
+    }
+}
+
+/// A `Cascade` answer claiming the whole chain is tree: no header, genesis `g` as the root.
+fn genesis_cascade(g: TxPoW) -> Message {
+    Message::Cascade {
+        headers: vec![],
+        root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
+        root_peaks: Default::default(),
+    }
+}
+
 /// A scripted peer that claims a heavy chain: its headers do not connect to the victim's, and
 /// it answers `GetCascade` with `forged`.
 fn evil_server(genesis: Hash, headers: Message, forged: Message) -> impl FnMut(Message) -> Option<Message> {
@@ -152,15 +162,7 @@ fn forged_cascade_is_refused_and_the_honest_chain_wins() {
         let root = chain.root();
         let mut headers = chain.cascade().headers();
         headers.remove(5); // a missing header: the links break
-        let forged = Message::Cascade {
-            headers,
-            root: Box::new(BlockData {
-                txpow: root.txpow.clone(),
-                witness: chain.extra(&root.id).expect("root witness").witness.clone(),
-                listed: vec![],
-            }),
-            root_peaks: root.peaks.clone(),
-        };
+        let forged = cascade_of(chain, headers);
         let mut lab = lab(&b.params, 400_000);
         let honest = honest_node(&mut lab, &b);
         let tip = lab.node(honest).tip().0;
@@ -263,15 +265,7 @@ fn an_inflated_cascade_is_refused_and_its_sender_banned() {
         // Far more headers than any cascade can hold (levels × per level), from real blocks.
         let cap = b.params.cascade_per_level * b.params.cascade_levels as usize;
         let headers: Vec<_> = honest.iter().cycle().take(cap + 100).cloned().collect();
-        let inflated = Message::Cascade {
-            headers,
-            root: Box::new(BlockData {
-                txpow: root.txpow.clone(),
-                witness: chain.extra(&root.id).expect("root witness").witness.clone(),
-                listed: vec![],
-            }),
-            root_peaks: root.peaks.clone(),
-        };
+        let inflated = cascade_of(chain, headers);
         let mut lab = lab(&b.params, 400_000);
         let evil = lab.add_script(evil_server(
             chain.genesis_id(),
@@ -394,11 +388,7 @@ fn a_sync_candidate_past_the_cap_is_aborted_and_its_sender_banned() {
         let genesis = b.chain.genesis_id();
         let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
         let data = block_data(b.blocks());
-        let cascade = Message::Cascade {
-            headers: vec![],
-            root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
-            root_peaks: Default::default(),
-        };
+        let cascade = genesis_cascade(g);
         let evil = move |m| {
             let find = |id: &Hash| data.iter().find(|d| d.txpow.id() == *id).cloned();
             match m {
@@ -451,11 +441,7 @@ fn a_lighter_chain_is_dropped_on_its_headers_and_an_absurd_claim_banned() {
         let genesis = b.chain.genesis_id();
         let (g, _) = minima_core::chain::genesis(&b.params).unwrap();
         let headers: Vec<_> = b.blocks().iter().map(|(t, _)| t.header.clone()).collect();
-        let cascade = Message::Cascade {
-            headers: vec![],
-            root: Box::new(BlockData { txpow: g, witness: Default::default(), listed: vec![] }),
-            root_peaks: Default::default(),
-        };
+        let cascade = genesis_cascade(g);
         let tip = b.blocks().last().unwrap().0.id();
         let bodies_asked = Arc::new(AtomicBool::new(false));
         let asked = bodies_asked.clone();
@@ -655,23 +641,6 @@ fn a_fault_in_our_own_state_never_blames_the_sender() {
         );
         assert_eq!(lab.node(node).bans(), 0);
     });
-}
-
-/// A transaction spending a free coin of the fixture (`RETURN TRUE` on devnet) whole to the
-/// `RETURN TRUE` address; answers the coin and the mined TxPoW.
-fn spend_free_coin(fx: &mut ChainBuilder) -> (minima_core::types::CoinRecord, TxPoW) {
-    use minima_core::crypto::script_address;
-    use minima_core::types::{Output, Transaction, Witness};
-    let g = fx.take_free_coin().expect("a free coin");
-    let sink = script_address("RETURN TRUE");
-    let tx = Transaction {
-        version: 1,
-        inputs: vec![g.coin.clone()],
-        outputs: vec![Output { address: sink, amount: g.coin.amount, token_id: Hash::ZERO, state: vec![] }],
-        state: vec![],
-    };
-    let t = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
-    (g, t)
 }
 
 /// net_hostile's `pending_blocks_complete_when_their_transactions_arrive`: blocks that arrive

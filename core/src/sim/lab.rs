@@ -52,7 +52,7 @@ impl<F: FnMut(Message) -> Option<Message>> Script for F {
 
 /// A laboratory: production nodes and scripted peers on a simulated network (50 ms + 0–40 ms
 /// one way, by default) and clock. Nothing happens but what the nodes do on their own and what
-/// the test asks; no block is found unless a test mines one ([`SimNode::mine`]).
+/// the test asks; no block is found unless a test mines one ([`Lab::mine`]).
 pub struct Lab {
     w: World,
 }

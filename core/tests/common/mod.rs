@@ -88,3 +88,45 @@ pub fn submit_blocks(
         n.submit_block(t.clone(), w.clone(), l).unwrap();
     }
 }
+
+/// A devnet client's `Hello` at `genesis` (tip genesis, weight 0): how a scripted or raw peer
+/// introduces itself.
+pub fn hello_for(genesis: minima_core::crypto::Hash) -> minima_core::net::message::Hello {
+    minima_core::net::message::Hello {
+        version: minima_core::net::message::PROTOCOL_VERSION,
+        chain_id: 2,
+        genesis,
+        tip: genesis,
+        tip_weight: 0,
+        time_ms: 0,
+        listen: None,
+        is_client: true,
+        want_txs: true,
+        serves_blocks: false,
+        full_mmr: false,
+    }
+}
+
+/// A transaction spending a free coin of the fixture (`RETURN TRUE` on devnet) whole to the
+/// `RETURN TRUE` address; answers the coin and the mined TxPoW.
+pub fn spend_free_coin(
+    fx: &mut minima_core::fixture::ChainBuilder,
+) -> (minima_core::types::CoinRecord, minima_core::types::TxPoW) {
+    use minima_core::crypto::script_address;
+    use minima_core::types::{Output, Transaction, Witness};
+    let g = fx.take_free_coin().expect("a free coin");
+    let sink = script_address("RETURN TRUE");
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![g.coin.clone()],
+        outputs: vec![Output {
+            address: sink,
+            amount: g.coin.amount,
+            token_id: minima_core::crypto::Hash::ZERO,
+            state: vec![],
+        }],
+        state: vec![],
+    };
+    let t = fx.make_custom_tx(tx, Witness::new(vec![], vec!["RETURN TRUE".into()]));
+    (g, t)
+}
