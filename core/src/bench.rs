@@ -129,6 +129,12 @@ pub fn run(as_json: bool, quick: bool, keep: Option<PathBuf>) -> Result<(), Stri
     cfg.power =
         PowerState { charging: false, battery_pct: 80, network: NetworkType::Wifi, foreground: false };
     let mut server = Server::start(&dirs[0])?;
+    // First a fresh `minima node` child syncs it: its memory high-water mark, from outside.
+    let (peak, height) = sync_child(&dirs[0], &root.join("sync-child"), server.addr)?;
+    if height < size.blocks {
+        return Err(format!("the child's initial sync stopped at {height} of {}", size.blocks));
+    }
+    out.insert("sync_peak_rss_bytes".into(), json!(peak));
     cfg.net = Some(NetConfig {
         peers: vec![server.addr],
         initial_wait: Duration::ZERO,
@@ -323,6 +329,42 @@ fn idle_child(dir: &Path, window: Duration) -> Result<Vec<(String, Value)>, Stri
         // in it the forked copy of this (large) bench process from before the exec.
         ("peak_rss_bytes".into(), json!(b.3)),
     ])
+}
+
+/// A fresh background-mode `minima node` child on `dir` (given the genesis of `state`) runs
+/// one `sync_once` against `peer`: answers its peak RSS (`VmHWM`, start-up included) and the
+/// height it reached.
+fn sync_child(state: &Path, dir: &Path, peer: std::net::SocketAddr) -> Result<(u64, u64), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    std::fs::copy(state.join(".genesis"), dir.join(".genesis")).map_err(|e| format!(".genesis: {e}"))?;
+    let peer = peer.to_string();
+    let mut child = spawn_node(dir, &["--background", "--peer", &peer])?;
+    let pid = child.id();
+    let t = Instant::now();
+    while rpc::call(dir, "status", Value::Null).is_err() {
+        if t.elapsed() > Duration::from_secs(120) || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the syncing child did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Under the RPC client's 300 s read timeout.
+    let r = rpc::call(dir, "sync_once", json!({"seconds": 280}));
+    let peak = proc_sample(pid).map(|s| s.3);
+    let _ = rpc::call(dir, "stop", Value::Null);
+    let t = Instant::now();
+    while !matches!(child.try_wait(), Ok(Some(_))) {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = r.map_err(|e| format!("the child's sync_once: {e}"))?;
+    let height = r["height_after"].as_u64().ok_or_else(|| format!("sync_once answered {r}"))?;
+    Ok((peak.ok_or("cannot read the child's /proc")?, height))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {

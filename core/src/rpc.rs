@@ -115,12 +115,36 @@ fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
 }
 
+/// A request line in a buffer allocated once at its largest ([`MAX_REQUEST`]), its bytes
+/// wiped when dropped. Only the bytes written are wiped: the buffer never grows, so nothing of
+/// the request lies past its length, and wiping the untouched rest (as `Zeroizing<Vec>` does)
+/// would bring 4 MiB of fresh pages into memory at the end of every call.
+struct RequestLine(Vec<u8>);
+
+impl std::ops::Deref for RequestLine {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RequestLine {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for RequestLine {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
+
 /// Read one request line (without its newline) into a buffer wiped when dropped — requests
 /// may carry secrets (`seed`) — allocated once at its largest, so no partial copy is left
-/// behind by growth, and read without an intermediate buffer. `None`: larger than
-/// [`MAX_REQUEST`].
-fn read_request(c: &mut UnixStream) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
-    let mut line = Zeroizing::new(Vec::with_capacity(MAX_REQUEST + 1));
+/// behind by growth. `None`: larger than [`MAX_REQUEST`].
+fn read_request(c: &mut UnixStream) -> std::io::Result<Option<RequestLine>> {
+    let mut line = RequestLine(Vec::with_capacity(MAX_REQUEST + 1));
     let mut chunk = Zeroizing::new([0u8; 4096]);
     loop {
         let n = c.read(&mut chunk[..])?;

@@ -193,6 +193,8 @@ fn read_txpow(conn: &Connection, id: &Hash) -> Result<Option<TxPoW>, StoreError>
 #[derive(Debug)]
 pub struct ColdReader {
     conn: Mutex<Connection>,
+    /// `Some(gen)`: reads a sync candidate's staged blocks (see [`Store::stage`]).
+    staging: Option<i64>,
 }
 
 impl ColdReader {
@@ -211,16 +213,31 @@ impl ColdReader {
 impl ColdBlocks for ColdReader {
     fn witness(&self, id: &Hash) -> Option<BlockWitness> {
         self.with(|c| {
-            let b: Option<Vec<u8>> = c
-                .prepare_cached("SELECT witness FROM blocks WHERE id = ?1")?
-                .query_row(params![&id.0[..]], |r| r.get(0))
-                .optional()?;
+            let b: Option<Vec<u8>> = match self.staging {
+                None => c
+                    .prepare_cached("SELECT witness FROM blocks WHERE id = ?1")?
+                    .query_row(params![&id.0[..]], |r| r.get(0))
+                    .optional()?,
+                Some(g) => c
+                    .prepare_cached("SELECT witness FROM sync_blocks WHERE gen = ?1 AND id = ?2")?
+                    .query_row(params![g, &id.0[..]], |r| r.get(0))
+                    .optional()?,
+            };
             b.map(|b| BlockWitness::decode(&b).map_err(StoreError::from)).transpose()
         })
     }
 
     fn txpow(&self, id: &Hash) -> Option<TxPoW> {
-        self.with(|c| read_txpow(c, id))
+        self.with(|c| match self.staging {
+            None => read_txpow(c, id),
+            Some(g) => {
+                let b: Option<Vec<u8>> = c
+                    .prepare_cached("SELECT txpow FROM sync_txpows WHERE gen = ?1 AND id = ?2")?
+                    .query_row(params![g, &id.0[..]], |r| r.get(0))
+                    .optional()?;
+                b.map(|b| TxPoW::decode(&b).map_err(StoreError::from)).transpose()
+            }
+        })
     }
 }
 
@@ -316,6 +333,11 @@ fn read_only(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -256)?;
     Ok(conn)
+}
+
+/// A staging generation as SQLite stores it (wraps past `i64::MAX`: only equality matters).
+fn gen_key(gen: u64) -> i64 {
+    gen as i64
 }
 
 fn encode_proofs(p: &[(u64, MmrProof)]) -> Vec<u8> {
@@ -498,6 +520,16 @@ impl Store {
                 tx.commit()?;
             }
         }
+        // A sync candidate's staging tables (see [`Store::stage`]): what a sync left there
+        // before a restart is not resumed.
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sync_blocks (gen INTEGER NOT NULL, id BLOB NOT NULL,
+                number INTEGER NOT NULL, txpow BLOB NOT NULL, witness BLOB NOT NULL, PRIMARY KEY (gen, id));
+             CREATE TABLE IF NOT EXISTS sync_txpows (gen INTEGER NOT NULL, id BLOB NOT NULL,
+                number INTEGER NOT NULL, txpow BLOB NOT NULL, PRIMARY KEY (gen, id));
+             CREATE INDEX IF NOT EXISTS sync_txpows_number ON sync_txpows(gen, number);
+             DELETE FROM sync_blocks; DELETE FROM sync_txpows;",
+        )?;
         Ok(())
     }
 
@@ -573,7 +605,125 @@ impl Store {
 
     /// A reader of stored tree blocks for the chain (its own read-only connection).
     pub fn cold_reader(&self) -> Result<Arc<ColdReader>, StoreError> {
-        Ok(Arc::new(ColdReader { conn: Mutex::new(read_only(&self.path)?) }))
+        Ok(Arc::new(ColdReader { conn: Mutex::new(read_only(&self.path)?), staging: None }))
+    }
+
+    /// A reader of the blocks staged under generation `gen` (a sync candidate's).
+    pub fn staging_reader(&self, gen: u64) -> Result<Arc<ColdReader>, StoreError> {
+        Ok(Arc::new(ColdReader { conn: Mutex::new(read_only(&self.path)?), staging: Some(gen_key(gen)) }))
+    }
+
+    /// Stage a sync candidate's tree blocks (with their witnesses) and the TxPoWs they list
+    /// under generation `gen`, in one transaction, so a sync never holds a whole tree's
+    /// witnesses and transactions in memory. `removed`: blocks of that generation that left
+    /// the candidate's tree (pruned into its cascade, or dropped with a side branch); when
+    /// any did, listed TxPoWs below its lowest remaining block go too.
+    pub fn stage(
+        &mut self,
+        gen: u64,
+        blocks: &[(&TreeBlock, &BlockWitness)],
+        listed: &[(&TxPoW, u64)],
+        removed: &[Hash],
+    ) -> Result<(), StoreError> {
+        let g = gen_key(gen);
+        let tx = self.conn.transaction().map_err(map_full)?;
+        for (b, w) in blocks {
+            tx.execute(
+                "INSERT OR REPLACE INTO sync_blocks VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![g, &b.id.0[..], b.number() as i64, b.txpow.encode(), w.encode()],
+            )
+            .map_err(map_full)?;
+        }
+        for (t, number) in listed {
+            tx.execute(
+                "INSERT INTO sync_txpows VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(gen, id) DO UPDATE SET number = MAX(number, excluded.number)",
+                params![g, &t.id().0[..], *number as i64, t.encode()],
+            )
+            .map_err(map_full)?;
+        }
+        for id in removed {
+            tx.execute("DELETE FROM sync_blocks WHERE gen = ?1 AND id = ?2", params![g, &id.0[..]])
+                .map_err(map_full)?;
+        }
+        if !removed.is_empty() {
+            tx.execute(
+                "DELETE FROM sync_txpows WHERE gen = ?1
+                 AND number < (SELECT IFNULL(MIN(number), 0) FROM sync_blocks WHERE gen = ?1)",
+                params![g],
+            )
+            .map_err(map_full)?;
+        }
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Forget every staged generation but `keep`.
+    pub fn stage_drop(&mut self, keep: Option<u64>) -> Result<(), StoreError> {
+        let k = keep.map(gen_key).unwrap_or(-1);
+        let tx = self.conn.transaction().map_err(map_full)?;
+        tx.execute("DELETE FROM sync_blocks WHERE gen != ?1", params![k]).map_err(map_full)?;
+        tx.execute("DELETE FROM sync_txpows WHERE gen != ?1", params![k]).map_err(map_full)?;
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Replace the stored chain by the candidate staged under `gen` (restarted from
+    /// `cascade`, tree root `root` with MMR peaks `root_peaks`, best tip `tip`), in one
+    /// transaction, so a crash leaves either the old chain or the new one; every staged
+    /// generation is then gone. The peer table, the node key, the wallet and anything else
+    /// that is not chain state are kept.
+    pub fn adopt_staged(
+        &mut self,
+        gen: u64,
+        cascade: &Cascade,
+        root: &Hash,
+        root_peaks: &MmrPeaks,
+        tip: &Hash,
+    ) -> Result<(), StoreError> {
+        let g = gen_key(gen);
+        let tx = self.conn.transaction().map_err(map_full)?;
+        tx.execute_batch(
+            "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes; DELETE FROM coins;",
+        )
+        .map_err(map_full)?;
+        tx.execute(
+            "INSERT INTO blocks SELECT id, number, txpow, witness, NULL FROM sync_blocks WHERE gen = ?1",
+            params![g],
+        )
+        .map_err(map_full)?;
+        let set = tx
+            .execute(
+                "UPDATE blocks SET root_peaks = ?1 WHERE id = ?2",
+                params![root_peaks.encode(), &root.0[..]],
+            )
+            .map_err(map_full)?;
+        let has_tip: bool = tx
+            .query_row("SELECT EXISTS(SELECT 1 FROM blocks WHERE id = ?1)", params![&tip.0[..]], |r| r.get(0))
+            .map_err(map_full)?;
+        if set != 1 || !has_tip {
+            // Rolled back on drop: the old chain stays.
+            return Err(StoreError::Corrupt("the staged chain lacks its root or its tip".into()));
+        }
+        tx.execute("INSERT INTO txpows SELECT id, number, txpow FROM sync_txpows WHERE gen = ?1", params![g])
+            .map_err(map_full)?;
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cascade)])
+            .map_err(map_full)?;
+        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&tip.0[..]])
+            .map_err(map_full)?;
+        tx.execute_batch("DELETE FROM sync_blocks; DELETE FROM sync_txpows;").map_err(map_full)?;
+        tx.commit().map_err(map_full)?;
+        Ok(())
+    }
+
+    /// Blocks staged under `gen` (tests and diagnostics).
+    pub fn staged_count(&self, gen: u64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM sync_blocks WHERE gen = ?1",
+            params![gen_key(gen)],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Write one accepted block (and what it changed) in one SQL transaction.
@@ -727,42 +877,6 @@ impl Store {
         Ok(())
     }
 
-    /// Replace the stored chain by one restarted from a cascade: the tree root, then the other
-    /// tree blocks (parents first) with the TxPoWs they list, in one transaction, so a crash
-    /// leaves either the old chain or the new one. The peer table, the node key and anything
-    /// else that is not chain state are kept.
-    pub fn reset_to(
-        &mut self,
-        cascade: &Cascade,
-        blocks: &[(&TreeBlock, &BlockWitness)],
-        listed: &[(&TxPoW, u64)],
-        tip: &Hash,
-    ) -> Result<(), StoreError> {
-        let root = blocks.first().ok_or_else(|| StoreError::Corrupt("reset without a root".into()))?;
-        let tx = self.conn.transaction().map_err(map_full)?;
-        tx.execute_batch(
-            "DELETE FROM blocks; DELETE FROM txpows; DELETE FROM mempool; DELETE FROM mmr_nodes; DELETE FROM coins;",
-        )
-        .map_err(map_full)?;
-        for (i, (b, w)) in blocks.iter().enumerate() {
-            let peaks = (i == 0).then(|| root.0.peaks.encode());
-            tx.execute(
-                "INSERT INTO blocks VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&b.id.0[..], b.number() as i64, b.txpow.encode(), w.encode(), peaks],
-            )
-            .map_err(map_full)?;
-        }
-        for (t, number) in listed {
-            put_txpow(&tx, t, *number)?;
-        }
-        tx.execute("INSERT OR REPLACE INTO meta VALUES ('cascade', ?1)", params![encode_cascade(cascade)])
-            .map_err(map_full)?;
-        tx.execute("INSERT OR REPLACE INTO meta VALUES ('tip', ?1)", params![&tip.0[..]])
-            .map_err(map_full)?;
-        tx.commit().map_err(map_full)?;
-        Ok(())
-    }
-
     /// Remember an address we connected to (the peer table).
     pub fn add_peer(&mut self, addr: &str, now_ms: u64) -> Result<(), StoreError> {
         self.conn
@@ -902,4 +1016,99 @@ pub fn dir_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+#[cfg(all(test, feature = "fixture"))]
+mod tests {
+    use super::*;
+    use crate::fixture::ChainBuilder;
+    use crate::params::Params;
+
+    /// A tree's blocks with their witnesses, and the TxPoWs they list with their numbers.
+    type Tree<'a> = (Vec<(&'a TreeBlock, BlockWitness)>, Vec<(&'a TxPoW, u64)>);
+
+    /// Tree blocks of a fixture chain, the root first, with their witnesses and listed TxPoWs.
+    fn tree_of(fx: &ChainBuilder) -> Tree<'_> {
+        let c = &fx.chain;
+        let mut blocks: Vec<&TreeBlock> = c.tree_blocks().collect();
+        blocks.sort_by_key(|b| (b.id != c.root().id, b.number()));
+        let mut listed = vec![];
+        for b in &blocks {
+            for l in &b.txpow.body.txpow_ids {
+                listed.push((&fx.txpows()[l], b.number()));
+            }
+        }
+        let w = blocks.into_iter().map(|b| (b, c.extra(&b.id).unwrap().witness.clone())).collect();
+        (w, listed)
+    }
+
+    /// A sync candidate staged under its generation is read back from there (and only from
+    /// there), its pruned blocks leave, other generations are dropped on request and on open,
+    /// and adopting it replaces the chain tables in one transaction — or, lacking its root,
+    /// changes nothing.
+    #[test]
+    fn a_staged_candidate_is_read_back_pruned_dropped_and_adopted_whole() {
+        let mut fx = ChainBuilder::new(Params::devnet(), 1_800_000_000_000, 40);
+        fx.mine(2);
+        for _ in 0..6 {
+            let listed = fx.make_tx().into_iter().collect();
+            fx.mine_block(true, listed);
+        }
+        let genesis = fx.chain.genesis_id();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), "devnet", &genesis).unwrap();
+        let (blocks, listed) = tree_of(&fx);
+        assert!(!listed.is_empty(), "the fixture's blocks list transactions");
+        let bw: Vec<(&TreeBlock, &BlockWitness)> = blocks.iter().map(|(b, w)| (*b, w)).collect();
+        store.stage(7, &bw, &listed, &[]).unwrap();
+        store.stage(8, &bw[..1], &[], &[]).unwrap();
+        assert_eq!(store.staged_count(7).unwrap(), blocks.len() as u64);
+        let r7 = store.staging_reader(7).unwrap();
+        let r8 = store.staging_reader(8).unwrap();
+        let (b, w) = &blocks[2];
+        assert_eq!(r7.witness(&b.id).as_ref(), Some(w));
+        assert_eq!(r8.witness(&b.id), None, "another generation's blocks are not read");
+        assert_eq!(store.cold_reader().unwrap().witness(&b.id), None, "staged is not stored");
+        let (t, _) = listed[0];
+        assert_eq!(r7.txpow(&t.id()).as_ref(), Some(t));
+        // The four lowest blocks leave (pruned): they and listings below what is left go.
+        let gone: Vec<Hash> = blocks[..4].iter().map(|(b, _)| b.id).collect();
+        store.stage(7, &[], &[], &gone).unwrap();
+        assert_eq!(r7.witness(&gone[3]), None);
+        assert_eq!(store.staged_count(7).unwrap(), blocks.len() as u64 - 4);
+        let low = listed.iter().filter(|(_, n)| *n < blocks[4].0.number()).count();
+        let left = listed.len() - low;
+        assert!(low > 0);
+        let n: i64 =
+            store.conn.query_row("SELECT COUNT(*) FROM sync_txpows WHERE gen = 7", [], |r| r.get(0)).unwrap();
+        assert_eq!(n as usize, left);
+        store.stage(7, &bw[..4], &listed, &[]).unwrap();
+        // Generation 8 goes, 7 stays.
+        store.stage_drop(Some(7)).unwrap();
+        assert_eq!(store.staged_count(8).unwrap(), 0);
+        assert_eq!(store.staged_count(7).unwrap(), blocks.len() as u64);
+        // A candidate lacking its root is not adopted: the old chain (none here) stays.
+        let root = fx.chain.root();
+        let err = store.adopt_staged(7, fx.chain.cascade(), &Hash([9; 32]), &root.peaks, &fx.chain.tip_id());
+        assert!(matches!(err, Err(StoreError::Corrupt(_))), "{err:?}");
+        assert_eq!(store.block_count().unwrap(), 0);
+        assert_eq!(store.staged_count(7).unwrap(), blocks.len() as u64, "staging is kept");
+        // Adopted whole: blocks, root peaks, listed TxPoWs, cascade and tip; staging empty.
+        store.adopt_staged(7, fx.chain.cascade(), &root.id, &root.peaks, &fx.chain.tip_id()).unwrap();
+        assert_eq!(store.staged_count(7).unwrap(), 0);
+        assert_eq!(store.block_count().unwrap(), blocks.len() as u64);
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.tip, Some(fx.chain.tip_id()));
+        assert_eq!(loaded.root_peaks.as_ref(), Some(&root.peaks));
+        let cold = store.cold_reader().unwrap();
+        assert_eq!(cold.witness(&b.id).as_ref(), Some(w));
+        assert_eq!(cold.txpow(&t.id()).as_ref(), Some(t));
+        // What a sync left staged before a restart is gone after it.
+        store.stage(9, &bw, &listed, &[]).unwrap();
+        drop((cold, r7, r8));
+        drop(store);
+        let store = Store::open(dir.path(), "devnet", &genesis).unwrap();
+        assert_eq!(store.staged_count(9).unwrap(), 0);
+        assert_eq!(store.block_count().unwrap(), blocks.len() as u64);
+    }
 }

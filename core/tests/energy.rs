@@ -149,6 +149,7 @@ fn minima_bench_reports_every_figure() {
         "syncOnce_bytes",
         "peak_rss_bytes",
         "catchup_cpu_s_8h",
+        "sync_peak_rss_bytes",
     ] {
         assert!(v[k].is_number(), "{k} missing: {v}");
     }

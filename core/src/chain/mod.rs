@@ -456,6 +456,11 @@ impl Chain {
         self.cold = Some(cold);
     }
 
+    /// Where spilled blocks are read back from, if anywhere.
+    pub fn cold(&self) -> Option<&Arc<dyn ColdBlocks>> {
+        self.cold.as_ref()
+    }
+
     /// Drop from memory the witness and delta of tree blocks more than `keep` blocks below the
     /// tip; [`Chain::extra`] reads them back. Only for blocks already stored in the chain's
     /// [`ColdBlocks`]; without one this does nothing. Answers how many were dropped.

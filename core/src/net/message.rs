@@ -381,7 +381,7 @@ fn put_headers(out: &mut Vec<u8>, v: &[TxHeader]) {
 }
 
 /// Whether `h` can travel as tag 1 after `p` (whose id is `pid`).
-fn follows(h: &TxHeader, p: &TxHeader, pid: &Hash) -> bool {
+pub(crate) fn follows(h: &TxHeader, p: &TxHeader, pid: &Hash) -> bool {
     h.block_number == p.block_number.wrapping_add(1)
         && h.chain_id == p.chain_id
         && h.version == p.version

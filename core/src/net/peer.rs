@@ -29,7 +29,7 @@ use crate::net::proto::Time;
 use crate::net::transport::{self, Identity, NetError, Timing};
 use crate::types::CoinRecord;
 
-pub use crate::net::proto::chain::{Again, Submitted, SyncOutcome, SyncStart, TxRefusal};
+pub use crate::net::proto::chain::{Again, Submitted, SyncFault, SyncOutcome, SyncStart, TxRefusal};
 
 /// What the network driver hands the chain actor, which runs the protocol engine.
 #[derive(Debug)]

@@ -15,11 +15,12 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::chain::{AddOutcome, Cascade, Chain, ChainError, TxPowSource};
+use crate::chain::{AddOutcome, Cascade, Chain, ChainError, ColdBlocks, TxPowSource};
 use crate::crypto::{sha3, Hash};
 use crate::mempool::{Entry, Mempool, MempoolError};
 use crate::miner::{Found, Job, Miner};
 use crate::mmr::{BlockWitness, Mmr, MmrProof, NodeKey};
+use crate::net::peer::SyncFault;
 use crate::params::Params;
 use crate::store::{BlockCommit, Store, StoreError};
 use crate::types::{CoinRecord, TxBody, TxHeader, TxPoW};
@@ -792,6 +793,8 @@ struct Actor {
     mining_on: bool,
     /// A chain being synced from a peer's cascade (not ours until adopted).
     candidate: Option<Candidate>,
+    /// The last staging generation given to a candidate.
+    stage_gen: u64,
     /// A heavier chain forking below our root, and the /16 groups that offered one.
     conflict: Option<Candidate>,
     conflict_groups: std::collections::HashSet<Vec<u8>>,
@@ -873,16 +876,20 @@ fn sync_cap(p: &Params) -> u64 {
         .saturating_add(crate::net::message::MAX_HEADERS as u64)
 }
 
-/// A chain built from a peer's cascade during sync, with the TxPoWs its blocks list.
+/// A chain built from a peer's cascade during sync. Its blocks' witnesses and the TxPoWs they
+/// list are staged in the store under `gen` as they are validated ([`Store::stage`]), so only
+/// the hot ones are held in memory; adopting it moves them into the chain tables.
 struct Candidate {
     chain: Chain,
-    txpows: HashMap<Hash, TxPoW>,
+    /// Its staging generation.
+    gen: u64,
     /// Blocks validated into it so far.
     blocks: u64,
 }
 
 struct Src<'a> {
-    a: &'a HashMap<Hash, TxPoW>,
+    /// A sync candidate's staged TxPoWs.
+    a: Option<&'a dyn ColdBlocks>,
     b: &'a HashMap<Hash, TxPoW>,
     m: &'a Mempool,
     store: Option<&'a Store>,
@@ -890,10 +897,10 @@ struct Src<'a> {
 
 impl TxPowSource for Src<'_> {
     fn get_txpow(&self, id: &Hash) -> Option<TxPoW> {
-        self.a
+        self.b
             .get(id)
-            .or_else(|| self.b.get(id))
             .cloned()
+            .or_else(|| self.a.and_then(|a| a.txpow(id)))
             .or_else(|| self.m.get_by_id(id).map(|e| e.txpow.clone()))
             .or_else(|| self.store.and_then(|s| s.txpow(id).ok().flatten()))
     }
@@ -1055,16 +1062,21 @@ impl crate::net::proto::chain::ChainSink for Actor {
         })
     }
 
-    fn sync_begin(&mut self, m: crate::net::message::Message) -> Result<crate::net::peer::SyncStart, String> {
-        Actor::sync_begin(self, m).map_err(|e| e.to_string())
+    fn sync_begin(
+        &mut self,
+        m: crate::net::message::Message,
+    ) -> Result<crate::net::peer::SyncStart, SyncFault> {
+        let r = Actor::sync_begin(self, m);
+        r.map_err(|e| self.sync_fault(e))
     }
 
     fn sync_blocks(
         &mut self,
         blocks: Vec<crate::net::message::BlockData>,
         target: u64,
-    ) -> Result<(), String> {
-        Actor::sync_blocks(self, blocks, target).map_err(|e| e.to_string())
+    ) -> Result<(), SyncFault> {
+        let r = Actor::sync_blocks(self, blocks, target);
+        r.map_err(|e| self.sync_fault(e))
     }
 
     fn sync_end(&mut self, group: Vec<u8>) -> crate::net::peer::SyncOutcome {
@@ -1139,7 +1151,7 @@ impl Actor {
             let mut chain: Option<Chain> = None;
             let cold = store.cold_reader()?;
             let (empty, none) = (HashMap::new(), Mempool::new(0));
-            let src = Src { a: &empty, b: &empty, m: &none, store: Some(&store) };
+            let src = Src { a: None, b: &empty, m: &none, store: Some(&store) };
             let mut cascade = Some(cascade);
             let mut n = 0u64;
             store.for_each_block(|t, w| -> Result<(), NodeError> {
@@ -1252,6 +1264,7 @@ impl Actor {
             listen: None,
             mining_on: true,
             candidate: None,
+            stage_gen: 0,
             conflict: None,
             conflict_groups: Default::default(),
             conflict_repeats: 0,
@@ -1612,7 +1625,7 @@ impl Actor {
         let id = txpow.id();
         let given: HashMap<Hash, TxPoW> = listed.into_iter().map(|t| (t.id(), t)).collect();
         let out = {
-            let src = Src { a: &HashMap::new(), b: &given, m: &self.mempool, store: Some(&self.store) };
+            let src = Src { a: None, b: &given, m: &self.mempool, store: Some(&self.store) };
             self.chain.add_block(txpow, witness, &src)
         };
         let out = match out {
@@ -1947,6 +1960,20 @@ impl Actor {
         }
     }
 
+    /// A sync step's failure as the protocol sees it: a storage failure is ours (raised as
+    /// fatal; the node stops), anything else the peer's.
+    fn sync_fault(&mut self, e: NodeError) -> SyncFault {
+        match e {
+            NodeError::Store(e) => {
+                let f = SyncFault::Ours(e.to_string());
+                self.candidate = None;
+                self.fatal = Some(NodeError::Store(e));
+                f
+            }
+            e => SyncFault::Invalid(e.to_string()),
+        }
+    }
+
     /// Start a sync from a peer's cascade: verify it end to end (every cascade level
     /// recomputed, links, proof of work, ending at our genesis; the root a valid block whose
     /// peaks give its MMR root) and hold it as a candidate. Our chain is untouched.
@@ -1958,6 +1985,8 @@ impl Actor {
             return Err(ChainError::Cascade("not a cascade").into());
         };
         self.candidate = None;
+        // Staged blocks of an earlier candidate go (those of a held conflict stay).
+        self.store.stage_drop(self.conflict.as_ref().map(|c| c.gen))?;
         let genesis = self.chain.genesis_id();
         let chain = if headers.is_empty() && root.txpow.id() == genesis {
             // A chain still shorter than the tree: its root is our genesis.
@@ -1975,8 +2004,17 @@ impl Actor {
             ours: self.chain.weight(),
             max_blocks: sync_cap(&self.params),
         };
-        let txpows = root.listed.into_iter().map(|t| (t.id(), t)).collect();
-        self.candidate = Some(Candidate { chain, txpows, blocks: 0 });
+        self.stage_gen = self.stage_gen.wrapping_add(1);
+        let gen = self.stage_gen;
+        let mut chain = chain;
+        {
+            let r = chain.root();
+            let x = r.hot_extra().ok_or(ChainError::BlockDataMissing(r.id))?;
+            let listed: Vec<(&TxPoW, u64)> = root.listed.iter().map(|t| (t, r.number())).collect();
+            self.store.stage(gen, &[(r, &x.witness)], &listed, &[])?;
+        }
+        chain.set_cold(self.store.staging_reader(gen)?);
+        self.candidate = Some(Candidate { chain, gen, blocks: 0 });
         Ok(start)
     }
 
@@ -1993,11 +2031,20 @@ impl Actor {
             self.candidate = None;
             return Err(NodeError::Net(format!("a sync candidate past {cap} blocks")));
         }
+        // What this batch adds, and what left the candidate's tree, staged in one transaction.
+        let mut added: Vec<(Hash, HashMap<Hash, TxPoW>)> = vec![];
+        let mut removed: Vec<Hash> = vec![];
+        let staged = c.chain.cold().cloned();
         for b in blocks {
+            let id = b.txpow.id();
             let given: HashMap<Hash, TxPoW> = b.listed.into_iter().map(|t| (t.id(), t)).collect();
-            let src = Src { a: &c.txpows, b: &given, m: &Mempool::new(0), store: None };
+            let src = Src { a: staged.as_deref(), b: &given, m: &Mempool::new(0), store: None };
             match c.chain.add_block(b.txpow, b.witness, &src) {
-                Ok(AddOutcome::Added { .. }) | Ok(AddOutcome::Known) => c.txpows.extend(given),
+                Ok(AddOutcome::Added { pruned, dropped, .. }) => {
+                    removed.extend(pruned.into_iter().chain(dropped));
+                    added.push((id, given));
+                }
+                Ok(AddOutcome::Known) => {}
                 Ok(AddOutcome::Pending { missing }) => {
                     self.candidate = None;
                     return Err(NodeError::Net(format!("a block lists {} TxPoWs not sent", missing.len())));
@@ -2008,6 +2055,30 @@ impl Actor {
                 }
             }
         }
+        {
+            let chain = &c.chain;
+            // Blocks pruned or dropped within this batch are not staged at all.
+            let kept: Vec<(&crate::chain::TreeBlock, &HashMap<Hash, TxPoW>)> =
+                added.iter().filter_map(|(id, g)| chain.block(id).map(|b| (b, g))).collect();
+            let extras = kept
+                .iter()
+                .map(|(b, _)| b.hot_extra().ok_or(ChainError::BlockDataMissing(b.id)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let with_witness: Vec<_> = kept.iter().zip(&extras).map(|((b, _), x)| (*b, &x.witness)).collect();
+            let mut listed: Vec<(&TxPoW, u64)> = vec![];
+            for (b, given) in &kept {
+                for l in &b.txpow.body.txpow_ids {
+                    if let Some(t) = given.get(l) {
+                        listed.push((t, b.number()));
+                    }
+                }
+            }
+            let fresh: std::collections::HashSet<Hash> = kept.iter().map(|(b, _)| b.id).collect();
+            removed.retain(|id| !fresh.contains(id));
+            self.store.stage(c.gen, &with_witness, &listed, &removed)?;
+        }
+        // Staged: only the newest blocks' witnesses and deltas stay in memory.
+        c.chain.spill(self.hot_blocks);
         let height = c.chain.tip().number();
         self.emit(Event::SyncProgress { height, target });
         Ok(())
@@ -2089,30 +2160,8 @@ impl Actor {
     /// Replace our chain by a verified candidate, atomically in the store. The peer table,
     /// node key and other non-chain data stay; the mempool keeps what still checks.
     fn adopt(&mut self, c: Candidate) -> Result<(), NodeError> {
-        let mut blocks: Vec<&crate::chain::TreeBlock> = c.chain.tree_blocks().collect();
-        blocks.sort_by_key(|b| (b.number(), b.id.0));
-        let root_id = c.chain.root().id;
-        if let Some(i) = blocks.iter().position(|b| b.id == root_id) {
-            let r = blocks.remove(i);
-            blocks.insert(0, r);
-        }
-        let mut listed: Vec<(&TxPoW, u64)> = vec![];
-        for b in &blocks {
-            for l in &b.txpow.body.txpow_ids {
-                if let Some(t) = c.txpows.get(l) {
-                    listed.push((t, b.number()));
-                }
-            }
-        }
-        // A candidate chain holds every block's witness in memory (it has no store).
-        let extras = blocks
-            .iter()
-            .map(|b| c.chain.extra(&b.id).ok_or(ChainError::BlockDataMissing(b.id)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let with_witness: Vec<_> = blocks.iter().zip(&extras).map(|(b, x)| (*b, &x.witness)).collect();
-        self.store.reset_to(c.chain.cascade(), &with_witness, &listed, &c.chain.tip_id())?;
-        drop(with_witness);
-        drop(extras);
+        let r = c.chain.root();
+        self.store.adopt_staged(c.gen, c.chain.cascade(), &r.id, &r.peaks, &c.chain.tip_id())?;
         let max = self.mempool.max_bytes();
         let old = std::mem::replace(&mut self.mempool, Mempool::new(max));
         self.chain = c.chain;

@@ -76,6 +76,24 @@ pub struct SyncStart {
     pub max_blocks: u64,
 }
 
+/// Why a sync step was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncFault {
+    /// What the peer sent is invalid: it is banned.
+    Invalid(String),
+    /// Not the peer's doing (our storage failed; the implementor raises that): the sync ends
+    /// quietly.
+    Ours(String),
+}
+
+impl std::fmt::Display for SyncFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncFault::Invalid(e) | SyncFault::Ours(e) => f.write_str(e),
+        }
+    }
+}
+
 /// The chain side, as the protocol's units see it. Every call answers at once: the engine owns
 /// the chain, so there is no round trip. A storage failure is the implementor's to raise (the
 /// node stops); the unit is answered as if the input had been refused quietly.
@@ -96,10 +114,10 @@ pub trait ChainSink {
     /// Check coin proofs a peer served against our chain.
     fn check_coin_proofs(&mut self, proofs: &[(CoinRecord, MmrProof)]) -> Result<(), TxRefusal>;
     /// Start a sync from a peer's cascade (verified end to end into a candidate chain).
-    fn sync_begin(&mut self, cascade: Message) -> Result<SyncStart, String>;
+    fn sync_begin(&mut self, cascade: Message) -> Result<SyncStart, SyncFault>;
     /// Tree blocks for the candidate, oldest first; `target` is the height the peer's headers
     /// reach (for progress events).
-    fn sync_blocks(&mut self, blocks: Vec<BlockData>, target: u64) -> Result<(), String>;
+    fn sync_blocks(&mut self, blocks: Vec<BlockData>, target: u64) -> Result<(), SyncFault>;
     /// Finish the sync (adopt the candidate if heavier and within SPEC §5's rules); `group` is
     /// the peer's /16 group.
     fn sync_end(&mut self, group: Vec<u8>) -> SyncOutcome;

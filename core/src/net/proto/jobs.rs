@@ -12,8 +12,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use super::chain::{ChainSink, Submitted};
+use super::chain::{ChainSink, Submitted, SyncFault};
 use super::deadline::CatchUpDeadline;
+use super::headers::HeaderList;
 use super::requests::{ReqId, Requests, ToPeer};
 use super::rounds::{HeaderRounds, Next, RoundFault};
 use super::sync::Job;
@@ -464,7 +465,7 @@ struct Cascade {
     group: Vec<u8>,
     phase: Phase,
     check: Option<WeightCheck>,
-    ids: Vec<(Hash, TxHeader)>,
+    ids: HeaderList,
     /// Headers whose bodies are validated.
     pos: usize,
     /// Blocks of the current chunk fetched so far.
@@ -479,7 +480,7 @@ impl Cascade {
             group,
             phase: Phase::Cascade,
             check: None,
-            ids: vec![],
+            ids: HeaderList::default(),
             pos: 0,
             got: vec![],
             target: 0,
@@ -499,7 +500,11 @@ impl Cascade {
                     ));
                     self.ask_headers()
                 }
-                Err(e) => cx.ban(format!("bad cascade: {e}")),
+                Err(SyncFault::Invalid(e)) => cx.ban(format!("bad cascade: {e}")),
+                Err(SyncFault::Ours(e)) => {
+                    tracing::warn!("sync from {} stopped: {e}", &cx.peer.to_hex()[..16]);
+                    Step::End(None)
+                }
             },
             (Phase::Headers, Some(Message::Headers(h))) => self.on_headers(cx, h),
             (Phase::Headers, _) => self.cut_short(cx),
@@ -540,7 +545,7 @@ impl Cascade {
             if let Err(e) = check.add(&h, &id) {
                 return cx.ban(format!("sync headers: {e}"));
             }
-            self.ids.push((id, h));
+            self.ids.push(id, h);
         }
         if n < MAX_HEADERS {
             self.headers_done(cx)
@@ -564,7 +569,7 @@ impl Cascade {
             tracing::info!("sync from {} not taken: no more weight than ours", &cx.peer.to_hex()[..16]);
             return Step::End(None);
         }
-        if let Some((_, tip)) = self.ids.last() {
+        if let Some(tip) = self.ids.last() {
             if tip.time_ms > cx.chain.clock_ms().saturating_add(cx.cfg.max_local_future_ms) {
                 // SPEC §5's clock policy: not now, and not the peer's fault; a later sync retries.
                 tracing::info!(
@@ -574,7 +579,7 @@ impl Cascade {
                 return Step::End(None);
             }
         }
-        self.target = self.ids.last().map(|(_, h)| h.block_number).unwrap_or(0);
+        self.target = self.ids.last().map(|h| h.block_number).unwrap_or(0);
         self.next_chunk(cx)
     }
 
@@ -591,7 +596,7 @@ impl Cascade {
         self.phase = Phase::Bodies;
         let from = self.pos + self.got.len();
         let to = self.pos + self.chunk_len();
-        let ids = self.ids[from..to].iter().map(|(id, _)| *id).collect();
+        let ids = self.ids.ids(from..to);
         Step::Ask(Message::GetBodies(ids), SYNC_TIMEOUT)
     }
 
@@ -603,15 +608,20 @@ impl Cascade {
         }
         let from = self.pos + self.got.len();
         let to = self.pos + len;
-        for (body, (_, h)) in bodies.into_iter().zip(&self.ids[from..to]) {
-            self.got.push(body.with_header(h.clone()));
+        for (body, h) in bodies.into_iter().zip(self.ids.headers(from..to)) {
+            self.got.push(body.with_header(h));
         }
         if self.got.len() < len {
             return self.next_chunk(cx);
         }
         let blocks = std::mem::take(&mut self.got);
-        if let Err(e) = cx.chain.sync_blocks(blocks, self.target) {
-            return cx.ban(format!("invalid block in sync: {e}"));
+        match cx.chain.sync_blocks(blocks, self.target) {
+            Ok(()) => {}
+            Err(SyncFault::Invalid(e)) => return cx.ban(format!("invalid block in sync: {e}")),
+            Err(SyncFault::Ours(e)) => {
+                tracing::warn!("sync from {} stopped: {e}", &cx.peer.to_hex()[..16]);
+                return Step::End(None);
+            }
         }
         self.pos += len;
         self.next_chunk(cx)

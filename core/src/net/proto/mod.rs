@@ -15,6 +15,7 @@
 //! | [`weight`] | proving an offered chain heavier from its headers before any body |
 //! | [`engine`] | the chain-facing units behind one entry: sync manager and jobs, inventory and fetches |
 //! | [`fetch`] | one announced id fetched from one announcer and offered to the chain |
+//! | [`headers`] | the headers a cascade sync holds, compactly, until their bodies come |
 //! | [`jobs`] | the sync jobs themselves: a catch-up's rounds and bodies, a cascade sync's cascade, headers and bodies |
 //! | [`requests`] | requests in flight: rising ids, deadlines |
 //! | [`sync`] | who we catch up or sync with: one job at a time, a queue of one per peer, the initial sync's choice of peer |
@@ -29,6 +30,7 @@ pub mod chain;
 pub mod deadline;
 pub mod engine;
 pub mod fetch;
+pub mod headers;
 pub mod inventory;
 pub mod jobs;
 pub mod mesh;

@@ -14,7 +14,7 @@ use crate::fixture::ChainBuilder;
 use crate::mmr::MmrProof;
 use crate::net::message::RelayTxPow;
 use crate::net::message::{BlockBody, BlockData, Message};
-use crate::net::proto::chain::{SyncOutcome, SyncStart, TxRefusal};
+use crate::net::proto::chain::{SyncFault, SyncOutcome, SyncStart, TxRefusal};
 use crate::params::Params;
 use crate::types::TxHeader;
 use crate::types::{CoinRecord, TxPoW};
@@ -67,11 +67,11 @@ impl ChainSink for Ours {
     fn check_coin_proofs(&mut self, _: &[(CoinRecord, MmrProof)]) -> Result<(), TxRefusal> {
         unreachable!("a sync job checks no coin proof")
     }
-    fn sync_begin(&mut self, _: Message) -> Result<SyncStart, String> {
-        Err("these tests run catch-ups only".into())
+    fn sync_begin(&mut self, _: Message) -> Result<SyncStart, SyncFault> {
+        Err(SyncFault::Invalid("these tests run catch-ups only".into()))
     }
-    fn sync_blocks(&mut self, _: Vec<BlockData>, _: u64) -> Result<(), String> {
-        Err("these tests run catch-ups only".into())
+    fn sync_blocks(&mut self, _: Vec<BlockData>, _: u64) -> Result<(), SyncFault> {
+        Err(SyncFault::Invalid("these tests run catch-ups only".into()))
     }
     fn sync_end(&mut self, _: Vec<u8>) -> SyncOutcome {
         SyncOutcome::NotHeavier
