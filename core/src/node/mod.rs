@@ -345,7 +345,9 @@ pub struct Node {
 }
 
 /// Give memory freed after loading (re-validating a full tree peaks far above what the node
-/// then holds) back to the system, so the resident size reflects what is in use.
+/// then holds) and after each batch of a sync (short-lived frames, bodies and spilled witnesses
+/// interleave with the long-lived tree it builds) back to the system, so the resident size
+/// reflects what is in use. Elsewhere than glibc a no-op.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
@@ -2079,6 +2081,7 @@ impl Actor {
         }
         // Staged: only the newest blocks' witnesses and deltas stay in memory.
         c.chain.spill(self.hot_blocks);
+        release_freed_memory();
         let height = c.chain.tip().number();
         self.emit(Event::SyncProgress { height, target });
         Ok(())

@@ -576,6 +576,11 @@ impl Actor {
                     .into_iter()
                     .map(|(leaf, rec)| (b.id, leaf, rec)),
             );
+            // Only what concerns the wallet is kept: a rescan of a whole tree would otherwise
+            // hold every TxPoW it lists (≈ 15 MB for a main-params tree).
+            let w = self.wallet.as_ref()?;
+            let txs: Vec<TxPoW> =
+                txs.into_iter().filter(|t| w.concerns(&t.txid(), &t.body.transaction)).collect();
             applied.push((txs, b.number()));
         }
         let confirmed: Vec<_> = applied

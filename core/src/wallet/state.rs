@@ -245,6 +245,13 @@ impl WalletState {
         (sent.fold(0u64, |a, b| a.saturating_add(b)), recv.fold(0u64, |a, b| a.saturating_add(b)))
     }
 
+    /// Whether a confirmed transaction matters to [`WalletState::follow`]: it moves the wallet's
+    /// coins, or its history holds it.
+    pub fn concerns(&self, txid: &Hash, tx: &Transaction) -> bool {
+        let (sent, received) = self.touch(tx);
+        sent > 0 || received > 0 || self.history.contains_key(txid)
+    }
+
     /// Record a pending transaction that touches the wallet (from the mempool). Answers the
     /// entry when it is new.
     pub fn note_pending(&mut self, txid: Hash, tx: &Transaction, now_ms: u64) -> Option<HistoryEntry> {
