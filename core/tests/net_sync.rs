@@ -501,3 +501,54 @@ fn a_catch_up_longer_than_one_headers_batch_reaches_the_peers_tip() {
         n.stop(Duration::from_secs(5)).unwrap();
     }
 }
+
+/// A peer's chain too large for our disk fills only the candidate's staging: the sync is
+/// dropped — not the peer's fault (no ban) and not a reason to stop (no fatal event) — its
+/// staged blocks go, and the node keeps answering on its own chain. The disk fills while the
+/// bodies are staged (a third of the chain's room) or while the staged chain is copied
+/// into the chain tables (half of it).
+#[test]
+fn a_candidate_that_fills_the_disk_is_dropped_and_the_node_keeps_running() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(Params::devnet(), NOW, 200);
+    b.mine(200);
+    let sdir = dir.path().join("s");
+    server(&sdir, &mut b, false).stop(Duration::from_secs(5)).unwrap();
+    let pages =
+        |d: &std::path::Path| std::fs::metadata(d.join(minima_core::store::DB_FILE)).unwrap().len() / 4096;
+    let chain_pages = pages(&sdir);
+    let s = start_with(&sdir, &b.params, LOCAL, vec![], Mining::Off, false);
+    let addr = s.net_addr().unwrap();
+    for (name, room) in [("staging", chain_pages / 3), ("adopting", chain_pages / 2)] {
+        // The client's store as created, then that much room.
+        let cdir = dir.path().join(name);
+        start_with(&cdir, &b.params, None, vec![], Mining::Off, false).stop(Duration::from_secs(5)).unwrap();
+        let mut cfg = common::net_config(&cdir, &b.params, None, vec![addr], Mining::Off, false);
+        cfg.max_db_pages = Some(pages(&cdir) + room);
+        let c = Node::start(cfg).unwrap();
+        let mut events = c.subscribe();
+        assert!(wait_until(Duration::from_secs(20), || c.status().unwrap().peers == 1), "{name}: connects");
+        // Long enough to fetch the chain's bodies several times over.
+        std::thread::sleep(Duration::from_secs(6));
+        let st = c.status().unwrap();
+        assert_eq!(st.height, 0, "{name}: nothing adopted");
+        assert_eq!(st.bans, 0, "{name}: our full disk is not the peer's fault");
+        let mut progressed = false;
+        loop {
+            match events.try_recv() {
+                Ok(e) => {
+                    assert!(!matches!(e, Event::Fatal { .. }), "{name}: {e:?}");
+                    progressed |= matches!(e, Event::SyncProgress { .. });
+                }
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
+        assert!(progressed, "{name}: the sync got as far as staging bodies");
+        c.stop(Duration::from_secs(5)).unwrap();
+        let store = minima_core::store::Store::open(&cdir, "devnet", &b.chain.genesis_id()).unwrap();
+        assert_eq!(store.block_count().unwrap(), 1, "{name}: our chain (its genesis) as it was");
+    }
+    s.stop(Duration::from_secs(5)).unwrap();
+}

@@ -1084,6 +1084,12 @@ impl crate::net::proto::chain::ChainSink for Actor {
     fn sync_end(&mut self, group: Vec<u8>) -> crate::net::peer::SyncOutcome {
         match Actor::sync_end(self, group) {
             Ok(o) => o,
+            Err(NodeError::Store(StoreError::DiskFull(m))) => {
+                // Adopting copies the staged chain: a disk too full for that leaves our chain
+                // as it was (the transaction rolled back).
+                self.staging_full(&m);
+                crate::net::peer::SyncOutcome::Refused(format!("the disk is full: {m}"))
+            }
             Err(NodeError::Store(e)) => {
                 let outcome = crate::net::peer::SyncOutcome::Refused(e.to_string());
                 self.fatal = Some(NodeError::Store(e));
@@ -1966,6 +1972,10 @@ impl Actor {
     /// fatal; the node stops), anything else the peer's.
     fn sync_fault(&mut self, e: NodeError) -> SyncFault {
         match e {
+            NodeError::Store(StoreError::DiskFull(m)) => {
+                self.staging_full(&m);
+                SyncFault::Ours(format!("the disk is full: {m}"))
+            }
             NodeError::Store(e) => {
                 let f = SyncFault::Ours(e.to_string());
                 self.candidate = None;
@@ -1973,6 +1983,18 @@ impl Actor {
                 f
             }
             e => SyncFault::Invalid(e.to_string()),
+        }
+    }
+
+    /// The disk filled while a candidate was staged or adopted: the candidate and its staged
+    /// blocks go (a peer offering a long chain of large blocks must not stop the node by
+    /// filling the disk with it); our chain is untouched. A disk full for our own chain stops
+    /// the node at its next commit, as ever.
+    fn staging_full(&mut self, m: &str) {
+        tracing::warn!("a sync was dropped: the disk is full ({m})");
+        self.candidate = None;
+        if let Err(e) = self.store.stage_drop(self.conflict.as_ref().map(|c| c.gen)) {
+            self.fatal = Some(e.into());
         }
     }
 
