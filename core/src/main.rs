@@ -314,6 +314,13 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any other thread exists. One
+    // arena: the node's allocations come mostly from its chain actor, and glibc's per-thread
+    // arenas each keep their own freed pages resident (≈ 1.2 MB of a sync's peak).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Node {

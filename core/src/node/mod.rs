@@ -2101,8 +2101,10 @@ impl Actor {
             removed.retain(|id| !fresh.contains(id));
             self.store.stage(c.gen, &with_witness, &listed, &removed)?;
         }
-        // Staged: only the newest blocks' witnesses and deltas stay in memory.
-        c.chain.spill(self.hot_blocks);
+        // Staged: only the tip's witness and delta stay in memory (the next block is checked
+        // against its parent's peaks, which every tree block keeps; anything older is read
+        // back from the staging tables).
+        c.chain.spill(0);
         release_freed_memory();
         let height = c.chain.tip().number();
         self.emit(Event::SyncProgress { height, target });

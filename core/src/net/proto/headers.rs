@@ -56,6 +56,11 @@ impl HeaderList {
         } else {
             Held::Whole(Box::new(h.clone()))
         };
+        if self.held.len() == self.held.capacity() {
+            // Grown by a `Headers` batch at a time, not doubled: a main-params tree's headers
+            // would otherwise take up to twice their room.
+            self.held.reserve_exact(crate::net::message::MAX_HEADERS);
+        }
         self.held.push((id, held));
         self.last = Some(h);
     }
