@@ -405,9 +405,9 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
-        // A 1 MiB page cache (SQLite's default is 2 MiB): a phone node's memory budget is
+        // A 512 KiB page cache (SQLite's default is 2 MiB): a phone node's memory budget is
         // small, and the operating system caches the file too.
-        conn.pragma_update(None, "cache_size", -1024)?;
+        conn.pragma_update(None, "cache_size", -512)?;
         for suffix in ["-wal", "-shm"] {
             let mut p = path.clone().into_os_string();
             p.push(suffix);
@@ -614,11 +614,27 @@ impl Store {
     }
 
     /// Stage a sync candidate's tree blocks (with their witnesses) and the TxPoWs they list
-    /// under generation `gen`, in one transaction, so a sync never holds a whole tree's
+    /// under generation `gen`, in one transaction (not waited on to reach the disk: staging is
+    /// dropped at the next open anyway), so a sync never holds a whole tree's
     /// witnesses and transactions in memory. `removed`: blocks of that generation that left
     /// the candidate's tree (pruned into its cascade, or dropped with a side branch); when
     /// any did, listed TxPoWs below its lowest remaining block go too.
     pub fn stage(
+        &mut self,
+        gen: u64,
+        blocks: &[(&TreeBlock, &BlockWitness)],
+        listed: &[(&TxPoW, u64)],
+        removed: &[Hash],
+    ) -> Result<(), StoreError> {
+        // Staged blocks are not kept across a restart: their commits need not wait for the
+        // disk (a crash loses at most the newest, never the database's consistency).
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let r = self.stage_in_one(gen, blocks, listed, removed);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        r
+    }
+
+    fn stage_in_one(
         &mut self,
         gen: u64,
         blocks: &[(&TreeBlock, &BlockWitness)],

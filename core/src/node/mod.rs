@@ -2055,20 +2055,14 @@ impl Actor {
             self.candidate = None;
             return Err(NodeError::Net(format!("a sync candidate past {cap} blocks")));
         }
-        // What this batch adds, and what left the candidate's tree, staged in one transaction.
-        let mut added: Vec<(Hash, HashMap<Hash, TxPoW>)> = vec![];
-        let mut removed: Vec<Hash> = vec![];
         let staged = c.chain.cold().cloned();
         for b in blocks {
             let id = b.txpow.id();
             let given: HashMap<Hash, TxPoW> = b.listed.into_iter().map(|t| (t.id(), t)).collect();
             let src = Src { a: staged.as_deref(), b: &given, m: &Mempool::new(0), store: None };
-            match c.chain.add_block(b.txpow, b.witness, &src) {
-                Ok(AddOutcome::Added { pruned, dropped, .. }) => {
-                    removed.extend(pruned.into_iter().chain(dropped));
-                    added.push((id, given));
-                }
-                Ok(AddOutcome::Known) => {}
+            let (pruned, dropped) = match c.chain.add_block(b.txpow, b.witness, &src) {
+                Ok(AddOutcome::Added { pruned, dropped, .. }) => (pruned, dropped),
+                Ok(AddOutcome::Known) => continue,
                 Ok(AddOutcome::Pending { missing }) => {
                     self.candidate = None;
                     return Err(NodeError::Net(format!("a block lists {} TxPoWs not sent", missing.len())));
@@ -2077,34 +2071,30 @@ impl Actor {
                     self.candidate = None;
                     return Err(e.into());
                 }
-            }
-        }
-        {
-            let chain = &c.chain;
-            // Blocks pruned or dropped within this batch are not staged at all.
-            let kept: Vec<(&crate::chain::TreeBlock, &HashMap<Hash, TxPoW>)> =
-                added.iter().filter_map(|(id, g)| chain.block(id).map(|b| (b, g))).collect();
-            let extras = kept
-                .iter()
-                .map(|(b, _)| b.hot_extra().ok_or(ChainError::BlockDataMissing(b.id)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let with_witness: Vec<_> = kept.iter().zip(&extras).map(|((b, _), x)| (*b, &x.witness)).collect();
-            let mut listed: Vec<(&TxPoW, u64)> = vec![];
-            for (b, given) in &kept {
-                for l in &b.txpow.body.txpow_ids {
-                    if let Some(t) = given.get(l) {
-                        listed.push((t, b.number()));
-                    }
+            };
+            // Staged at once, with what left the candidate's tree (pruned into its cascade,
+            // or dropped with a side branch): a batch's witnesses, deltas and listed TxPoWs
+            // are never all in memory together.
+            let removed: Vec<Hash> = pruned.into_iter().chain(dropped).filter(|r| *r != id).collect();
+            match c.chain.block(&id) {
+                Some(tb) => {
+                    let x = tb.hot_extra().ok_or(ChainError::BlockDataMissing(id))?;
+                    let listed: Vec<(&TxPoW, u64)> = tb
+                        .txpow
+                        .body
+                        .txpow_ids
+                        .iter()
+                        .filter_map(|l| given.get(l).map(|t| (t, tb.number())))
+                        .collect();
+                    self.store.stage(c.gen, &[(tb, &x.witness)], &listed, &removed)?;
                 }
+                None => self.store.stage(c.gen, &[], &[], &removed)?,
             }
-            let fresh: std::collections::HashSet<Hash> = kept.iter().map(|(b, _)| b.id).collect();
-            removed.retain(|id| !fresh.contains(id));
-            self.store.stage(c.gen, &with_witness, &listed, &removed)?;
+            // Only the tip's witness and delta stay in memory (the next block is checked
+            // against its parent's peaks, which every tree block keeps; anything older is
+            // read back from the staging tables).
+            c.chain.spill(0);
         }
-        // Staged: only the tip's witness and delta stay in memory (the next block is checked
-        // against its parent's peaks, which every tree block keeps; anything older is read
-        // back from the staging tables).
-        c.chain.spill(0);
         release_freed_memory();
         let height = c.chain.tip().number();
         self.emit(Event::SyncProgress { height, target });
