@@ -1082,14 +1082,13 @@ impl crate::net::proto::chain::ChainSink for Actor {
     }
 
     fn sync_end(&mut self, group: Vec<u8>) -> crate::net::peer::SyncOutcome {
-        match Actor::sync_end(self, group) {
+        let r = Actor::sync_end(self, group);
+        // The candidate's staged blocks go with it (a held conflict's stay).
+        if let Err(e) = self.store.stage_drop(self.conflict.as_ref().map(|c| c.gen)) {
+            self.fatal = Some(e.into());
+        }
+        match r {
             Ok(o) => o,
-            Err(NodeError::Store(StoreError::DiskFull(m))) => {
-                // Adopting copies the staged chain: a disk too full for that leaves our chain
-                // as it was (the transaction rolled back).
-                self.staging_full(&m);
-                crate::net::peer::SyncOutcome::Refused(format!("the disk is full: {m}"))
-            }
             Err(NodeError::Store(e)) => {
                 let outcome = crate::net::peer::SyncOutcome::Refused(e.to_string());
                 self.fatal = Some(NodeError::Store(e));
@@ -1381,7 +1380,8 @@ impl Actor {
                     self.conflict_repeats = 0;
                     let r = match self.conflict.take() {
                         Some(c) if raised && c.chain.weight() > self.chain.weight() => {
-                            self.adopt(c).map(|_| true)
+                            // `false`: the disk was too full to adopt it (nothing changed).
+                            self.adopt(c)
                         }
                         _ => Ok(false),
                     };
@@ -1969,7 +1969,8 @@ impl Actor {
     }
 
     /// A sync step's failure as the protocol sees it: a storage failure is ours (raised as
-    /// fatal; the node stops), anything else the peer's.
+    /// fatal, the node stops; but a disk the candidate's staging filled only drops the sync,
+    /// see [`Actor::staging_full`]), anything else the peer's.
     fn sync_fault(&mut self, e: NodeError) -> SyncFault {
         match e {
             NodeError::Store(StoreError::DiskFull(m)) => {
@@ -2034,7 +2035,10 @@ impl Actor {
         {
             let r = chain.root();
             let x = r.hot_extra().ok_or(ChainError::BlockDataMissing(r.id))?;
-            let listed: Vec<(&TxPoW, u64)> = root.listed.iter().map(|t| (t, r.number())).collect();
+            // Only what the root lists (the peer sends the rest for nothing).
+            let ids: std::collections::HashSet<&Hash> = r.txpow.body.txpow_ids.iter().collect();
+            let listed: Vec<(&TxPoW, u64)> =
+                root.listed.iter().filter(|t| ids.contains(&t.id())).map(|t| (t, r.number())).collect();
             self.store.stage(gen, &[(r, &x.witness)], &listed, &[])?;
         }
         chain.set_cold(self.store.staging_reader(gen)?);
@@ -2137,9 +2141,11 @@ impl Actor {
             // chain wins.
             tracing::info!("a heavier chain forking below our tree replaces ours (not anchored yet)");
             // The groups that vouched for the chain we leave vouch for nothing now.
+            if !self.adopt(c)? {
+                return Ok(SyncOutcome::Refused("the disk is too full to adopt it".into()));
+            }
             self.anchor_groups.clear();
             self.anchor_groups.insert(group);
-            self.adopt(c)?;
             return Ok(SyncOutcome::Adopted);
         }
         if !forks_in_tree(&self.chain, &c.chain) {
@@ -2169,16 +2175,29 @@ impl Actor {
             self.conflict_raised |= raise;
             return Ok(SyncOutcome::Conflict);
         }
+        if !self.adopt(c)? {
+            return Ok(SyncOutcome::Refused("the disk is too full to adopt it".into()));
+        }
         self.anchor_groups.insert(group);
-        self.adopt(c)?;
         Ok(SyncOutcome::Adopted)
     }
 
     /// Replace our chain by a verified candidate, atomically in the store. The peer table,
-    /// node key and other non-chain data stay; the mempool keeps what still checks.
-    fn adopt(&mut self, c: Candidate) -> Result<(), NodeError> {
+    /// node key and other non-chain data stay; the mempool keeps what still checks. `false`:
+    /// the disk was too full to copy the candidate in; nothing changed and it is dropped.
+    fn adopt(&mut self, c: Candidate) -> Result<bool, NodeError> {
         let r = c.chain.root();
-        self.store.adopt_staged(c.gen, c.chain.cascade(), &r.id, &r.peaks, &c.chain.tip_id())?;
+        match self.store.adopt_staged(c.gen, c.chain.cascade(), &r.id, &r.peaks, &c.chain.tip_id()) {
+            Ok(()) => {}
+            // Copying the staged chain filled the disk: the transaction rolled back, our chain
+            // is as it was, and the candidate goes (see `staging_full`). A disk full for what
+            // follows (our own chain's writes) is fatal, as ever.
+            Err(StoreError::DiskFull(m)) => {
+                self.staging_full(&m);
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
         let max = self.mempool.max_bytes();
         let old = std::mem::replace(&mut self.mempool, Mempool::new(max));
         self.chain = c.chain;
@@ -2222,7 +2241,7 @@ impl Actor {
         self.emit(Event::NewTip { height, tip: id.to_hex() });
         self.announce(id, true);
         self.refresh_template();
-        Ok(())
+        Ok(true)
     }
 
     /// A peer's block: held if dated too far ahead of our clock (SPEC §5) or if its parent
