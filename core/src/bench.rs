@@ -4,8 +4,10 @@
 //! fixture (a full 2,048-block tree whose blocks carry transactions, a cascade below it, an
 //! MMR of more than 100,000 leaves), run by a `minima node` child process in background mode;
 //! its CPU and context switches are read from outside — `/proc` over a quiet window for the
-//! hourly rates, `wait4` rusage for the whole run. Sync figures come from a fresh in-process
-//! node syncing from a `minima node` child serving that state; catch-up after 8 h (576 blocks)
+//! hourly rates, `wait4` rusage for the whole run. The initial sync's peak memory is a fresh
+//! `minima node` child's, syncing that state from another child (`sync_peak_rss_bytes`). Sync
+//! figures come from a fresh in-process node syncing from a `minima node` child serving that
+//! state; catch-up after 8 h (576 blocks)
 //! and after 15 min (18 blocks) are `sync_once` runs against children serving the state grown
 //! by those blocks, so the CPU counted is the syncing node's alone.
 
