@@ -270,8 +270,17 @@ fn a_node_does_not_mine_before_its_first_sync() {
     let a = minima_core::node::Node::start(cfg).unwrap();
     assert!(wait_until(Duration::from_secs(60), || a.status().unwrap().height >= 10), "a mines");
     assert!(wait_until(Duration::from_secs(60), || b.status().unwrap().hashes > 0), "b mines once synced");
-    a.set_mining(false).unwrap();
+    // b stops first and a mines on: had both stopped at once, a block each at the same height
+    // (found while the other's was on its way) would leave two tips of equal weight, each
+    // kept by the node that saw it first, for good: only a next block settles a tie.
     b.set_mining(false).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || b.status().unwrap().tip == a.status().unwrap().tip),
+        "b follows a: a {:?} b {:?}",
+        a.status().unwrap(),
+        b.status().unwrap()
+    );
+    a.set_mining(false).unwrap();
     assert!(
         wait_until(Duration::from_secs(60), || b.status().unwrap().tip == a.status().unwrap().tip),
         "one chain: a {:?} b {:?}",
