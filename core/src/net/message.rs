@@ -380,6 +380,49 @@ fn put_headers(out: &mut Vec<u8>, v: &[TxHeader]) {
     }
 }
 
+/// A header's own fields: what a header that [`follows`] the one before it does not derive
+/// from it (tag 1 on the wire; a cascade sync holds headers this way too).
+#[derive(Debug, Clone)]
+pub(crate) struct OwnFields {
+    time_ms: u64,
+    block_target: crate::U256,
+    mmr_root: Hash,
+    mmr_total: u64,
+    body_hash: Hash,
+    nonce: [u8; 32],
+}
+
+impl OwnFields {
+    /// The own fields of `h`.
+    pub(crate) fn of(h: &TxHeader) -> OwnFields {
+        OwnFields {
+            time_ms: h.time_ms,
+            block_target: h.block_target,
+            mmr_root: h.mmr_root,
+            mmr_total: h.mmr_total,
+            body_hash: h.body_hash,
+            nonce: h.nonce,
+        }
+    }
+
+    /// The header with these fields that follows `p` (whose id is `pid`).
+    pub(crate) fn after(&self, p: &TxHeader, pid: &Hash) -> TxHeader {
+        TxHeader {
+            chain_id: p.chain_id,
+            version: p.version,
+            block_number: p.block_number.wrapping_add(1),
+            time_ms: self.time_ms,
+            block_target: self.block_target,
+            parents: crate::chain::parents_after(p, pid),
+            mmr_root: self.mmr_root,
+            mmr_total: self.mmr_total,
+            magic: p.magic,
+            body_hash: self.body_hash,
+            nonce: self.nonce,
+        }
+    }
+}
+
 /// Whether `h` can travel as tag 1 after `p` (whose id is `pid`).
 pub(crate) fn follows(h: &TxHeader, p: &TxHeader, pid: &Hash) -> bool {
     h.block_number == p.block_number.wrapping_add(1)
@@ -401,19 +444,16 @@ fn read_headers(r: &mut Reader<'_>) -> Result<Vec<TxHeader>, CodecError> {
                 }
                 h
             }
-            (1, Some((p, pid))) => TxHeader {
-                chain_id: p.chain_id,
-                version: p.version,
-                block_number: p.block_number.wrapping_add(1),
+            // Fields in their order on the wire.
+            (1, Some((p, pid))) => OwnFields {
                 time_ms: r.u64("header.time_ms")?,
                 block_target: crate::U256::decode_from(r)?,
-                parents: crate::chain::parents_after(p, pid),
                 mmr_root: Hash::decode_from(r)?,
                 mmr_total: r.u64("header.mmr_total")?,
-                magic: p.magic,
                 body_hash: Hash::decode_from(r)?,
                 nonce: r.array("header.nonce")?,
-            },
+            }
+            .after(p, pid),
             (tag, _) => return Err(CodecError::InvalidTag { field: "headers.tag", tag }),
         };
         let id = h.id();

@@ -880,7 +880,7 @@ fn sync_cap(p: &Params) -> u64 {
 
 /// A chain built from a peer's cascade during sync. Its blocks' witnesses and the TxPoWs they
 /// list are staged in the store under `gen` as they are validated ([`Store::stage`]), so only
-/// the hot ones are held in memory; adopting it moves them into the chain tables.
+/// its tip's are held in memory; adopting it moves them into the chain tables.
 struct Candidate {
     chain: Chain,
     /// Its staging generation.
@@ -2140,10 +2140,10 @@ impl Actor {
             // Not anchored yet (a fresh node, or one that mined alone): the heavier verified
             // chain wins.
             tracing::info!("a heavier chain forking below our tree replaces ours (not anchored yet)");
-            // The groups that vouched for the chain we leave vouch for nothing now.
             if !self.adopt(c)? {
                 return Ok(SyncOutcome::Refused("the disk is too full to adopt it".into()));
             }
+            // The groups that vouched for the chain we left vouch for nothing now.
             self.anchor_groups.clear();
             self.anchor_groups.insert(group);
             return Ok(SyncOutcome::Adopted);

@@ -7,28 +7,16 @@
 use std::ops::Range;
 
 use crate::crypto::Hash;
-use crate::net::message::follows;
+use crate::net::message::{follows, OwnFields};
 use crate::types::TxHeader;
-use crate::U256;
 
 /// One header in [`CHECKPOINT`] is held whole.
 pub const CHECKPOINT: usize = 64;
 
-/// A header's own fields (the rest derive from the header before it).
-#[derive(Debug, Clone)]
-struct Own {
-    time_ms: u64,
-    block_target: U256,
-    mmr_root: Hash,
-    mmr_total: u64,
-    body_hash: Hash,
-    nonce: [u8; 32],
-}
-
 #[derive(Debug, Clone)]
 enum Held {
     Whole(Box<TxHeader>),
-    Follows(Own),
+    Follows(OwnFields),
 }
 
 /// Headers in chain order with their ids.
@@ -44,18 +32,7 @@ impl HeaderList {
     pub fn push(&mut self, id: Hash, h: TxHeader) {
         let compact = self.held.len() % CHECKPOINT != 0
             && self.last.as_ref().zip(self.held.last()).is_some_and(|(p, (pid, _))| follows(&h, p, pid));
-        let held = if compact {
-            Held::Follows(Own {
-                time_ms: h.time_ms,
-                block_target: h.block_target,
-                mmr_root: h.mmr_root,
-                mmr_total: h.mmr_total,
-                body_hash: h.body_hash,
-                nonce: h.nonce,
-            })
-        } else {
-            Held::Whole(Box::new(h.clone()))
-        };
+        let held = if compact { Held::Follows(OwnFields::of(&h)) } else { Held::Whole(Box::new(h.clone())) };
         if self.held.len() == self.held.capacity() {
             // Grown by a `Headers` batch at a time, not doubled: a main-params tree's headers
             // would otherwise take up to twice their room.
@@ -98,19 +75,7 @@ impl HeaderList {
             let (id, held) = &self.held[i];
             let h = match (held, &prev) {
                 (Held::Whole(h), _) => (**h).clone(),
-                (Held::Follows(o), Some((p, pid))) => TxHeader {
-                    chain_id: p.chain_id,
-                    version: p.version,
-                    block_number: p.block_number.wrapping_add(1),
-                    time_ms: o.time_ms,
-                    block_target: o.block_target,
-                    parents: crate::chain::parents_after(p, pid),
-                    mmr_root: o.mmr_root,
-                    mmr_total: o.mmr_total,
-                    magic: p.magic,
-                    body_hash: o.body_hash,
-                    nonce: o.nonce,
-                },
+                (Held::Follows(o), Some((p, pid))) => o.after(p, pid),
                 // Unreachable: a compact header always follows one rebuilt before it.
                 (Held::Follows(_), None) => return vec![],
             };
